@@ -1,0 +1,3 @@
+from census.cli import main
+
+main()

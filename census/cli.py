@@ -1,0 +1,66 @@
+"""The `census` command: one entry point for every job of the course.
+
+    census data     [--data-dir DIR]                      fetch, verify, clean, describe
+    census train    --job-dir JOB [trainer flags]         = python -m census.task
+    census predict  --model-dir DIR --json-instances F    local prediction, as a table
+"""
+import argparse
+import json
+import sys
+
+
+def _data(argv):
+    p = argparse.ArgumentParser(prog="census data", description="Fetch, verify, clean and "
+                                "describe the Census Income data.")
+    p.add_argument("--data-dir", help="local folder with adult.data and adult.test "
+                   "(or adult.data.csv and adult.test.csv); else $CENSUS_DATA_DIR, else download")
+    p.add_argument("--cache-dir", help="where downloads and cleaned files go "
+                   "(default: $CENSUS_CACHE_DIR or ~/.cache/census)")
+    args = p.parse_args(argv)
+    from census import data
+    try:
+        print(data.describe(data.fetch(args.data_dir, args.cache_dir)))
+    except data.DataError as e:
+        sys.exit(f"census data: {e}")
+
+
+def _predict(argv):
+    p = argparse.ArgumentParser(prog="census predict", description="Predict with an exported "
+                                "SavedModel, like `gcloud ml-engine local predict`.")
+    p.add_argument("--model-dir", required=True, help="an export version directory, or the "
+                   "export base directory (its newest version is used)")
+    p.add_argument("--json-instances", required=True, help="file with one JSON instance per line")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--signature", default="serving_default")
+    args = p.parse_args(argv)
+    from census import predict
+    try:
+        outputs = predict.predict(args.model_dir, predict.read_instances(args.json_instances),
+                                  args.signature)
+    except (predict.PredictError, OSError) as e:
+        sys.exit(f"census predict: {e}")
+    if args.format == "json":
+        for row in predict.rows(outputs):
+            print(json.dumps(row))
+    else:
+        print(predict.format_table(outputs))
+
+
+def _train(argv):
+    from census import task
+    task.main(argv)
+
+
+COMMANDS = {"data": _data, "train": _train, "predict": _predict}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""Get the Census Income (UCI Adult) files and clean them into one canonical CSV format.
+
+`fetch()` finds the two raw files (training split `adult.data`, test split `adult.test`),
+checks them, and writes two canonical CSV files that the rest of the course reads:
+
+1. a local folder, if you pass `data_dir` or set `CENSUS_DATA_DIR`;
+2. otherwise the cache (`cache_dir`, `CENSUS_CACHE_DIR` or `~/.cache/census`), if an earlier
+   fetch downloaded the files;
+3. otherwise the public bucket `gs://cloud-samples-data/ai-platform/census/data/` (the 2017
+   sample's "slightly cleaned" copies `adult.data.csv` / `adult.test.csv`), read anonymously
+   with google-cloud-storage (which honours `STORAGE_EMULATOR_HOST`);
+4. otherwise UCI's zip over HTTPS.
+
+Downloads land in `<cache>/raw/` under a temporary name and are renamed only once complete and
+verified. UCI's files are checked against their published sha256; the bucket's `.csv` copies
+have no published checksum, so only their structure is checked (every row must parse).
+
+Both variants clean to the SAME canonical files, `<cache>/train.csv` and `<cache>/eval.csv`:
+one row per line, 15 fields joined by ", " (exactly like UCI's `adult.data`), labels
+` <=50K` / ` >50K` without UCI's trailing period, `?` kept as a value, exact duplicate rows kept,
+no header, LF line ends, every line (the last one too) ends with a newline, no blank lines.
+
+Cleaning is strict: a row with the wrong number of fields, a non-numeric number or an unknown
+label raises `DataError` naming the file and line. A course must never drop rows silently.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import shutil
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from census.schema import CSV_COLUMNS, LABELS, MISSING, NUMERIC_COLUMNS, UNUSED_COLUMNS
+
+GCS_URI = "gs://cloud-samples-data/ai-platform/census/data/"
+UCI_ZIP_URL = "https://archive.ics.uci.edu/static/public/2/adult.zip"
+UCI_PAGE = "https://archive.ics.uci.edu/dataset/2/adult"
+
+UCI_NAMES = ("adult.data", "adult.test")  # (train, eval) as UCI publishes them
+GCS_NAMES = ("adult.data.csv", "adult.test.csv")  # the bucket's cleaned copies
+SHA256 = {  # published checksums of UCI's original files (the bucket's copies have none)
+    "adult.data": "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
+    "adult.test": "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
+}
+TIMEOUT = 15  # seconds per network call; there are no retry loops
+
+_INT_COLUMNS = NUMERIC_COLUMNS + UNUSED_COLUMNS  # fields that must be whole numbers (fnlwgt too)
+_LABEL_VALUES = tuple(label.strip() for label in LABELS)  # "<=50K", ">50K"
+
+
+class DataError(Exception):
+    """The data could not be found, or is not what it should be."""
+
+
+class DataUnavailable(DataError):
+    """No local files were given and no remote source could be reached."""
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """What cleaning one raw file found and changed."""
+    file: str
+    rows: int
+    header_lines: int
+    trailing_periods: int
+    blank_lines: int
+    rows_with_missing: int
+    missing: dict  # column -> number of `?` values (only columns that have some)
+    duplicates: int  # extra copies of rows seen before (kept)
+    labels: dict  # "<=50K" / ">50K" -> count
+    check: str = "not checked"  # how the raw file was verified
+
+
+@dataclass(frozen=True)
+class CleaningReport:
+    train: SplitReport
+    eval: SplitReport
+
+    def __str__(self):
+        t, e = self.train, self.eval
+        rows = [("", "train", "eval"), ("raw file", Path(t.file).name, Path(e.file).name)]
+        rows += [(title, f"{getattr(t, attr):,}", f"{getattr(e, attr):,}") for title, attr in (
+            ("rows", "rows"), ("header lines removed", "header_lines"),
+            ("trailing periods removed", "trailing_periods"), ("blank lines removed", "blank_lines"),
+            ("rows with ?", "rows_with_missing"))]
+        rows += [(f"  ? in {col}", f"{t.missing.get(col, 0):,}", f"{e.missing.get(col, 0):,}")
+                 for col in CSV_COLUMNS if col in t.missing or col in e.missing]
+        rows.append(("duplicate rows (kept)", f"{t.duplicates:,}", f"{e.duplicates:,}"))
+        rows += [(label, f"{t.labels[label]:,}", f"{e.labels[label]:,}") for label in _LABEL_VALUES]
+        width = max(len(r[0]) for r in rows)
+        lines = [f"{a:<{width}}  {b:>14}  {c:>14}" for a, b, c in rows]
+        lines += [f"check train: {t.check}", f"check eval:  {e.check}"]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CensusFiles:
+    train: str  # canonical training CSV
+    eval: str  # canonical evaluation CSV
+    source: str  # where the raw files came from
+    report: CleaningReport = field(repr=False)
+
+
+def fetch(data_dir=None, cache_dir=None, *, gcs_uri=GCS_URI, uci_url=UCI_ZIP_URL,
+          progress=True) -> CensusFiles:
+    """Find, verify and clean the census files; return the paths of the canonical CSVs.
+
+    Raises DataError (bad or missing files) or DataUnavailable (no source reachable).
+    """
+    data_dir = data_dir or os.environ.get("CENSUS_DATA_DIR") or None
+    cache = Path(cache_dir or os.environ.get("CENSUS_CACHE_DIR") or "~/.cache/census").expanduser()
+    raw = cache / "raw"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    if data_dir:
+        pair, source = _find_pair(Path(data_dir)), f"local dir {data_dir}"
+        if pair is None:
+            raise DataError(f"{data_dir} holds neither {' + '.join(UCI_NAMES)} nor "
+                            f"{' + '.join(GCS_NAMES)}. Download them from {UCI_PAGE}.")
+    else:
+        pair, source = _cached_pair(raw)
+        if pair is None:
+            raw.mkdir(exist_ok=True)
+            pair, source = _download(raw, gcs_uri, uci_url, progress)
+
+    canonical = (cache / "train.csv", cache / "eval.csv")
+    try:
+        checks = [_verify(path) for path in pair]
+        train, eval_ = [clean(src, dst) for src, dst in zip(pair, canonical)]
+    except DataError:
+        for path in canonical + tuple(p for p in pair if p.parent == raw):
+            path.unlink(missing_ok=True)  # leave nothing that a later fetch would trust
+        raise
+    report = CleaningReport(replace(train, check=checks[0]), replace(eval_, check=checks[1]))
+    return CensusFiles(str(canonical[0]), str(canonical[1]), source, report)
+
+
+def clean(src, dst) -> SplitReport:
+    """Rewrite one raw file (UCI or bucket variant) as a canonical CSV file; report what changed.
+
+    Removed and counted: a first line starting with `|` (UCI's `|1x3 Cross validator`), blank
+    lines, the trailing `.` of test labels. Everything else is kept, duplicates included.
+    Raises DataError (file, line, problem) for a row with the wrong number of fields, a field
+    that should be a whole number and is not, an empty field or an unknown label.
+    """
+    src, dst = Path(src), Path(dst)
+    rows = header = periods = blanks = with_missing = 0
+    missing, labels, seen = Counter(), Counter(), set()
+    with open(src, encoding="utf-8") as lines, _atomic_write(dst, "w") as out:
+        for number, line in enumerate(lines, start=1):
+            line = line.strip()
+            if not line:
+                blanks += 1
+                continue
+            if number == 1 and line.startswith("|"):  # a C4.5 comment line
+                header += 1
+                continue
+            where = f"{src}, line {number}"
+            fields = [value.strip() for value in line.split(",")]
+            if len(fields) != len(CSV_COLUMNS):
+                raise DataError(f"{where}: {len(fields)} fields instead of {len(CSV_COLUMNS)}: "
+                                f"{line[:80]!r}")
+            if fields[-1].endswith("."):
+                fields[-1] = fields[-1][:-1]
+                periods += 1
+            for column, value in zip(CSV_COLUMNS, fields):
+                if not value:
+                    raise DataError(f"{where}: {column} is empty")
+                if column in _INT_COLUMNS and not (value.isascii() and value.isdigit()):
+                    raise DataError(f"{where}: {column} is {value!r}, not a whole number")
+            if fields[-1] not in _LABEL_VALUES:
+                raise DataError(f"{where}: label {fields[-1]!r} is neither of {_LABEL_VALUES}")
+            row = ", ".join(fields)
+            out.write(row + "\n")
+            rows += 1
+            labels[fields[-1]] += 1
+            missing.update(c for c, v in zip(CSV_COLUMNS, fields) if v == MISSING)
+            with_missing += MISSING in fields
+            seen.add(row)
+    if rows == 0:
+        dst.unlink()
+        raise DataError(f"{src}: no data rows")
+    return SplitReport(str(src), rows, header, periods, blanks, with_missing, dict(missing),
+                       rows - len(seen), {label: labels[label] for label in _LABEL_VALUES})
+
+
+def load_frame(path):
+    """Read a canonical CSV file into a pandas DataFrame for exploration.
+
+    Columns are schema.CSV_COLUMNS; strings lose their leading space (labels are `<=50K` and
+    `>50K`, missing values stay `?`); the numeric fields, fnlwgt included, are int64.
+    """
+    import pandas as pd
+
+    dtypes = {column: "int64" if column in _INT_COLUMNS else str for column in CSV_COLUMNS}
+    return pd.read_csv(path, header=None, names=list(CSV_COLUMNS), dtype=dtypes,
+                       skipinitialspace=True, na_filter=False)
+
+
+def describe(files: CensusFiles) -> str:
+    """A few lines for humans: where the data came from, how big, how balanced, where it is."""
+    lines = [f"Census Income (UCI Adult) from {files.source}"]
+    for name, path, split in (("train", files.train, files.report.train),
+                              ("eval", files.eval, files.report.eval)):
+        n = max(split.rows, 1)
+        lines.append(f"  {name + ':':<6} {split.rows:>6,} rows, {split.labels['>50K'] / n:.1%} >50K, "
+                     f"{split.rows_with_missing:,} rows with ? ({split.rows_with_missing / n:.1%}), "
+                     f"{split.duplicates} duplicates  -> {path}")
+    lines.append(f"  checks: train {files.report.train.check}; eval {files.report.eval.check}")
+    return "\n".join(lines)
+
+
+# --- finding and verifying raw files --------------------------------------------------------
+
+def _find_pair(folder: Path):
+    """(train, eval) paths in folder under UCI's names or the bucket's names, else None."""
+    for names in (UCI_NAMES, GCS_NAMES):
+        paths = tuple(folder / name for name in names)
+        if all(path.is_file() for path in paths):
+            return paths
+    return None
+
+
+def _cached_pair(raw: Path):
+    """The files an earlier fetch downloaded, if complete and intact (damaged ones are deleted)."""
+    pair = _find_pair(raw)
+    if pair is None:
+        return None, None
+    try:
+        for path in pair:
+            _verify(path)
+    except DataError:
+        for path in pair:
+            path.unlink(missing_ok=True)
+        return None, None
+    origin = raw / "SOURCE"
+    source = origin.read_text().strip() if origin.is_file() else "unknown source"
+    return pair, f"{source} (cached in {raw})"
+
+
+def _verify(path: Path, name: str | None = None) -> str:
+    """Check a UCI file's sha256 (DataError on mismatch); say how the file was checked."""
+    name = name or path.name
+    if name not in SHA256:
+        return "structure only (no published checksum for the bucket's copy)"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SHA256[name]:
+        raise DataError(
+            f"{path}: sha256 mismatch for {name}\n  expected {SHA256[name]}\n  got      {digest}\n"
+            f"The file is damaged or is not UCI's original {name}; it was not used. Get a fresh "
+            f"copy from {UCI_PAGE}, or remove it so that fetch downloads it again.")
+    return "sha256 ok (UCI's published checksum)"
+
+
+@contextlib.contextmanager
+def _atomic_write(dest: Path, mode="wb"):
+    """Write to a temporary name next to dest; only a complete, verified file gets dest's name."""
+    part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(part, mode, **({"newline": "\n"} if "b" not in mode else {})) as f:
+            yield f
+        _verify(part, dest.name)
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+# --- downloading ---------------------------------------------------------------------------
+
+class _Unreachable(Exception):
+    """A remote source failed; the message is one line saying why."""
+
+
+def _download(raw: Path, gcs_uri: str, uci_url: str, progress: bool):
+    """Download from the bucket, else from UCI; DataUnavailable if neither works."""
+    failures = []
+    for source, download in ((gcs_uri, _from_gcs), (uci_url, _from_uci_zip)):
+        try:
+            pair = download(source, raw, progress)
+        except _Unreachable as e:
+            failures.append(f"  {source}: {e}")
+            continue
+        (raw / "SOURCE").write_text(source + "\n")
+        return pair, source
+    raise DataUnavailable(
+        "Could not download the census data:\n" + "\n".join(failures) + "\n"
+        f"Download adult.data and adult.test (from {UCI_PAGE}) into a folder DIR on a machine "
+        "with internet access, then pass --data-dir DIR or set CENSUS_DATA_DIR=DIR.")
+
+
+def _from_gcs(uri: str, raw: Path, progress: bool):
+    try:
+        from google.cloud import storage
+        from google.api_core.exceptions import GoogleAPIError
+        from google.auth.exceptions import GoogleAuthError
+        from requests import RequestException
+    except ImportError as e:
+        raise _Unreachable(f"google-cloud-storage is not installed ({e})") from e
+    if not uri.startswith("gs://"):
+        raise _Unreachable("not a gs:// URI")
+    bucket_name, _, prefix = uri[len("gs://"):].partition("/")
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    via = f" (emulator {emulator})" if emulator else ""
+    try:
+        bucket = storage.Client.create_anonymous_client().bucket(bucket_name)
+        for names in (GCS_NAMES, UCI_NAMES):
+            blobs = [bucket.get_blob(prefix + name, timeout=TIMEOUT, retry=None) for name in names]
+            if all(blobs):
+                break
+        else:
+            raise _Unreachable(f"no {' + '.join(GCS_NAMES)} or {' + '.join(UCI_NAMES)} there{via}")
+        for blob, name in zip(blobs, names):
+            with _atomic_write(raw / name) as f, tqdm.wrapattr(
+                    f, "write", total=blob.size, desc=name, disable=not progress) as out:
+                blob.download_to_file(out, timeout=TIMEOUT, retry=None)
+    except (GoogleAPIError, GoogleAuthError, RequestException, storage.exceptions.InvalidResponse,
+            storage.exceptions.DataCorruption) as e:
+        raise _Unreachable(_reason(e) + via) from e
+    return tuple(raw / name for name in names)
+
+
+def _from_uci_zip(url: str, raw: Path, progress: bool):
+    archive = raw / f".adult.zip.{uuid.uuid4().hex[:8]}.part"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(archive, "wb") as f:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=url.rsplit("/", 1)[-1], disable=not progress) as bar:
+                while chunk := response.read(1 << 16):
+                    bar.update(f.write(chunk))
+        if size and archive.stat().st_size != size:  # read(n) returns b"" if the connection drops
+            raise _Unreachable(f"download interrupted after {archive.stat().st_size:,} of "
+                               f"{size:,} bytes")
+        with zipfile.ZipFile(archive) as z:
+            members = {Path(member).name: member for member in z.namelist()}
+            for name in UCI_NAMES:
+                if name not in members:
+                    raise _Unreachable(f"the zip holds no {name}")
+                with z.open(members[name]) as src, _atomic_write(raw / name) as dst:
+                    shutil.copyfileobj(src, dst)
+    except (OSError, http.client.HTTPException, zipfile.BadZipFile) as e:  # URLError is an OSError
+        raise _Unreachable(_reason(e)) from e
+    finally:
+        archive.unlink(missing_ok=True)
+    return tuple(raw / name for name in UCI_NAMES)
+
+
+_REASONS = (  # substrings of library error messages -> a plain reason
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host name not found (no DNS / no network?)"),
+    ("Temporary failure in name resolution", "host name not found (no DNS / no network?)"),
+    ("nodename nor servname", "host name not found (no DNS / no network?)"),
+    ("Network is unreachable", "network unreachable"),
+    ("timed out", "no answer within {timeout} s"),
+)
+
+
+def _reason(error: Exception) -> str:
+    """One line saying why a download failed, instead of a library's traceback."""
+    text = " ".join(str(error).split())
+    for needle, reason in _REASONS:
+        if needle.lower() in text.lower():
+            return reason.format(timeout=TIMEOUT)
+    return f"{type(error).__name__}: {text[:160]}"

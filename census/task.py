@@ -1,0 +1,81 @@
+"""The trainer: parse the 2017 flags, then one `train_and_evaluate` call.
+
+    python -m census.task --train-files train.csv --eval-files eval.csv --job-dir JOB
+
+Run alone or as a task of a cluster: `TF_CONFIG` alone decides, the flags stay the same.
+Without --train-files/--eval-files it trains on the census data fetched by `census.data`.
+"""
+import argparse
+import json
+import sys
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="census train", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--train-files", nargs="+", help="training CSV files, local or gs:// "
+                   "(default: the census training split, fetched and cleaned)")
+    p.add_argument("--eval-files", nargs="+", help="evaluation CSV files (default: the "
+                   "census test split)")
+    p.add_argument("--job-dir", required=True, help="where checkpoints, logs and exports go")
+    p.add_argument("--train-steps", type=int, default=2500, help="training steps (batches)")
+    p.add_argument("--eval-steps", type=int, default=None,
+                   help="batches per evaluation (default: the whole eval set)")
+    p.add_argument("--eval-every-steps", type=int, default=500, help="evaluate this often")
+    p.add_argument("--train-batch-size", type=int, default=128)
+    p.add_argument("--eval-batch-size", type=int, default=1000)
+    p.add_argument("--num-epochs", type=int, default=None,
+                   help="passes over the training data (default: as many as the steps need)")
+    p.add_argument("--first-layer-size", type=int, default=100)
+    p.add_argument("--num-layers", type=int, default=4)
+    p.add_argument("--scale-factor", type=float, default=0.7)
+    p.add_argument("--embedding-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=0.001)
+    p.add_argument("--export-format", choices=("JSON", "CSV", "EXAMPLE"), default="JSON")
+    p.add_argument("--data-dir", help="local folder with adult.data and adult.test, used "
+                   "when --train-files/--eval-files are not given")
+    p.add_argument("--verbosity", choices=("DEBUG", "INFO", "WARN", "ERROR"), default="INFO")
+    return p
+
+
+def run(args):
+    """Train and export as the parsed flags say; returns the final metrics."""
+    import tensorflow as tf
+    from census import data, inputs, model, training
+
+    tf.get_logger().setLevel(args.verbosity)
+    train_files, eval_files = args.train_files, args.eval_files
+    if not (train_files and eval_files):
+        files = data.fetch(args.data_dir)
+        train_files, eval_files = train_files or [files.train], eval_files or [files.eval]
+
+    train_spec = training.TrainSpec(
+        lambda: inputs.input_fn(train_files, num_epochs=args.num_epochs,
+                                batch_size=args.train_batch_size),
+        max_steps=args.train_steps)
+    eval_spec = training.EvalSpec(
+        lambda: inputs.input_fn(eval_files, num_epochs=None if args.eval_steps else 1,
+                                shuffle=False, batch_size=args.eval_batch_size),
+        steps=args.eval_steps, every_steps=args.eval_every_steps,
+        exporters=[training.FinalExporter("census", args.export_format)])
+
+    def build():
+        return model.build_model(args.first_layer_size, args.num_layers, args.scale_factor,
+                                 args.embedding_size, args.learning_rate)
+    return training.train_and_evaluate(build, train_spec, eval_spec, args.job_dir,
+                                       verbose=2 if args.verbosity != "ERROR" else 0)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    from census import data
+    try:
+        metrics = run(args)
+    except data.DataError as e:
+        sys.exit(f"census train: {e}")
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Train, evaluate and export in one call: the 2017 `train_and_evaluate`, on tf-keras.
+
+`TrainSpec` says what to train on and for how long; `EvalSpec` says what to evaluate on, how
+often, and which exporters to run. `train_and_evaluate` builds the model under the
+distribution strategy that `TF_CONFIG` asks for, trains with checkpoints and TensorBoard logs
+in the job dir, evaluates every `EvalSpec.every_steps` steps, exports, and returns the final
+evaluation metrics. Rerun after an interruption, it resumes from the last evaluation.
+"""
+import dataclasses
+import json
+import math
+import os
+from typing import Callable, Optional, Sequence
+
+import tensorflow as tf
+import tf_keras as keras
+
+from census import export
+
+
+@dataclasses.dataclass
+class TrainSpec:
+    input_fn: Callable[[], tf.data.Dataset]  # an endless dataset of (features, label) batches
+    max_steps: int
+
+
+@dataclasses.dataclass
+class EvalSpec:
+    input_fn: Callable[[], tf.data.Dataset]
+    steps: Optional[int] = None  # batches per evaluation; None: until the dataset ends
+    every_steps: int = 500  # evaluate (and back up, and run exporters) this often
+    exporters: Sequence["Exporter"] = ()
+    name: Optional[str] = None  # evaluation results go to <job_dir>/eval[_name]/
+
+
+class Exporter:
+    """Writes SavedModel versions to `<job_dir>/export/<name>/<timestamp>/`."""
+
+    def __init__(self, name="census", export_format="JSON"):
+        self.name, self.export_format = name, export_format
+
+    def after_eval(self, model, job_dir, metrics):
+        """Called after every evaluation; returns the new export's path or None."""
+
+    def at_end(self, model, job_dir, metrics):
+        """Called once when training has finished; returns the new export's path or None."""
+
+    def export(self, model, job_dir):
+        return export.export_model(model, os.path.join(job_dir, "export", self.name),
+                                   self.export_format)
+
+
+class FinalExporter(Exporter):
+    """Exports once, when training ends."""
+
+    def at_end(self, model, job_dir, metrics):
+        return self.export(model, job_dir)
+
+
+class LatestExporter(Exporter):
+    """Exports after every evaluation and keeps the newest `exports_to_keep` versions."""
+
+    def __init__(self, name="census", export_format="JSON", exports_to_keep=5):
+        super().__init__(name, export_format)
+        self.exports_to_keep = exports_to_keep
+
+    def after_eval(self, model, job_dir, metrics):
+        path = self.export(model, job_dir)
+        for old in export.list_versions(os.path.dirname(path))[:-self.exports_to_keep]:
+            tf.io.gfile.rmtree(old)
+        return path
+
+
+class BestExporter(Exporter):
+    """Exports after an evaluation that beats every earlier one on `metric`."""
+
+    def __init__(self, name="census", export_format="JSON", metric="auc", higher_is_better=True):
+        super().__init__(name, export_format)
+        self.metric, self.sign = metric, 1 if higher_is_better else -1
+        self.best = -math.inf
+
+    def after_eval(self, model, job_dir, metrics):
+        score = self.sign * metrics[self.metric]
+        if score > self.best:
+            self.best = score
+            return self.export(model, job_dir)
+
+
+def cluster_role():
+    """(task type, task index, cluster dict) from TF_CONFIG; ("", 0, {}) when run alone."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    return task.get("type", ""), int(task.get("index", 0)), config.get("cluster", {})
+
+
+def strategy_kind(cluster):
+    """Which strategy a TF_CONFIG cluster calls for: "local", "multi_worker" or
+    "parameter_server" (when it has a `ps` job)."""
+    if not cluster:
+        return "local"
+    return "parameter_server" if "ps" in cluster else "multi_worker"
+
+
+def strategy_from_tf_config():
+    """The strategy TF_CONFIG asks for. On a parameter-server cluster, worker and ps tasks
+    only serve the chief: they block here and never return."""
+    task_type, task_index, cluster = cluster_role()
+    kind = strategy_kind(cluster)
+    if kind == "local":
+        return tf.distribute.get_strategy()
+    if kind == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if task_type in ("worker", "ps"):
+        server = tf.distribute.Server(resolver.cluster_spec(), job_name=task_type,
+                                      task_index=task_index, protocol="grpc", start=True)
+        server.join()
+    return tf.distribute.experimental.ParameterServerStrategy(resolver)
+
+
+def is_chief():
+    task_type, task_index, cluster = cluster_role()
+    if not cluster or task_type in ("chief", "master"):
+        return True
+    return task_type == "worker" and task_index == 0 and "chief" not in cluster
+
+
+class _RunExporters(keras.callbacks.Callback):
+    """Runs each exporter after every evaluation (the end of each Keras 'epoch')."""
+
+    def __init__(self, exporters, job_dir):
+        super().__init__()
+        self.exporters, self.job_dir, self.paths = exporters, job_dir, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = _eval_metrics(logs)
+        for exporter in self.exporters:
+            self.paths.append(exporter.after_eval(self.model, self.job_dir, metrics))
+
+
+def _eval_metrics(logs):
+    return {k[len("val_"):]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
+
+
+def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
+    """Build `model_fn()` under the cluster's strategy, train `train_spec.max_steps` steps
+    (rounded up to whole evaluation intervals), evaluate every `eval_spec.every_steps`,
+    run the exporters, and return the last evaluation's metrics (plus `global_step` and
+    `exports`: the paths written)."""
+    strategy = strategy_from_tf_config()
+    chief = is_chief()
+    # Non-chief workers of a MultiWorkerMirrored cluster must take part in every collective
+    # step, exports included, but write their copies somewhere private.
+    out_dir = job_dir if chief else os.path.join(job_dir, "workers", str(cluster_role()[1]))
+    with strategy.scope():
+        model = model_fn()
+
+    evaluations = max(1, math.ceil(train_spec.max_steps / eval_spec.every_steps))
+    steps_per_eval = math.ceil(train_spec.max_steps / evaluations)
+    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        train_data = keras.utils.experimental.DatasetCreator(lambda _: train_spec.input_fn())
+    else:
+        train_data = train_spec.input_fn()
+    eval_dir = os.path.join(out_dir, f"eval_{eval_spec.name}" if eval_spec.name else "eval")
+    tf.io.gfile.makedirs(eval_dir)
+    exporters = _RunExporters(eval_spec.exporters, out_dir)
+    history = model.fit(
+        train_data, epochs=evaluations, steps_per_epoch=steps_per_eval,
+        validation_data=eval_spec.input_fn(), validation_steps=eval_spec.steps,
+        verbose=verbose,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(os.path.join(job_dir, "backup")),
+            keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "checkpoints", "ckpt-{epoch:04d}"),
+                                            save_weights_only=True),
+            keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),
+            keras.callbacks.CSVLogger(os.path.join(eval_dir, "metrics.csv"), append=True),
+            exporters,
+        ])
+    metrics = _eval_metrics({k: v[-1] for k, v in history.history.items()})
+    paths = exporters.paths + [e.at_end(model, out_dir, metrics) for e in eval_spec.exporters]
+    metrics["global_step"] = int(model.optimizer.iterations.numpy())
+    metrics["exports"] = [p for p in paths if p]
+    if not chief:
+        tf.io.gfile.rmtree(out_dir)
+    return metrics

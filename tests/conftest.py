@@ -1,0 +1,55 @@
+"""Shared pytest fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def uci_dir():
+    """UCI's original adult.data / adult.test (never copied into the repo): CENSUS_DATA_DIR,
+    else ../shared/data/census/uci next to the repo."""
+    path = Path(os.environ.get("CENSUS_DATA_DIR",
+                               Path(__file__).resolve().parents[2] / "shared/data/census/uci"))
+    if not (path / "adult.data").is_file():
+        pytest.fail(f"no adult.data in {path}: set CENSUS_DATA_DIR to a folder with UCI's files")
+    return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_STEPS = 300  # enough for a model that beats the majority class
+
+
+@pytest.fixture(scope="session")
+def census_files(uci_dir, tmp_path_factory):
+    """The cleaned train/eval files, fetched from the shared UCI folder into a fresh cache."""
+    from census import data
+    return data.fetch(uci_dir, tmp_path_factory.mktemp("cache"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def trained_job(census_files, tmp_path_factory):
+    """One short real training run with a final JSON export; returns (job_dir, metrics)."""
+    from census import task
+    job_dir = tmp_path_factory.mktemp("job")
+    args = task.parser().parse_args([
+        "--train-files", census_files.train, "--eval-files", census_files.eval,
+        "--job-dir", str(job_dir), "--train-steps", str(SMOKE_STEPS),
+        "--eval-every-steps", "150", "--verbosity", "ERROR"])
+    return job_dir, task.run(args)
+
+
+@pytest.fixture(scope="session")
+def export_dir(trained_job):
+    """The final export's version directory."""
+    job_dir, metrics = trained_job
+    return Path(metrics["exports"][-1])
+
+
+def run_census(*args, env=None, timeout=300):
+    """Run the real `census` command line in a subprocess; returns CompletedProcess."""
+    import subprocess
+    import sys
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "census", *map(str, args)], cwd=REPO,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)

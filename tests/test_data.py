@@ -1,0 +1,353 @@
+"""census.data: sources (local dir, GCS emulator, UCI zip over HTTP), checks, cleaning, cache.
+
+Nothing here touches the internet: the GCS source is fake-gcs-server on 127.0.0.1, the UCI
+source is http.server on 127.0.0.1, and "no network" is a 127.0.0.1 port nobody listens on.
+"""
+import hashlib
+import http.server
+import shutil
+import socket
+import threading
+import time
+import zipfile
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from census import data
+from census.schema import CSV_COLUMNS
+from gcs_emulator import fake_gcs_server
+
+TRAIN_LABELS = {"<=50K": 24_720, ">50K": 7_841}
+EVAL_LABELS = {"<=50K": 12_435, ">50K": 3_846}
+
+
+# --- helpers and fixtures --------------------------------------------------------------------
+
+@pytest.fixture
+def closed_port():
+    """A 127.0.0.1 port that is bound but not listening: connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch, uci_dir, closed_port):
+    """No test reads the user's settings or reaches a real host (GCS goes to a closed port)."""
+    for name in ("CENSUS_DATA_DIR", "CENSUS_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+def expected_train(uci_dir):
+    """UCI's training file minus its final empty line."""
+    raw = (uci_dir / "adult.data").read_bytes()
+    assert raw.endswith(b"K\n\n")
+    return raw[:-1]
+
+
+def expected_eval(uci_dir):
+    """UCI's test file without its first line, its labels' periods and its final empty line."""
+    raw = (uci_dir / "adult.test").read_bytes()
+    assert raw.startswith(b"|1x3 Cross validator\n") and raw.endswith(b"K.\n\n")
+    return raw.split(b"\n", 1)[1].replace(b"K.\n", b"K\n")[:-1]
+
+
+def gcs_style(raw: bytes) -> bytes:
+    """Derive a copy shaped like the bucket's "slightly cleaned" files (not their real bytes):
+    no header line, no trailing periods, "," separators, no empty last line, no final LF."""
+    lines = [line for line in raw.decode().split("\n") if line and not line.startswith("|")]
+    return "\n".join(line.rstrip(".").replace(", ", ",") for line in lines).encode()
+
+
+def make_zip(path, files):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+
+
+@pytest.fixture
+def uci_server(tmp_path, uci_dir):
+    """http.server on 127.0.0.1 serving adult.zip built from the real files; records requests."""
+    www = tmp_path / "www"
+    www.mkdir()
+    zip_path = www / "adult.zip"
+    good = {n: (uci_dir / n).read_bytes() for n in ("adult.data", "adult.test", "adult.names")}
+    make_zip(zip_path, good)
+    state = SimpleNamespace(requests=[], truncate=False, zip=zip_path, files=good)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            state.requests.append(self.path)
+            path = www / self.path.lstrip("/")
+            if not path.is_file():
+                return self.send_error(404)
+            body = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:len(body) // 2] if state.truncate else body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/adult.zip"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def gcs(tmp_path, uci_dir, monkeypatch):
+    """fake-gcs-server holding the real UCI files at gs://course-bucket/census/data/ and
+    GCS-shaped copies derived from them at gs://derived-bucket/gcs-variant/."""
+    seed = tmp_path / "seed"
+    uci_prefix, variant_prefix = seed / "course-bucket/census/data", seed / "derived-bucket/gcs-variant"
+    uci_prefix.mkdir(parents=True)
+    variant_prefix.mkdir(parents=True)
+    for uci_name, gcs_name in zip(data.UCI_NAMES, data.GCS_NAMES):
+        shutil.copyfile(uci_dir / uci_name, uci_prefix / uci_name)  # the server skips symlinks
+        (variant_prefix / gcs_name).write_bytes(gcs_style((uci_dir / uci_name).read_bytes()))
+    with fake_gcs_server(seed, log_path=tmp_path / "fake-gcs.log") as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        yield url
+
+
+def leftovers(cache):
+    """Files in the cache that a later fetch might pick up."""
+    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+
+
+# --- local files --------------------------------------------------------------------------------
+
+def test_local_dir_report_matches_the_readme(uci_dir, tmp_path):
+    files = data.fetch(uci_dir, tmp_path / "cache", progress=False)
+    train, eval_ = files.report.train, files.report.eval
+    assert files.source == f"local dir {uci_dir}"
+    assert (train.rows, eval_.rows) == (32_561, 16_281)
+    assert (train.labels, eval_.labels) == (TRAIN_LABELS, EVAL_LABELS)
+    assert (train.rows_with_missing, eval_.rows_with_missing) == (2_399, 1_221)
+    assert train.missing == {"workclass": 1_836, "occupation": 1_843, "native_country": 583}
+    assert eval_.missing == {"workclass": 963, "occupation": 966, "native_country": 274}
+    assert (train.duplicates, eval_.duplicates) == (24, 5)
+    assert (train.header_lines, eval_.header_lines) == (0, 1)
+    assert (train.trailing_periods, eval_.trailing_periods) == (0, 16_281)
+    assert (train.blank_lines, eval_.blank_lines) == (1, 1)
+    assert "sha256 ok" in train.check and "sha256 ok" in eval_.check
+    # canonical files live in the cache, never in the data dir
+    assert (files.train, files.eval) == (str(tmp_path / "cache/train.csv"),
+                                         str(tmp_path / "cache/eval.csv"))
+    text = str(files.report)
+    assert "32,561" in text and "16,281" in text and "header lines removed" in text
+    summary = data.describe(files)
+    assert str(uci_dir) in summary and files.train in summary and "24.1% >50K" in summary
+
+
+def test_canonical_files_are_uci_minus_its_quirks(uci_dir, tmp_path):
+    files = data.fetch(uci_dir, tmp_path, progress=False)
+    assert open(files.train, "rb").read() == expected_train(uci_dir)
+    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
+
+
+def test_gcs_variant_cleans_to_the_same_bytes(uci_dir, tmp_path):
+    variant = tmp_path / "variant.csv"
+    variant.write_bytes(gcs_style((uci_dir / "adult.test").read_bytes()))
+    report = data.clean(variant, tmp_path / "from_variant.csv")
+    data.clean(uci_dir / "adult.test", tmp_path / "from_uci.csv")
+    assert (tmp_path / "from_variant.csv").read_bytes() == (tmp_path / "from_uci.csv").read_bytes()
+    assert (tmp_path / "from_variant.csv").read_bytes() == expected_eval(uci_dir)
+    assert (report.rows, report.header_lines, report.trailing_periods, report.blank_lines) == \
+        (16_281, 0, 0, 0)
+    assert report.labels == EVAL_LABELS
+
+
+def test_local_dir_with_bucket_names_is_checked_for_structure_only(uci_dir, tmp_path):
+    folder = tmp_path / "bucket-copy"
+    folder.mkdir()
+    for uci_name, gcs_name in zip(data.UCI_NAMES, data.GCS_NAMES):
+        (folder / gcs_name).write_bytes(gcs_style((uci_dir / uci_name).read_bytes()))
+    files = data.fetch(folder, tmp_path / "cache", progress=False)
+    assert "structure only" in files.report.train.check
+    assert open(files.train, "rb").read() == expected_train(uci_dir)
+    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
+
+
+@pytest.mark.parametrize("source, line, change, words", [
+    ("adult.data", 3, lambda row: row.rsplit(",", 1)[0], ["14 fields instead of 15"]),
+    ("adult.data", 4, lambda row: "abc" + row[2:], ["age", "'abc'", "not a whole number"]),
+    ("adult.data", 2, lambda row: row.replace("<=50K", "<=60K"), ["label", "'<=60K'"]),
+    ("adult.test", 5, lambda row: row.replace(", 40, ", ", forty, ", 1), ["hours_per_week"]),
+])
+def test_malformed_row_names_file_and_line(uci_dir, tmp_path, source, line, change, words):
+    lines = (uci_dir / source).read_text().split("\n")[:8]  # adult.test: line 1 is its header
+    lines[line - 1] = change(lines[line - 1])
+    bad = tmp_path / source
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(data.DataError) as error:
+        data.clean(bad, tmp_path / "out.csv")
+    message = str(error.value)
+    assert f"{bad}, line {line}:" in message
+    for word in words:
+        assert word in message
+    assert leftovers(tmp_path) == [source]  # no output, no temporary file
+
+
+def test_tampered_file_is_refused_and_nothing_stale_stays_in_cache(uci_dir, tmp_path):
+    cache = tmp_path / "cache"
+    data.fetch(uci_dir, cache, progress=False)  # a good earlier run fills the cache
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for name in data.UCI_NAMES:
+        shutil.copyfile(uci_dir / name, tampered / name)
+    content = bytearray((tampered / "adult.data").read_bytes())
+    content[0:1] = b"4"  # first age 39 -> 49: still a valid row, only the checksum can tell
+    (tampered / "adult.data").write_bytes(bytes(content))
+    with pytest.raises(data.DataError) as error:
+        data.fetch(tampered, cache, progress=False)
+    message = str(error.value)
+    assert str(tampered / "adult.data") in message and "sha256" in message
+    assert data.SHA256["adult.data"] in message and hashlib.sha256(content).hexdigest() in message
+    assert leftovers(cache) == []
+
+
+def test_missing_files_and_environment_variables(uci_dir, tmp_path, monkeypatch):
+    with pytest.raises(data.DataError, match=r"adult\.data \+ adult\.test nor adult\.data\.csv"):
+        data.fetch(tmp_path, tmp_path / "cache", progress=False)
+    monkeypatch.setenv("CENSUS_DATA_DIR", str(uci_dir))
+    monkeypatch.setenv("CENSUS_CACHE_DIR", str(tmp_path / "env-cache"))
+    files = data.fetch(progress=False)
+    assert files.source == f"local dir {uci_dir}"
+    assert files.train == str(tmp_path / "env-cache/train.csv")
+
+
+def test_sha256_constants_match_the_published_list(uci_dir):
+    published = {}
+    for line in (uci_dir.parent / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        published[name.rsplit("/", 1)[-1]] = digest
+    assert data.SHA256 == {name: published[name] for name in data.UCI_NAMES}
+
+
+def test_load_frame(uci_dir, tmp_path):
+    frame = data.load_frame(data.fetch(uci_dir, tmp_path, progress=False).train)
+    assert list(frame.columns) == list(CSV_COLUMNS) and len(frame) == 32_561
+    numeric = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
+    for column in CSV_COLUMNS:
+        kind = pd.api.types.is_integer_dtype if column in numeric else pd.api.types.is_string_dtype
+        assert kind(frame[column]), (column, frame[column].dtype)
+    assert frame.iloc[0].tolist() == [39, "State-gov", 77516, "Bachelors", 13, "Never-married",
+                                      "Adm-clerical", "Not-in-family", "White", "Male", 2174, 0,
+                                      40, "United-States", "<=50K"]
+    assert frame["income_bracket"].value_counts().to_dict() == TRAIN_LABELS
+    assert (frame["workclass"] == "?").sum() == 1_836
+    strings = frame.select_dtypes(exclude="number")
+    assert not strings.apply(lambda s: s.str.startswith(" ")).any().any()
+
+
+# --- remote sources, all on 127.0.0.1 -----------------------------------------------------------
+
+def test_gcs_emulator_download_verify_clean_and_cache(uci_dir, tmp_path, gcs, closed_port,
+                                                      monkeypatch):
+    nowhere = f"http://127.0.0.1:{closed_port}/adult.zip"
+    files = data.fetch(cache_dir=tmp_path / "c1", gcs_uri="gs://course-bucket/census/data/",
+                       uci_url=nowhere, progress=False)
+    assert files.source == "gs://course-bucket/census/data/"
+    assert "sha256 ok" in files.report.eval.check
+    assert open(files.train, "rb").read() == expected_train(uci_dir)
+    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
+    assert leftovers(tmp_path / "c1") == ["eval.csv", "raw/SOURCE", "raw/adult.data",
+                                         "raw/adult.test", "train.csv"]
+
+    # The bucket's own names are tried first; such files get a structure check only.
+    variant = data.fetch(cache_dir=tmp_path / "c2", gcs_uri="gs://derived-bucket/gcs-variant",
+                         uci_url=nowhere, progress=True)
+    assert "structure only" in variant.report.train.check
+    assert open(variant.eval, "rb").read() == expected_eval(uci_dir)
+    assert (tmp_path / "c2/raw/adult.test.csv").is_file()
+
+    # An empty prefix is a failed source, not a crash.
+    with pytest.raises(data.DataUnavailable, match="no adult.data.csv"):
+        data.fetch(cache_dir=tmp_path / "c3", gcs_uri="gs://course-bucket/elsewhere/",
+                   uci_url=nowhere, progress=False)
+
+    # With the emulator gone, the cache still answers.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed_port}")
+    again = data.fetch(cache_dir=tmp_path / "c1", gcs_uri="gs://course-bucket/census/data/",
+                       uci_url=nowhere, progress=False)
+    assert again.source.startswith("gs://course-bucket/census/data/ (cached in ")
+    assert again.report == files.report
+
+
+def test_uci_zip_download_progress_and_cache(uci_dir, tmp_path, uci_server, capsys):
+    cache = tmp_path / "cache"
+    (cache / "raw").mkdir(parents=True)
+    (cache / "raw/.adult.data.0badf00d.part").write_bytes(b"half a download")
+    files = data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=True)
+    assert files.source == uci_server.url and uci_server.requests == ["/adult.zip"]
+    assert open(files.train, "rb").read() == expected_train(uci_dir)
+    assert (files.report.train.rows, files.report.eval.rows) == (32_561, 16_281)
+    assert "adult.zip" in capsys.readouterr().err  # the tqdm bar
+    assert [p for p in leftovers(cache) if not p.endswith(".part")] == [
+        "eval.csv", "raw/SOURCE", "raw/adult.data", "raw/adult.test", "train.csv"]
+
+    again = data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=True)
+    assert uci_server.requests == ["/adult.zip"]  # no second download
+    assert again.source == f"{uci_server.url} (cached in {cache / 'raw'})"
+    assert again.report == files.report and again.train == files.train
+
+
+def test_bad_or_interrupted_download_is_not_kept(uci_dir, tmp_path, uci_server):
+    cache = tmp_path / "cache"
+    tampered = dict(uci_server.files, **{"adult.data": b"4" + uci_server.files["adult.data"][1:]})
+    make_zip(uci_server.zip, tampered)
+    with pytest.raises(data.DataError, match="sha256 mismatch for adult.data") as error:
+        data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=False)
+    assert not isinstance(error.value, data.DataUnavailable)
+    assert leftovers(cache) == []
+
+    make_zip(uci_server.zip, uci_server.files)
+    uci_server.truncate = True  # the connection drops halfway through the zip
+    with pytest.raises(data.DataUnavailable, match="download interrupted after"):
+        data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=False)
+    assert leftovers(cache) == []
+
+    uci_server.truncate = False
+    files = data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=False)
+    assert len(uci_server.requests) == 3
+    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
+
+
+def test_no_network_fails_fast_with_advice(tmp_path, closed_port):
+    nowhere = f"http://127.0.0.1:{closed_port}/adult.zip"
+    start = time.monotonic()
+    with pytest.raises(data.DataUnavailable) as error:
+        data.fetch(cache_dir=tmp_path, uci_url=nowhere, progress=False)
+    assert time.monotonic() - start < 5
+    message = str(error.value)
+    assert f"{data.GCS_URI}: connection refused" in message
+    assert f"{nowhere}: connection refused" in message
+    assert "--data-dir" in message and "CENSUS_DATA_DIR" in message
+    assert "Traceback" not in message and len(message.splitlines()) == 4
+    assert isinstance(error.value, data.DataError)
+    assert leftovers(tmp_path) == []
+
+
+def test_silent_servers_time_out(tmp_path, monkeypatch):
+    """A host that accepts connections but never answers (a black-holing firewall, say)."""
+    monkeypatch.setattr(data, "TIMEOUT", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshakes; nobody ever reads or writes
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
+        start = time.monotonic()
+        with pytest.raises(data.DataUnavailable) as error:
+            data.fetch(cache_dir=tmp_path, uci_url=f"{host}/adult.zip", progress=False)
+        assert time.monotonic() - start < 5
+    assert str(error.value).count("no answer within 0.5 s") == 2

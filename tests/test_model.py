@@ -1,0 +1,37 @@
+import numpy as np
+import tensorflow as tf
+
+from census import model, schema
+
+PERSON = {"age": 39.0, "workclass": "State-gov", "education": "Bachelors", "education_num": 13.0,
+          "marital_status": "Never-married", "occupation": "Adm-clerical",
+          "relationship": "Not-in-family", "race": "White", "gender": "Male",
+          "capital_gain": 2174.0, "capital_loss": 0.0, "hours_per_week": 40.0,
+          "native_country": "United-States"}
+
+
+def batch(**changes):
+    person = dict(PERSON, **changes)
+    return {c: tf.constant([person[c]], dtype=schema.INPUT_DTYPES[c]) for c in person}
+
+
+def test_layer_sizes_follow_the_2017_rule():
+    assert model.layer_sizes() == [100, 70, 48, 34]
+    assert model.layer_sizes(50, 6, 0.3) == [50, 15, 4, 2, 2, 2]
+
+
+def test_hidden_layers_and_inputs():
+    m = model.build_model(first_layer_size=60, num_layers=3, scale_factor=0.5)
+    units = [m.get_layer(f"hidden_{i}").units for i in range(3)]
+    assert units == [60, 30, 15]
+    assert sorted(m.input_names) == sorted(schema.INPUT_COLUMNS)
+    assert m.get_layer("wide_education_x_occupation").input_dim == model.CROSS_BINS
+
+
+def test_unknown_categories_and_leading_spaces():
+    m = model.build_model()
+    plain = m(batch(), training=False).numpy()
+    spaced = m(batch(workclass=" State-gov", race=" White"), training=False).numpy()
+    unknown = m(batch(native_country="Atlantis", occupation=""), training=False).numpy()
+    assert plain.shape == (1, 1) and np.allclose(plain, spaced)
+    assert np.isfinite(unknown).all() and not np.allclose(plain, unknown)

@@ -1,0 +1,92 @@
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from census import model, training
+from conftest import REPO, SMOKE_STEPS
+
+
+def test_train_and_evaluate_writes_the_2017_job_dir(trained_job):
+    job_dir, metrics = trained_job
+    assert metrics["global_step"] == SMOKE_STEPS
+    assert {"loss", "accuracy", "auc"} <= set(metrics)
+    assert (job_dir / "checkpoints" / "checkpoint").is_file()
+    assert list((job_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    assert list((job_dir / "logs" / "validation").glob("events.out.tfevents.*"))
+    rows = list(csv.DictReader(open(job_dir / "eval" / "metrics.csv")))
+    assert len(rows) == 2 and float(rows[-1]["val_auc"]) == pytest.approx(metrics["auc"])
+    [export] = metrics["exports"]
+    assert Path(export).parent == job_dir / "export" / "census"
+    assert (Path(export) / "saved_model.pb").is_file()
+
+
+def test_a_short_run_already_learns(trained_job):
+    # The full default run reaches ~0.86 / ~0.918 (bench/train_quality.py); 300 steps of
+    # batch 128 must clear the majority-class accuracy (0.764) and a modest AUC.
+    _, metrics = trained_job
+    assert metrics["accuracy"] > 0.82 and metrics["auc"] > 0.88
+
+
+def test_exporters(trained_job, tmp_path):
+    m = model.build_model()
+    latest = training.LatestExporter("latest", exports_to_keep=2)
+    paths = [latest.after_eval(m, str(tmp_path), {}) for _ in range(3)]
+    assert sorted(os.listdir(tmp_path / "export" / "latest")) == [Path(p).name for p in paths[1:]]
+
+    best = training.BestExporter("best", metric="auc")
+    results = [best.after_eval(m, str(tmp_path), {"auc": auc}) for auc in (0.8, 0.7, 0.9)]
+    assert results[0] and results[1] is None and results[2]
+    assert len(os.listdir(tmp_path / "export" / "best")) == 2
+
+    assert training.FinalExporter().after_eval(m, str(tmp_path), {}) is None
+
+
+@pytest.mark.parametrize("tf_config, kind", [
+    ({}, "local"),
+    ({"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}}, "multi_worker"),
+    ({"cluster": {"worker": ["a:1", "b:1"]}}, "multi_worker"),
+    ({"cluster": {"chief": ["a:1"], "worker": ["b:1"], "ps": ["c:1"]}}, "parameter_server"),
+])
+def test_strategy_kind_follows_tf_config(tf_config, kind):
+    assert training.strategy_kind(tf_config.get("cluster", {})) == kind
+
+
+@pytest.mark.parametrize("task, chief", [
+    (None, True), ({"type": "chief", "index": 0}, True), ({"type": "master", "index": 0}, True),
+    ({"type": "worker", "index": 0}, False), ({"type": "ps", "index": 0}, False)])
+def test_only_the_chief_is_chief(monkeypatch, task, chief):
+    config = {"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": task} if task else {}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert training.is_chief() is chief
+
+
+def test_killed_job_resumes_from_its_last_evaluation(census_files, tmp_path):
+    job_dir = tmp_path / "job"
+    command = [sys.executable, "-m", "census.task", "--train-files", census_files.train,
+               "--eval-files", census_files.eval, "--job-dir", str(job_dir),
+               "--train-steps", "600", "--eval-every-steps", "100"]
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in first.stdout:  # kill it once two evaluations (epochs) have been backed up
+        seen.append(line)
+        if line.startswith("Epoch 3/"):
+            first.send_signal(signal.SIGKILL)
+            break
+    first.wait(timeout=60)
+    assert first.returncode == -signal.SIGKILL, "".join(seen)
+
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    epochs = re.findall(r"^Epoch (\d+)/6", second.stdout, re.M)
+    assert epochs and int(epochs[0]) == 3, second.stdout  # not back at epoch 1
+    metrics = json.loads(second.stdout[second.stdout.index("{"):])
+    assert metrics["global_step"] == 600
