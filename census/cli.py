@@ -11,7 +11,7 @@ import sys
 
 def _data(argv):
     p = argparse.ArgumentParser(prog="census data", description="Fetch, verify, clean and "
-                                "describe the Census Income data.")
+                                "describe the Census Income data.", allow_abbrev=False)
     p.add_argument("--data-dir", help="local folder with adult.data and adult.test "
                    "(or adult.data.csv and adult.test.csv); else $CENSUS_DATA_DIR, else download")
     p.add_argument("--cache-dir", help="where downloads and cleaned files go "
@@ -26,7 +26,8 @@ def _data(argv):
 
 def _predict(argv):
     p = argparse.ArgumentParser(prog="census predict", description="Predict with an exported "
-                                "SavedModel, like `gcloud ml-engine local predict`.")
+                                "SavedModel, like `gcloud ml-engine local predict`.",
+                                allow_abbrev=False)
     p.add_argument("--model-dir", required=True, help="an export version directory, or the "
                    "export base directory (its newest version is used)")
     p.add_argument("--json-instances", required=True, help="file with one JSON instance per line")

@@ -43,7 +43,9 @@ from tqdm import tqdm
 from census.schema import CSV_COLUMNS, LABELS, MISSING, NUMERIC_COLUMNS, UNUSED_COLUMNS
 
 GCS_URI = "gs://cloud-samples-data/ai-platform/census/data/"
-UCI_ZIP_URL = "https://archive.ics.uci.edu/static/public/2/adult.zip"
+# A mirror of UCI's zip can be named with CENSUS_UCI_URL (the tests use a local server).
+UCI_ZIP_URL = os.environ.get("CENSUS_UCI_URL",
+                             "https://archive.ics.uci.edu/static/public/2/adult.zip")
 UCI_PAGE = "https://archive.ics.uci.edu/dataset/2/adult"
 
 UCI_NAMES = ("adult.data", "adult.test")  # (train, eval) as UCI publishes them

@@ -84,7 +84,7 @@ def _deep_logit(inputs, indices, sizes, hidden_units, embedding_size, dropout):
 
 
 def build_model(first_layer_size=100, num_layers=4, scale_factor=0.7, embedding_size=8,
-                learning_rate=0.001, dropout=0.2):
+                learning_rate=0.0005, dropout=0.35):
     """A compiled wide & deep model: raw feature dict in, one logit out (> 0 means ' >50K')."""
     inputs = raw_inputs()
     indices, sizes = _indices(inputs)

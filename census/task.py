@@ -12,13 +12,14 @@ import sys
 
 def parser():
     p = argparse.ArgumentParser(prog="census train", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                allow_abbrev=False)  # --train-file must not pass for --train-files
     p.add_argument("--train-files", nargs="+", help="training CSV files, local or gs:// "
                    "(default: the census training split, fetched and cleaned)")
     p.add_argument("--eval-files", nargs="+", help="evaluation CSV files (default: the "
                    "census test split)")
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs and exports go")
-    p.add_argument("--train-steps", type=int, default=2500, help="training steps (batches)")
+    p.add_argument("--train-steps", type=int, default=4000, help="training steps (batches)")
     p.add_argument("--eval-steps", type=int, default=None,
                    help="batches per evaluation (default: the whole eval set)")
     p.add_argument("--eval-every-steps", type=int, default=500, help="evaluate this often")
@@ -30,7 +31,7 @@ def parser():
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--scale-factor", type=float, default=0.7)
     p.add_argument("--embedding-size", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=0.001)
+    p.add_argument("--learning-rate", type=float, default=0.0005)
     p.add_argument("--export-format", choices=("JSON", "CSV", "EXAMPLE"), default="JSON")
     p.add_argument("--data-dir", help="local folder with adult.data and adult.test, used "
                    "when --train-files/--eval-files are not given")

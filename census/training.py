@@ -6,6 +6,7 @@ distribution strategy that `TF_CONFIG` asks for, trains with checkpoints and Ten
 in the job dir, evaluates every `EvalSpec.every_steps` steps, exports, and returns the final
 evaluation metrics. Rerun after an interruption, it resumes from the last evaluation.
 """
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -138,6 +139,29 @@ class _RunExporters(keras.callbacks.Callback):
             self.paths.append(exporter.after_eval(self.model, self.job_dir, metrics))
 
 
+class _EvaluateOnChief(keras.callbacks.Callback):
+    """Under ParameterServerStrategy, `fit(validation_data=…)` needs a step count and splits
+    it unevenly over the workers' own copies of the eval set (and exact evaluation fails on
+    the model's lookup tables). So the chief evaluates a local copy of the model instead,
+    logging the same `val_` metrics as `validation_data` does."""
+
+    def __init__(self, model_fn, eval_spec):
+        super().__init__()
+        self.local, self.eval_spec = model_fn(), eval_spec
+
+    def _evaluate(self):
+        results = self.local.evaluate(self.eval_spec.input_fn(), steps=self.eval_spec.steps,
+                                      verbose=0, return_dict=True)
+        return {f"val_{k}": v for k, v in results.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.local.set_weights(self.model.get_weights())
+        # In another thread: strategy scopes are per thread, and outside fit's PSS scope the
+        # local copy runs on the chief instead of being scheduled onto the workers.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            logs.update(pool.submit(self._evaluate).result())
+
+
 def _eval_metrics(logs):
     return {k[len("val_"):]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
 
@@ -152,23 +176,25 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
     # Non-chief workers of a MultiWorkerMirrored cluster must take part in every collective
     # step, exports included, but write their copies somewhere private.
     out_dir = job_dir if chief else os.path.join(job_dir, "workers", str(cluster_role()[1]))
+    pss = isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
     with strategy.scope():
         model = model_fn()
 
     evaluations = max(1, math.ceil(train_spec.max_steps / eval_spec.every_steps))
     steps_per_eval = math.ceil(train_spec.max_steps / evaluations)
-    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+    if pss:
         train_data = keras.utils.experimental.DatasetCreator(lambda _: train_spec.input_fn())
+        evaluate, validation_data = [_EvaluateOnChief(model_fn, eval_spec)], None
     else:
         train_data = train_spec.input_fn()
+        evaluate, validation_data = [], eval_spec.input_fn()
     eval_dir = os.path.join(out_dir, f"eval_{eval_spec.name}" if eval_spec.name else "eval")
     tf.io.gfile.makedirs(eval_dir)
     exporters = _RunExporters(eval_spec.exporters, out_dir)
     history = model.fit(
         train_data, epochs=evaluations, steps_per_epoch=steps_per_eval,
-        validation_data=eval_spec.input_fn(), validation_steps=eval_spec.steps,
-        verbose=verbose,
-        callbacks=[
+        validation_data=validation_data, validation_steps=eval_spec.steps, verbose=verbose,
+        callbacks=evaluate + [
             keras.callbacks.BackupAndRestore(os.path.join(job_dir, "backup")),
             keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "checkpoints", "ckpt-{epoch:04d}"),
                                             save_weights_only=True),

@@ -1,0 +1,122 @@
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from census import export, predict, schema
+
+FLOATS = ("age", "capital_gain", "capital_loss", "education_num", "hours_per_week")
+OUTPUTS = [("class_ids", "DT_INT64", "(-1, 1)"), ("classes", "DT_STRING", "(-1, 1)"),
+           ("logistic", "DT_FLOAT", "(-1, 1)"), ("logits", "DT_FLOAT", "(-1, 1)"),
+           ("probabilities", "DT_FLOAT", "(-1, 2)")]
+
+
+def expected_listing():
+    """The signature of the design doc (and of the 2017 post), tensor names left out."""
+    lines = ["The given SavedModel SignatureDef contains the following input(s):"]
+    for name in sorted(schema.INPUT_COLUMNS):
+        dtype = "DT_FLOAT" if name in FLOATS else "DT_STRING"
+        lines += [f"  inputs['{name}'] tensor_info:", f"      dtype: {dtype}",
+                  "      shape: (-1)", "      name: NAME"]
+    lines.append("The given SavedModel SignatureDef contains the following output(s):")
+    for name, dtype, shape in OUTPUTS:
+        lines += [f"  outputs['{name}'] tensor_info:", f"      dtype: {dtype}",
+                  f"      shape: {shape}", "      name: NAME"]
+    lines.append("Method name is: tensorflow/serving/predict")
+    return "\n".join(lines)
+
+
+def saved_model_cli(*args):
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    done = subprocess.run([str(cli), *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("key", export.SIGNATURE_KEYS)
+def test_saved_model_cli_shows_the_2017_signature(export_dir, key):
+    shown = saved_model_cli("show", "--dir", export_dir, "--tag_set", "serve",
+                            "--signature_def", key)
+    assert re.sub(r"name: \S+", "name: NAME", shown).strip() == expected_listing()
+
+
+def test_saved_model_cli_run(export_dir):
+    inputs = ";".join(f"{c}=[{1.0 if c in FLOATS else repr(' x')}]" for c in schema.INPUT_COLUMNS)
+    shown = saved_model_cli("run", "--dir", export_dir, "--tag_set", "serve",
+                            "--signature_def", "predict", "--input_exprs", inputs)
+    assert "Result for output key probabilities" in shown and "classes" in shown
+
+
+@pytest.fixture(scope="module")
+def model(trained_job):
+    """A Keras model with the trained weights (rebuilt from the last checkpoint)."""
+    from census import model as census_model
+    job_dir, _ = trained_job
+    m = census_model.build_model()
+    m.load_weights(tf.train.latest_checkpoint(str(job_dir / "checkpoints"))).expect_partial()
+    return m
+
+
+def test_csv_and_example_exports_agree_with_json(model, census_files, tmp_path):
+    lines = open(census_files.eval).read().splitlines()[:5]
+    rows = [line.rsplit(",", 1)[0] for line in lines]  # drop the label
+    fields = [dict(zip(schema.CSV_COLUMNS, [f.strip() for f in line.split(",")])) for line in lines]
+    instances = [{c: float(f[c]) if c in FLOATS else f[c] for c in schema.INPUT_COLUMNS}
+                 for f in fields]
+
+    def example(instance):
+        feature = {c: tf.train.Feature(float_list=tf.train.FloatList(value=[v]))
+                   if c in FLOATS else tf.train.Feature(bytes_list=tf.train.BytesList(
+                       value=[v.encode()])) for c, v in instance.items()}
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    by_format = {}
+    for fmt, receiver in [("JSON", lambda: predict.to_columns(instances)),
+                          ("CSV", lambda: {"csv_row": tf.constant(rows)}),
+                          ("EXAMPLE", lambda: {"examples": tf.constant(
+                              [example(i) for i in instances])})]:
+        path = export.export_model(model, str(tmp_path / fmt), fmt)
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        assert sorted(signature.structured_input_signature[1]) == sorted(receiver())
+        by_format[fmt] = signature(**receiver())["logits"].numpy()
+    np.testing.assert_allclose(by_format["CSV"], by_format["JSON"], rtol=1e-5)
+    np.testing.assert_allclose(by_format["EXAMPLE"], by_format["JSON"], rtol=1e-5)
+
+
+def test_outputs_are_consistent(model, tmp_path):
+    path = export.export_model(model, str(tmp_path), "JSON")
+    out = predict.predict(path, predict.read_instances(Path(__file__).parents[1] / "test.json"))
+    p = out["logistic"][:, 0]
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-out["logits"][:, 0])), rtol=1e-5)
+    np.testing.assert_allclose(out["probabilities"], np.stack([1 - p, p], axis=1), rtol=1e-5)
+    assert (out["class_ids"][:, 0] == (p > 0.5)).all()
+    labels = [schema.LABELS[i].encode() for i in out["class_ids"][:, 0]]
+    assert out["classes"][:, 0].tolist() == labels
+
+
+def test_versions_are_numbered_and_a_failed_export_leaves_nothing(model, tmp_path, monkeypatch):
+    base = tmp_path / "export" / "census"
+    first = export.export_model(model, str(base))
+    second = export.export_model(model, str(base))
+    assert int(Path(second).name) > int(Path(first).name)
+    assert export.list_versions(str(base)) == [first, second]
+
+    def crash(self, path, options=None):
+        Path(path).mkdir(parents=True)
+        (Path(path) / "variables").mkdir()  # half written, then the process "dies"
+        raise OSError("disk full")
+    monkeypatch.setattr(export.keras.export.ExportArchive, "write_out", crash)
+    with pytest.raises(OSError):
+        export.export_model(model, str(base))
+    assert export.list_versions(str(base)) == [first, second]
+    assert sorted(p.name for p in base.iterdir()) == [Path(first).name, Path(second).name]
+
+
+def test_unknown_export_format_is_refused(model):
+    with pytest.raises(ValueError, match="JSON, CSV, EXAMPLE"):
+        export.serving_archive(model, "XML")

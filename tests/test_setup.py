@@ -1,0 +1,72 @@
+"""The set-up files agree with each other, and the README's commands run as written."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+from conftest import REPO
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+
+def pins(lines):
+    reqs = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    return {r.name.lower(): str(r.specifier) for r in reqs}
+
+
+def requirements_pins():
+    return pins((REPO / "requirements.txt").read_text().splitlines())
+
+
+def test_environment_yml_installs_the_same_pins():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pins(pip_section) == requirements_pins()
+    assert all(spec.startswith("==") for spec in requirements_pins().values())
+
+
+def test_package_ranges_admit_the_pins():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+    pinned = {name: spec[2:] for name, spec in requirements_pins().items()}
+    for line in declared:
+        req = Requirement(line)
+        assert req.specifier.contains(pinned[req.name.lower()]), line
+    assert {Requirement(d).name.lower() for d in declared} == set(pinned)
+    assert project["scripts"]["census"] == "census.cli:main"
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_one():
+    readme = (REPO / "README.md").read_text()
+    first_section = readme.split("\n## ")[1]
+    assert "make course" in first_section and "make test" in first_section
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def readme_commands(section):
+    """The lines of the ```bash blocks under a README section."""
+    text = (REPO / "README.md").read_text().split(f"\n## {section}\n", 1)[1].split("\n## ")[0]
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    return [line for block in blocks for line in block.splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_readme_command_line_section_runs_as_written(tmp_path):
+    commands = readme_commands("Command line")
+    assert any(c.startswith("census train") for c in commands)
+    shutil.copy(REPO / "test.json", tmp_path)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for command in commands:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+        if command.startswith("census predict"):
+            assert done.stdout.startswith("CLASS_IDS")
