@@ -3,6 +3,7 @@
     census data     [--data-dir DIR]                      fetch, verify, clean, describe
     census train    --job-dir JOB [trainer flags]         = python -m census.task
     census predict  --model-dir DIR --json-instances F    local prediction, as a table
+    census cluster  [--scale-tier T --workers N --ps N] -- TRAINER FLAGS   a local cluster
 """
 import argparse
 import json
@@ -52,7 +53,12 @@ def _train(argv):
     task.main(argv)
 
 
-COMMANDS = {"data": _data, "train": _train, "predict": _predict}
+def _cluster(argv):
+    from census import cluster
+    cluster.main(argv)
+
+
+COMMANDS = {"data": _data, "train": _train, "predict": _predict, "cluster": _cluster}
 
 
 def main(argv=None):

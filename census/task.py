@@ -31,7 +31,8 @@ def parser():
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--scale-factor", type=float, default=0.7)
     p.add_argument("--embedding-size", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=0.0005)
+    p.add_argument("--learning-rate", type=float, default=0.001,
+                   help="at the start; it decays along a cosine to a tenth by the last step")
     p.add_argument("--export-format", choices=("JSON", "CSV", "EXAMPLE"), default="JSON")
     p.add_argument("--data-dir", help="local folder with adult.data and adult.test, used "
                    "when --train-files/--eval-files are not given")
@@ -62,7 +63,8 @@ def run(args):
 
     def build():
         return model.build_model(args.first_layer_size, args.num_layers, args.scale_factor,
-                                 args.embedding_size, args.learning_rate)
+                                 args.embedding_size, args.learning_rate,
+                                 decay_steps=args.train_steps)
     return training.train_and_evaluate(build, train_spec, eval_spec, args.job_dir,
                                        verbose=2 if args.verbosity != "ERROR" else 0)
 

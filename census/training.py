@@ -162,6 +162,14 @@ class _EvaluateOnChief(keras.callbacks.Callback):
             logs.update(pool.submit(self._evaluate).result())
 
 
+def _shard_by_data(dataset):
+    """MultiWorkerMirrored splits input by file unless told otherwise, and one CSV file can't
+    be split over two workers: split by batch instead (a no-op when training alone)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def _eval_metrics(logs):
     return {k[len("val_"):]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
 
@@ -186,8 +194,8 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
         train_data = keras.utils.experimental.DatasetCreator(lambda _: train_spec.input_fn())
         evaluate, validation_data = [_EvaluateOnChief(model_fn, eval_spec)], None
     else:
-        train_data = train_spec.input_fn()
-        evaluate, validation_data = [], eval_spec.input_fn()
+        train_data = _shard_by_data(train_spec.input_fn())
+        evaluate, validation_data = [], _shard_by_data(eval_spec.input_fn())
     eval_dir = os.path.join(out_dir, f"eval_{eval_spec.name}" if eval_spec.name else "eval")
     tf.io.gfile.makedirs(eval_dir)
     exporters = _RunExporters(eval_spec.exporters, out_dir)

@@ -1,0 +1,155 @@
+"""The local cluster: tiers as data, and real clusters of the unchanged trainer in a private
+network namespace (PSS: chief + 2 workers + 1 ps; MultiWorkerMirrored: 2 workers)."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from census import cluster, export
+from conftest import REPO, SMOKE_STEPS
+
+
+def test_tiers_are_data_mapped_to_processes_and_vertex_pools():
+    standard = cluster.TIERS["STANDARD_1"]
+    assert (standard.chief, standard.workers, standard.ps) == (1, 4, 3)
+    assert len(standard.tasks()) == 8 and standard.vertex_pools() == [1, 4, 3]
+    assert cluster.TIERS["BASIC"].tasks() == [("chief", 0)]
+    assert cluster.TIERS["BASIC"].vertex_pools() == [1]
+    assert cluster.TIERS["BASIC"].strategy == "local"
+    assert cluster.TIERS["BASIC_GPU"].gpus == 1
+
+    scaled = cluster.layout_for("STANDARD_1", workers=2, ps=1)
+    assert scaled.tasks() == [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]
+    assert scaled == cluster.layout_for() == cluster.LOCAL_DEFAULT
+    assert scaled.strategy == "parameter_server"
+    assert scaled.cluster([1, 2, 3, 4]) == {"chief": ["localhost:1"], "ps": ["localhost:4"],
+                                            "worker": ["localhost:2", "localhost:3"]}
+    assert cluster.layout_for(evaluator=1).vertex_pools() == [1, 2, 1, 1]
+
+    mirrored = cluster.layout_for(mirrored=True)
+    assert mirrored.tasks() == [("worker", 0), ("worker", 1)]
+    assert mirrored.strategy == "multi_worker" and mirrored.vertex_pools() == [1, 1]
+    with pytest.raises(ValueError):
+        cluster.layout_for(mirrored=True, ps=1)
+    with pytest.raises(ValueError):
+        cluster.layout_for("STANDARD_2")
+
+
+@pytest.mark.parametrize("netns", [("false",), ("/nonexistent/unshare", "-n")])
+def test_refuses_to_run_without_a_private_network(tmp_path, capsys, netns):
+    with pytest.raises(SystemExit) as exit:
+        cluster.main(["--", "--job-dir", str(tmp_path)], netns_command=netns)
+    message = str(exit.value.code)
+    assert message.startswith("census cluster: cannot create a loopback-only network namespace")
+    assert "--allow-host-network" in message
+    assert "started" not in capsys.readouterr().out  # no task was started
+    assert os.listdir(tmp_path / "logs" / "cluster") == []
+
+
+def run_cluster(job_dir, census_files, cluster_flags=(), trainer_flags=(), kill=None,
+                timeout=240):
+    """Run `python -m census.cluster` for real. `kill=(role, line prefix)`: SIGKILL that task
+    when the output shows the line. Returns (status, output, {role: pid})."""
+    command = [sys.executable, "-m", "census.cluster", "--timeout", str(timeout - 20),
+               *cluster_flags, "--", "--train-files", census_files.train,
+               "--eval-files", census_files.eval, "--job-dir", str(job_dir), *trainer_flags]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines, pids, deadline = [], {}, time.monotonic() + timeout
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if m := re.match(r"\[cluster\] started (\S+) \(pid (\d+)\)", line):
+                pids[m[1]] = int(m[2])
+            if kill and line.startswith(kill[1]):
+                os.kill(pids[kill[0]], signal.SIGKILL)
+                kill = None
+            if time.monotonic() > deadline:
+                break
+        status = proc.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return status, "".join(lines), pids
+
+
+def chief_metrics(output, role="chief-0"):
+    prefix = f"[{role}] "
+    text = "".join(line[len(prefix):] for line in output.splitlines(keepends=True)
+                   if line.startswith(prefix))
+    return json.JSONDecoder().raw_decode(text[text.rindex("\n{") + 1:])[0]
+
+
+def assert_all_stopped(pids):
+    time.sleep(0.5)
+    alive = [role for role, pid in pids.items() if os.path.exists(f"/proc/{pid}")]
+    assert not alive, f"still running: {alive}"
+
+
+def signature(export_dir):
+    import tensorflow as tf
+    loaded = tf.saved_model.load(str(export_dir))
+    result = {}
+    for key in export.SIGNATURE_KEYS:
+        fn = loaded.signatures[key]
+        inputs = {k: v.dtype.name for k, v in fn.structured_input_signature[1].items()}
+        outputs = {k: v.dtype.name for k, v in fn.structured_outputs.items()}
+        result[key] = inputs, outputs
+    return result
+
+
+def test_pss_cluster_matches_a_single_process_run(trained_job, census_files, tmp_path):
+    # The same flags as the single-process `trained_job`, on chief + 2 workers + 1 ps.
+    single_dir, single = trained_job
+    job_dir = tmp_path / "job"
+    status, output, pids = run_cluster(job_dir, census_files, trainer_flags=[
+        "--train-steps", str(SMOKE_STEPS), "--eval-every-steps", "150"])
+    assert status == 0, output[-3000:]
+    assert set(pids) == {"chief-0", "worker-0", "worker-1", "ps-0"}
+    assert_all_stopped(pids)
+    assert re.search(r"^\[worker-1\] ", output, re.M)  # streamed, prefixed by role
+    assert sorted(os.listdir(job_dir / "logs" / "cluster")) == [
+        "chief-0.log", "ps-0.log", "worker-0.log", "worker-1.log"]
+
+    metrics = chief_metrics(output)
+    assert metrics["global_step"] == single["global_step"] == SMOKE_STEPS
+    assert metrics["accuracy"] > 0.80 and single["accuracy"] > 0.80
+    assert abs(metrics["accuracy"] - single["accuracy"]) < 0.04
+    [exported] = metrics["exports"]
+    assert signature(exported) == signature(single["exports"][-1])
+    assert len(signature(exported)["serving_default"][0]) == 13
+
+
+def test_killing_a_worker_does_not_lose_the_job(census_files, tmp_path):
+    # The coordinator reschedules the dead worker's steps on the surviving one.
+    status, output, pids = run_cluster(
+        tmp_path / "job", census_files,
+        trainer_flags=["--train-steps", "200", "--eval-every-steps", "100"],
+        kill=("worker-1", "[chief-0] Epoch 2/"))
+    assert status == 0, output[-3000:]
+    assert re.search(r"all tasks stopped \(.*worker-1 -9", output), output[-2000:]
+    metrics = chief_metrics(output)
+    assert metrics["global_step"] == 200 and metrics["exports"]
+    assert_all_stopped(pids)
+
+
+def test_mirrored_workers(census_files, tmp_path):
+    # MultiWorkerMirrored all-reduces every step: 20-40x slower here, so only a few steps.
+    job_dir = tmp_path / "job"
+    status, output, pids = run_cluster(
+        job_dir, census_files, cluster_flags=["--mirrored", "--workers", "2"],
+        trainer_flags=["--train-steps", "20", "--eval-every-steps", "10", "--eval-steps", "2"])
+    assert status == 0, output[-3000:]
+    assert set(pids) == {"worker-0", "worker-1"}
+    assert_all_stopped(pids)
+    metrics = chief_metrics(output, "worker-0")
+    assert metrics["global_step"] == 20
+    assert (job_dir / "export" / "census").is_dir() and metrics["exports"]
+    assert not (job_dir / "workers" / "1").exists()  # worker 1 removed its private copy
+    assert "[cluster] chief exit status 0; all tasks stopped (worker-0 0, worker-1 0)" in output
