@@ -19,16 +19,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 course: setup
-	$(BIN)/census data
-	$(BIN)/census train --job-dir $(JOB_DIR)
-	$(BIN)/saved_model_cli show --dir $$(ls -d $(JOB_DIR)/export/census/* | tail -n 1) --tag_set serve --signature_def predict
-	$(BIN)/census predict --model-dir $(JOB_DIR)/export/census --json-instances test.json
+	$(BIN)/python -m census.course run --job-root jobs --build-dir build/course
+
+# Re-run every chapter in full and write the scrubbed outputs back into notebooks/ (commit them).
+.PHONY: outputs
+outputs: setup
+	$(BIN)/python -m census.course outputs --job-root jobs
 
 test: setup
 	$(BIN)/pytest
 
 lab: setup
-	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir .
+	$(BIN)/python -m census.course lab
 
 bench: setup
 	$(BIN)/python bench/train_quality.py

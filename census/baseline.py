@@ -43,7 +43,6 @@ def lightgbm_baseline(train_path, eval_path, **params):
 def roc_auc(labels, scores):
     """Area under the ROC curve: the chance that a random positive outranks a random negative
     (Mann-Whitney U with average ranks for ties)."""
-    import numpy as np
     import pandas as pd
     ranks = pd.Series(scores).rank(method="average").to_numpy()
     positives = labels == 1

@@ -3,7 +3,10 @@
     census data     [--data-dir DIR]                      fetch, verify, clean, describe
     census train    --job-dir JOB [trainer flags]         = python -m census.task
     census predict  --model-dir DIR --json-instances F    local prediction, as a table
+    census predict  --url URL --json-instances F          the same, from a model server
+    census serve    --model-base-path JOB/export/census   TF Serving / Vertex AI REST server
     census cluster  [--scale-tier T --workers N --ps N] -- TRAINER FLAGS   a local cluster
+    census tune     --config F [--max-trials N --parallel-trials K] -- TRAINER FLAGS   a study
 """
 import argparse
 import json
@@ -29,16 +32,23 @@ def _predict(argv):
     p = argparse.ArgumentParser(prog="census predict", description="Predict with an exported "
                                 "SavedModel, like `gcloud ml-engine local predict`.",
                                 allow_abbrev=False)
-    p.add_argument("--model-dir", required=True, help="an export version directory, or the "
-                   "export base directory (its newest version is used)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-dir", help="an export version directory, or the "
+                        "export base directory (its newest version is used)")
+    source.add_argument("--url", help="a model server instead (`census serve`, TF Serving): "
+                        "http://127.0.0.1:8501, or a full …:predict URL")
     p.add_argument("--json-instances", required=True, help="file with one JSON instance per line")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--signature", default="serving_default")
     args = p.parse_args(argv)
     from census import predict
     try:
-        outputs = predict.predict(args.model_dir, predict.read_instances(args.json_instances),
-                                  args.signature)
+        instances = predict.read_instances(args.json_instances)
+        if args.url:
+            from census import client
+            outputs = client.predict_url(args.url, instances, signature=args.signature)
+        else:
+            outputs = predict.predict(args.model_dir, instances, args.signature)
     except (predict.PredictError, OSError) as e:
         sys.exit(f"census predict: {e}")
     if args.format == "json":
@@ -58,7 +68,18 @@ def _cluster(argv):
     cluster.main(argv)
 
 
-COMMANDS = {"data": _data, "train": _train, "predict": _predict, "cluster": _cluster}
+def _serve(argv):
+    from census import serving
+    serving.main(argv)
+
+
+def _tune(argv):
+    from census import tuning
+    tuning.main(argv)
+
+
+COMMANDS = {"data": _data, "train": _train, "predict": _predict, "cluster": _cluster,
+            "serve": _serve, "tune": _tune}
 
 
 def main(argv=None):

@@ -7,7 +7,8 @@ the tier is a local process. TF's gRPC servers listen on every interface, so all
 one loopback-only network namespace (as root: `unshare -n`), and the launcher refuses to run
 without one unless you pass --allow-host-network. Logs stream prefixed by role and are kept
 per role in `<job_dir>/logs/cluster/`; the command exits with the chief's status and stops
-every process it started, whatever happens.
+every process it started, whatever happens. With --evaluator, an evaluator task (outside the
+cluster spec) evaluates each checkpoint the chief writes, as the 2017 evaluator did.
 """
 import argparse
 import dataclasses
@@ -180,14 +181,17 @@ def run(layout, trainer_args, module="census.task", timeout=3600, netns_command=
     os.makedirs(log_dir, exist_ok=True)
     tasks = layout.tasks() if layout.strategy != "local" else [("chief", 0)]
     ports = free_ports(len(tasks))
+    # Evaluators are not part of the cluster spec: they only read the chief's checkpoints.
+    evaluators = [("evaluator", i) for i in range(layout.evaluator)]
     namespace = None if allow_host_network else _Namespace(netns_command, timeout + 60)
     procs, threads, lock = {}, [], threading.Lock()
     status = None
     try:
-        for kind, index in tasks:
+        for kind, index in tasks + evaluators:
             env = dict(os.environ, PYTHONUNBUFFERED="1")
-            if layout.strategy != "local":
-                env["TF_CONFIG"] = json.dumps({"cluster": layout.cluster(ports),
+            if layout.strategy != "local" or kind == "evaluator":
+                spec = layout.cluster(ports) if layout.strategy != "local" else {}
+                env["TF_CONFIG"] = json.dumps({"cluster": spec,
                                                "task": {"type": kind, "index": index}})
             argv = [sys.executable, "-m", module, *trainer_args]
             role = _role(kind, index)
@@ -207,9 +211,11 @@ def run(layout, trainer_args, module="census.task", timeout=3600, netns_command=
             print(f"[cluster] timed out after {timeout} s: stopping every task", file=out,
                   flush=True)
             status = 124
-        if layout.strategy == "multi_worker" and status == 0:
-            # Mirrored workers finish on their own, shortly after the chief.
-            for p in procs.values():
+        if status == 0:
+            # Mirrored workers finish on their own, shortly after the chief; evaluators once
+            # they have evaluated the chief's last checkpoint.
+            waiting = procs if layout.strategy == "multi_worker" else {}
+            for p in [*waiting.values(), *(procs[_role(*e)] for e in evaluators)]:
                 try:
                     p.wait(timeout=60)
                 except subprocess.TimeoutExpired:
@@ -239,6 +245,8 @@ def parser():
     p.add_argument("--ps", type=int, help="scale the tier's parameter server count to this")
     p.add_argument("--mirrored", action="store_true",
                    help="worker-only layout (MultiWorkerMirroredStrategy), --workers processes")
+    p.add_argument("--evaluator", action="store_true",
+                   help="also run an evaluator task on the chief's checkpoints")
     p.add_argument("--module-name", default="census.task", help="the trainer module")
     p.add_argument("--timeout", type=float, default=3600, help="stop everything after this "
                    "many seconds (exit status 124)")
@@ -256,7 +264,8 @@ def main(argv=None, netns_command=NETNS_COMMAND):
     # Ctrl-C raises KeyboardInterrupt; make SIGTERM unwind the same way, so `run` cleans up.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        layout = layout_for(args.scale_tier, args.workers, args.ps, args.mirrored)
+        layout = layout_for(args.scale_tier, args.workers, args.ps, args.mirrored,
+                            evaluator=int(args.evaluator))
         status = run(layout, trainer_args, args.module_name, args.timeout, netns_command,
                      args.allow_host_network)
     except (ClusterError, ValueError) as e:

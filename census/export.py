@@ -96,10 +96,21 @@ def export_model(model, export_dir_base, export_format="JSON"):
     final = os.path.join(export_dir_base, str(version))
     with tempfile.TemporaryDirectory(prefix="census-export-") as tmp:
         staged = os.path.join(tmp, str(version))
-        with contextlib.redirect_stdout(io.StringIO()):  # it lists every captured variable
+        with _quiet():  # it lists every variable, and logs the temporary path
             serving_archive(model, export_format).write_out(staged)
         _publish(staged, final)
     return final
+
+
+@contextlib.contextmanager
+def _quiet():
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("WARNING")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _publish(staged, final):

@@ -7,7 +7,6 @@ naming the instance and the field rather than a shape error from deep inside the
 import json
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from census import export, schema

@@ -37,6 +37,8 @@ def parser():
     p.add_argument("--data-dir", help="local folder with adult.data and adult.test, used "
                    "when --train-files/--eval-files are not given")
     p.add_argument("--verbosity", choices=("DEBUG", "INFO", "WARN", "ERROR"), default="INFO")
+    p.add_argument("--hypertune-metric", help="report this final eval metric (e.g. accuracy) "
+                   "for hyperparameter tuning through cloudml-hypertune, as Vertex AI reads it")
     return p
 
 
@@ -65,8 +67,13 @@ def run(args):
         return model.build_model(args.first_layer_size, args.num_layers, args.scale_factor,
                                  args.embedding_size, args.learning_rate,
                                  decay_steps=args.train_steps)
-    return training.train_and_evaluate(build, train_spec, eval_spec, args.job_dir,
-                                       verbose=2 if args.verbosity != "ERROR" else 0)
+    metrics = training.train_and_evaluate(build, train_spec, eval_spec, args.job_dir,
+                                          verbose=2 if args.verbosity != "ERROR" else 0)
+    if args.hypertune_metric and training.is_chief():
+        import hypertune  # writes JSON lines to $CLOUD_ML_HP_METRIC_FILE
+        hypertune.HyperTune().report_hyperparameter_tuning_metric(
+            args.hypertune_metric, metrics[args.hypertune_metric], metrics["global_step"])
+    return metrics
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
@@ -174,11 +175,66 @@ def _eval_metrics(logs):
     return {k[len("val_"):]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
 
 
+def _evaluation_schedule(train_spec, eval_spec):
+    """(number of evaluations, steps between them): whole intervals covering max_steps."""
+    evaluations = max(1, math.ceil(train_spec.max_steps / eval_spec.every_steps))
+    return evaluations, math.ceil(train_spec.max_steps / evaluations)
+
+
+def evaluate_checkpoints(model_fn, train_spec, eval_spec, job_dir, poll_seconds=1.0,
+                         idle_timeout=600.0):
+    """The sidecar evaluator (TF_CONFIG task type "evaluator", outside the cluster spec, as
+    the 2017 evaluator task): evaluate the chief's newest checkpoint in `<job_dir>/checkpoints`
+    each time a new one appears, until its last one; results go to `<job_dir>/eval_sidecar/`
+    (metrics.csv and TensorBoard events). Gives up after `idle_timeout` seconds without a
+    new checkpoint. Returns the last evaluation's metrics (`global_step` included)."""
+    evaluations, steps_per_eval = _evaluation_schedule(train_spec, eval_spec)
+    checkpoint_dir = os.path.join(job_dir, "checkpoints")
+    out_dir = os.path.join(job_dir, "eval_sidecar")
+    tf.io.gfile.makedirs(out_dir)
+    model, writer = model_fn(), tf.summary.create_file_writer(out_dir)
+    metrics, seen, epoch, rows = {}, None, 0, []  # no appending on gs://: rewrite the CSV
+    last_new = time.monotonic()
+    while epoch < evaluations:
+        try:
+            latest = tf.train.latest_checkpoint(checkpoint_dir)
+        except (tf.errors.OpError, ValueError):  # the state file is being rewritten
+            latest = None
+        if latest in (None, seen):
+            if time.monotonic() - last_new > idle_timeout:
+                raise TimeoutError(f"no new checkpoint in {checkpoint_dir} for "
+                                   f"{idle_timeout:.0f} s; the last was {seen}")
+            time.sleep(poll_seconds)
+            continue
+        seen, last_new = latest, time.monotonic()
+        epoch = int(latest.rsplit("-", 1)[-1])  # ckpt-0003: after evaluation interval 3
+        model.load_weights(latest).expect_partial()
+        results = model.evaluate(eval_spec.input_fn(), steps=eval_spec.steps, verbose=0,
+                                 return_dict=True)
+        metrics = {k: float(v) for k, v in results.items()}
+        metrics["global_step"] = epoch * steps_per_eval
+        with writer.as_default(step=metrics["global_step"]):
+            for k, v in results.items():
+                tf.summary.scalar(k, v)
+        names = sorted(k for k in metrics if k != "global_step")
+        rows.append(",".join([os.path.basename(latest), str(metrics["global_step"]),
+                              *(f"{metrics[k]:.6g}" for k in names)]))
+        with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.csv"), "w") as f:
+            f.write("\n".join([",".join(["checkpoint", "global_step", *names]), *rows, ""]))
+        print(f"evaluated {os.path.basename(latest)} (step {metrics['global_step']}): "
+              + ", ".join(f"{k} {v:.4f}" for k, v in results.items()), flush=True)
+    writer.close()
+    return dict(metrics, exports=[])
+
+
 def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
     """Build `model_fn()` under the cluster's strategy, train `train_spec.max_steps` steps
     (rounded up to whole evaluation intervals), evaluate every `eval_spec.every_steps`,
     run the exporters, and return the last evaluation's metrics (plus `global_step` and
-    `exports`: the paths written)."""
+    `exports`: the paths written). An evaluator task evaluates the chief's checkpoints
+    instead (`evaluate_checkpoints`)."""
+    if cluster_role()[0] == "evaluator":
+        return evaluate_checkpoints(model_fn, train_spec, eval_spec, job_dir)
     strategy = strategy_from_tf_config()
     chief = is_chief()
     # Non-chief workers of a MultiWorkerMirrored cluster must take part in every collective
@@ -188,8 +244,7 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
     with strategy.scope():
         model = model_fn()
 
-    evaluations = max(1, math.ceil(train_spec.max_steps / eval_spec.every_steps))
-    steps_per_eval = math.ceil(train_spec.max_steps / evaluations)
+    evaluations, steps_per_eval = _evaluation_schedule(train_spec, eval_spec)
     if pss:
         train_data = keras.utils.experimental.DatasetCreator(lambda _: train_spec.input_fn())
         evaluate, validation_data = [_EvaluateOnChief(model_fn, eval_spec)], None
@@ -197,17 +252,20 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
         train_data = _shard_by_data(train_spec.input_fn())
         evaluate, validation_data = [], _shard_by_data(eval_spec.input_fn())
     eval_dir = os.path.join(out_dir, f"eval_{eval_spec.name}" if eval_spec.name else "eval")
+    backup_dir = os.path.join(job_dir, "backup")
+    # A backup means an interrupted run to resume: keep its metrics rows. Otherwise start afresh.
+    resuming = bool(tf.io.gfile.exists(backup_dir) and tf.io.gfile.listdir(backup_dir))
     tf.io.gfile.makedirs(eval_dir)
     exporters = _RunExporters(eval_spec.exporters, out_dir)
     history = model.fit(
         train_data, epochs=evaluations, steps_per_epoch=steps_per_eval,
         validation_data=validation_data, validation_steps=eval_spec.steps, verbose=verbose,
         callbacks=evaluate + [
-            keras.callbacks.BackupAndRestore(os.path.join(job_dir, "backup")),
+            keras.callbacks.BackupAndRestore(backup_dir),
             keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "checkpoints", "ckpt-{epoch:04d}"),
                                             save_weights_only=True),
             keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),
-            keras.callbacks.CSVLogger(os.path.join(eval_dir, "metrics.csv"), append=True),
+            keras.callbacks.CSVLogger(os.path.join(eval_dir, "metrics.csv"), append=resuming),
             exporters,
         ])
     metrics = _eval_metrics({k: v[-1] for k, v in history.history.items()})

@@ -153,3 +153,24 @@ def test_mirrored_workers(census_files, tmp_path):
     assert (job_dir / "export" / "census").is_dir() and metrics["exports"]
     assert not (job_dir / "workers" / "1").exists()  # worker 1 removed its private copy
     assert "[cluster] chief exit status 0; all tasks stopped (worker-0 0, worker-1 0)" in output
+
+
+def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
+    # An evaluator task beside chief + 1 worker + 1 ps: outside the cluster spec, it
+    # evaluates each checkpoint the chief writes and exits after the last one.
+    job_dir = tmp_path / "job"
+    status, output, pids = run_cluster(
+        job_dir, census_files, cluster_flags=["--workers", "1", "--ps", "1", "--evaluator"],
+        trainer_flags=["--train-steps", "200", "--eval-every-steps", "100"])
+    assert status == 0, output[-3000:]
+    assert set(pids) == {"chief-0", "worker-0", "ps-0", "evaluator-0"}
+    assert_all_stopped(pids)
+    assert re.search(r"all tasks stopped \(.*evaluator-0 0\)", output), output[-2000:]
+    rows = (job_dir / "eval_sidecar" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("checkpoint,global_step,") and "auc" in rows[0]
+    assert rows[-1].startswith("ckpt-0002,200,")  # the chief's last checkpoint, evaluated
+    assert list((job_dir / "eval_sidecar").glob("events.out.tfevents.*"))
+    assert "[evaluator-0] evaluated ckpt-0002 (step 200)" in output
+    evaluator = chief_metrics(output, "evaluator-0")
+    assert evaluator["global_step"] == 200 and evaluator["exports"] == []
+    assert abs(evaluator["accuracy"] - chief_metrics(output)["accuracy"]) < 0.02

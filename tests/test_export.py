@@ -1,5 +1,4 @@
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

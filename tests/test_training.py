@@ -5,7 +5,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +89,5 @@ def test_killed_job_resumes_from_its_last_evaluation(census_files, tmp_path):
     assert epochs and int(epochs[0]) == 3, second.stdout  # not back at epoch 1
     metrics = json.loads(second.stdout[second.stdout.index("{"):])
     assert metrics["global_step"] == 600
+    rows = list(csv.DictReader(open(job_dir / "eval" / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(6))  # the killed run's rows kept

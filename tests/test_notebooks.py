@@ -1,0 +1,336 @@
+"""The six chapters: committed cleanly, generated badges and setup cells, executed in smoke mode
+with papermill, checked with nbval, served by JupyterLab, and TensorBoard's command works."""
+import importlib.util
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from census import course
+
+REPO = course.ROOT
+NOTEBOOKS = course.NOTEBOOKS
+SMOKE_ROOT = "jobs/test-smoke"  # job dirs of the smoke run (gitignored jobs/)
+SMOKE_BUILD = REPO / "build" / "test-smoke"
+MAX_TEXT_OUTPUT = 12_000  # characters per text output
+MAX_IMAGE = 120_000  # base64 characters per image
+MAX_NOTEBOOK = 600_000  # bytes per committed notebook
+CHAPTERS_WITH_PLOTS = ("01_data", "02_estimator", "03_datasets", "04_specs")
+# Absolute paths of this machine, and of machines in general, must not appear in a notebook.
+MACHINE_PATH = re.compile(r"(?<![\w.:/])(/work/|/home/|/root/|/tmp/|/Users/|/var/folders/|"
+                          r"/content/|[A-Z]:\\\\)")
+
+
+def read(name):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def text_of(output):
+    if output.output_type == "stream":
+        return output.text
+    if output.output_type == "error":
+        return "\n".join(output.traceback)
+    return "\n".join(v for k, v in output.get("data", {}).items() if not k.startswith("image/"))
+
+
+# --- the committed notebooks ------------------------------------------------------------------
+
+def test_every_chapter_is_listed_once():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(course.NAMES)
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_committed_notebook_is_clean(name):
+    """Outputs policy: committed with outputs from a full run, scrubbed, small, in order."""
+    path = NOTEBOOKS / f"{name}.ipynb"
+    nb = read(name)
+    nbformat.validate(nb)
+    assert set(nb.metadata) <= set(course.KEPT_NOTEBOOK_METADATA), nb.metadata
+    assert path.stat().st_size < MAX_NOTEBOOK
+    counts = []
+    for cell in nb.cells:
+        assert set(cell.metadata) <= {"tags"}, (cell.source[:60], cell.metadata)
+        assert "injected-parameters" not in cell.metadata.get("tags", [])
+        assert not MACHINE_PATH.search(cell.source), cell.source[:200]
+        if cell.cell_type != "code":
+            continue
+        counts.append(cell.execution_count)
+        for output in cell.outputs:
+            assert output.output_type != "error", (cell.source[:60], text_of(output)[-500:])
+            text = text_of(output)
+            assert len(text) < MAX_TEXT_OUTPUT, cell.source[:60]
+            assert not MACHINE_PATH.search(text), (cell.source[:60], MACHINE_PATH.search(text))
+            assert "token=" not in text
+            for key, value in output.get("data", {}).items():
+                if key.startswith("image/"):
+                    assert len(value) < MAX_IMAGE, cell.source[:60]
+    assert counts == list(range(1, len(counts) + 1)), "run top to bottom once, by `make outputs`"
+    if name in CHAPTERS_WITH_PLOTS:
+        assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs), "the plots are rendered into the committed outputs"
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_chapter_conventions(name):
+    nb = read(name)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# Chapter ")
+    assert course.badge(name) in first.source
+    assert f"blob/main/notebooks/{name}.ipynb" in course.badge(name)
+    assert "What you will learn" in first.source
+    assert any(c.cell_type == "markdown" and "Then and now" in c.source and "|---|" in c.source
+               for c in nb.cells), "a then-and-now table"
+    setup = nb.cells[course.setup_cell_index(nb)]
+    assert setup.source == course.SETUP_SOURCE, "run `python -m census.course sync`"
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1
+    assert "SMOKE = False" in parameters[0].source
+    assert f'JOB_DIR = "jobs/{name}"' in parameters[0].source
+    assert nb.cells.index(parameters[0]) > course.setup_cell_index(nb)
+    last = nb.cells[-1]
+    assert last.cell_type == "markdown"
+    following = course.NAMES.index(name) + 1
+    if following < len(course.NAMES):
+        assert f"({course.NAMES[following]}.ipynb)" in last.source, "point to the next chapter"
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_papermill_sees_the_parameters(name):
+    """`papermill … -p NAME VALUE` works for every parameter the runner passes."""
+    import papermill
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    assert set(course.parameters(name, smoke=True)) <= set(declared)
+    if name == "04_specs":
+        assert {"TRAIN_STEPS", "BATCH_SIZE", "EVAL_EVERY"} <= set(declared)
+
+
+def test_readme_course_map_is_generated():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Course map\n", 1)[1].split("\n## ")[0]
+    assert course.course_map() in section
+    assert "\n## Notebooks\n" in readme
+
+
+def test_setup_cell_leaves_a_checkout_alone(monkeypatch):
+    calls, real_run = [], subprocess.run
+
+    def recording_run(command, *args, **kwargs):
+        calls.append(command)
+        return real_run(command, *args, **kwargs)
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    monkeypatch.chdir(NOTEBOOKS)
+    monkeypatch.setenv("PATH", os.environ["PATH"])
+    exec(course.SETUP_SOURCE, {})
+    assert not [c for c in calls if c[0] == "git" or "pip" in c] and Path.cwd() == REPO
+    assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+
+
+def test_setup_cell_installs_from_the_repository_on_colab(monkeypatch, tmp_path):
+    calls, real_run = [], subprocess.run
+
+    def fake_run(command, *args, **kwargs):
+        if command[0] != "git" and "pip" not in command:
+            return real_run(command, *args, **kwargs)
+        calls.append(command)
+        if command[0] == "git":  # the clone: a checkout with the package in it
+            (tmp_path / "census-course" / "census").mkdir(parents=True)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "google.colab"
+                        else real_find_spec(name, *a))
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", os.environ["PATH"])
+    exec(course.SETUP_SOURCE, {})
+    assert calls == [["git", "clone", "--depth", "1", course.REPO_URL],
+                     [sys.executable, "-m", "pip", "install", "--quiet", "./census-course"]]
+    assert Path.cwd() == tmp_path / "census-course"
+
+
+def test_scrub_keeps_outputs_and_drops_run_metadata():
+    nb = nbformat.v4.new_notebook(metadata={"papermill": {"x": 1}, "widgets": {}})
+    nb.cells = [nbformat.v4.new_code_cell("1", execution_count=7,
+                                          metadata={"papermill": {}, "execution": {}}),
+                nbformat.v4.new_code_cell("P = 1", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("2", execution_count=9, metadata={"tags": ["a"]},
+                                          outputs=[nbformat.v4.new_output(
+                                              "execute_result", {"text/plain": "2"},
+                                              execution_count=9)])]
+    nb = course.scrub(nb)
+    assert set(nb.metadata) == {"kernelspec", "language_info"}
+    assert [c.execution_count for c in nb.cells] == [1, 2]
+    assert nb.cells[1].outputs[0].execution_count == 2
+    assert nb.cells[0].metadata == {} and nb.cells[1].metadata == {"tags": ["a"]}
+
+
+def test_helpers_show_no_machine_paths(tmp_path):
+    assert course.rel(REPO / "jobs" / "x") == "jobs/x"
+    assert course.rel(Path.home() / ".cache" / "census") == "~/.cache/census"
+    assert not MACHINE_PATH.search(course.tidy(f"see {REPO}/jobs/a and {Path.home()}/b"))
+
+
+# --- smoke runs: every chapter, in order, through papermill ---------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_env(uci_dir, tmp_path_factory):
+    """Environment for the kernels: the shared UCI files and a fresh data cache."""
+    return {"CENSUS_DATA_DIR": str(uci_dir),
+            "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("census-cache"))}
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_chapter_runs_in_smoke_mode(name, smoke_env, monkeypatch):
+    for key, value in smoke_env.items():
+        monkeypatch.setenv(key, value)
+    SMOKE_BUILD.mkdir(parents=True, exist_ok=True)
+    out = SMOKE_BUILD / f"{name}.ipynb"
+    params = course.parameters(name, smoke=True, job_root=SMOKE_ROOT)
+    start = time.perf_counter()
+    if name == "04_specs":  # the README's papermill command line, as a reader types it
+        args = [f"notebooks/{name}.ipynb", str(out), "-p", "TRAIN_STEPS", "500"]
+        for key, value in params.items():
+            args += ["-p", key, str(value)]
+        done = subprocess.run([sys.executable, "-m", "papermill", *args, "--no-progress-bar"],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    else:
+        course.execute(name, out, params)
+    seconds = time.perf_counter() - start
+    nb = nbformat.read(out, as_version=4)
+    outputs = "\n".join(text_of(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert not MACHINE_PATH.search(outputs), MACHINE_PATH.search(outputs)
+    assert seconds < 120, f"{name} took {seconds:.0f} s in smoke mode"
+    if name == "04_specs":
+        assert "after 500 steps" in outputs
+        results = json.loads((REPO / SMOKE_ROOT / name / course.RESULTS_FILE).read_text())
+        assert results["wide_and_deep"]["global_step"] == 500
+        assert results["lightgbm"]["auc"] > 0.9
+        assert results["export"].startswith(f"{SMOKE_ROOT}/{name}/export/census/")
+    if name == "06_saved_model_cli":  # the shell commands a reader types really ran
+        assert "Method name is: tensorflow/serving/predict" in outputs
+        assert "Result for output key probabilities" in outputs
+        assert "CLASS_IDS  CLASSES" in outputs
+        assert "training" not in outputs.split("the export we inspect")[0], \
+            "with chapter 4 run first, chapter 6 reuses its export"
+
+
+def test_tensorboard_command_from_chapter_4_serves_the_logs():
+    """The command chapter 4 tells the reader to type, on the smoke run's logs."""
+    logs = REPO / SMOKE_ROOT / "04_specs" / "logs"
+    if not logs.is_dir():
+        pytest.skip("needs the smoke run of chapter 4 (test_chapter_runs_in_smoke_mode)")
+    text = "\n".join(c.source for c in read("04_specs").cells if c.cell_type == "markdown")
+    command = re.search(r"^tensorboard --logdir (\S+) --host 127\.0\.0\.1 --port (\d+)$",
+                        text, re.M)
+    assert command and command.group(1) == "jobs/04_specs/logs"
+    port = free_port()
+    tensorboard = Path(sys.executable).with_name("tensorboard")
+    with served([str(tensorboard), "--logdir", str(logs), "--host", "127.0.0.1",
+                 "--port", str(port)]) as process:
+        wait_for(f"http://127.0.0.1:{port}/data/runs", process)
+        runs = json.loads(get(f"http://127.0.0.1:{port}/data/runs"))
+    assert {"train", "validation"} <= set(runs)
+
+
+# --- nbval: the deterministic cells match the committed outputs ------------------------------
+
+def test_nbval_checks_deterministic_cells(smoke_env, tmp_path):
+    """nbval (--nbval-lax) runs each committed notebook in smoke mode (parameters injected by
+    papermill, committed outputs kept) and compares the cells tagged nbval-check-output.
+    Chapter 6 gets no export here, so its stand-alone path (training its own model) runs."""
+    import papermill
+    folder = REPO / "build" / "test-nbval"
+    folder.mkdir(parents=True, exist_ok=True)
+    root = "jobs/test-nbval"
+    for name in course.NAMES:
+        params = course.parameters(name, smoke=True, job_root=root)
+        if name == "06_saved_model_cli":
+            params["MODEL_DIR"] = f"{root}/no-such-export"
+        papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
+                                   parameters=params, prepare_only=True, progress_bar=False)
+        checked = [c for c in read(name).cells if "nbval-check-output" in c.metadata.get("tags", [])]
+        assert checked and all(c.outputs for c in checked), f"{name}: committed outputs to check"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
+         "no:cacheprovider", "-q", "--rootdir", str(folder), str(folder)],
+        cwd=REPO, env=dict(os.environ, **smoke_env), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert "failed" not in done.stdout.splitlines()[-1]
+
+
+# --- JupyterLab ---------------------------------------------------------------------------
+
+def test_jupyterlab_lists_and_opens_the_notebooks(tmp_path):
+    port, token = free_port(), secrets.token_hex(16)
+    command = course.lab_command(port, [
+        "--no-browser", f"--IdentityProvider.token={token}",
+        "--ServerApp.shutdown_no_activity_timeout=120",  # stops by itself if left behind
+        "--MappingKernelManager.cull_idle_timeout=60"])
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTER_DATA_DIR=str(tmp_path / "data"), IPYTHONDIR=str(tmp_path / "ipython"))
+    base = f"http://127.0.0.1:{port}"
+    with served(command, env) as process:
+        wait_for(f"{base}/api/status?token={token}", process)
+        listing = json.loads(get(f"{base}/api/contents/notebooks?token={token}"))
+        names = sorted(item["name"] for item in listing["content"] if item["type"] == "notebook")
+        assert {f"{n}.ipynb" for n in course.NAMES} <= set(names)
+        for name in course.NAMES:
+            model = json.loads(get(f"{base}/api/contents/notebooks/{name}.ipynb?token={token}"))
+            assert model["type"] == "notebook" and model["content"]["cells"]
+        page = get(f"{base}/lab/tree/notebooks/{course.NAMES[0]}.ipynb?token={token}")
+        assert "JupyterLab" in page or "jupyter-config-data" in page
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def wait_for(url, process, seconds=90):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}")
+        try:
+            get(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"no answer from {url} within {seconds} s")
+
+
+class served:
+    """Start a server process; on exit terminate it (kill after 10 s) and reap it."""
+
+    def __init__(self, command, env=None):
+        self.command, self.env = command, env
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.process
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

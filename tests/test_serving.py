@@ -1,0 +1,441 @@
+"""`census serve`: TF Serving's REST API and Vertex AI's predict format, errors, versions,
+reload under load, a fuzz run, and the client (`census predict --url`)."""
+import asyncio
+import json
+import random
+import shutil
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from census import client, predict, schema, serving
+from conftest import REPO, run_census
+
+INSTANCES = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines() if line]
+
+
+def publish(export_dir, base, version):
+    """Copy an export into `base/<version>`: staged next to it, then renamed into place."""
+    path = serving.publish_version(export_dir, base, version)
+    assert sorted(p.name for p in base.parent.iterdir()) == ["census"]  # no staging left
+    return path
+
+
+def wait_for(condition, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def local(export_dir):
+    """What in-process prediction gives for test.json (the reference for every route)."""
+    return predict.rows(predict.predict(str(export_dir), INSTANCES))
+
+
+@pytest.fixture(scope="module")
+def base(export_dir, tmp_path_factory):
+    """An export base directory holding one version, 1."""
+    base = tmp_path_factory.mktemp("serve") / "export" / "census"
+    base.mkdir(parents=True)
+    publish(export_dir, base, 1)
+    return base
+
+
+@pytest.fixture(scope="module")
+def server(base):
+    with serving.BackgroundServer(base, poll_seconds=0.2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def close(rows, expected):
+    for got, want in zip(rows, expected, strict=True):
+        assert got["classes"] == want["classes"] and got["class_ids"] == want["class_ids"]
+        np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5)
+        np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-5, atol=1e-6)
+
+
+# --- TF Serving's REST API -----------------------------------------------------------------
+
+def test_model_status_like_tf_serving(http):
+    r = http.get("/v1/models/census")
+    assert r.status_code == 200
+    assert r.json() == {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK",
+                                                          "error_message": ""}}]}
+    assert http.get("/v1/models/census/versions/1").json()["model_version_status"][0][
+        "version"] == "1"
+
+
+def test_metadata_shows_the_signature(http):
+    meta = http.get("/v1/models/census/metadata").json()
+    assert meta["model_spec"] == {"name": "census", "signature_name": "", "version": "1"}
+    sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert sig["method_name"] == "tensorflow/serving/predict"
+    assert set(sig["inputs"]) == set(schema.INPUT_COLUMNS)
+    assert sig["inputs"]["age"]["dtype"] == "DT_FLOAT"
+    assert sig["inputs"]["race"]["dtype"] == "DT_STRING"
+    assert sig["inputs"]["age"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]
+    assert set(sig["outputs"]) == set(predict.OUTPUT_KEYS)
+    assert sig["outputs"]["probabilities"]["tensor_shape"]["dim"][1]["size"] == "2"
+    assert "predict" in meta["metadata"]["signature_def"]["signature_def"]
+
+
+def test_predict_instances_gives_rows_like_local_predict(http, local):
+    r = http.post("/v1/models/census:predict", json={"instances": INSTANCES})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    close(r.json()["predictions"], local)
+    assert r.json()["predictions"][0]["classes"][0] in schema.LABELS  # strings, not bytes
+
+
+def test_predict_inputs_gives_columns(http, local):
+    inputs = {c: [i[c] for i in INSTANCES] for c in schema.INPUT_COLUMNS}
+    r = http.post("/v1/models/census/versions/1:predict",
+                  json={"inputs": inputs, "signature_name": "predict"})
+    assert r.status_code == 200
+    outputs = r.json()["outputs"]
+    assert set(outputs) == set(predict.OUTPUT_KEYS)
+    close([{k: outputs[k][i] for k in outputs} for i in range(len(INSTANCES))], local)
+
+
+def test_classify_gives_label_score_pairs(http, local):
+    context = {"native_country": " United-States"}
+    examples = [{k: v for k, v in i.items() if k != "native_country"} for i in INSTANCES]
+    r = http.post("/v1/models/census:classify", json={"context": context, "examples": examples})
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [[label for label, _ in res] for res in results] == [list(schema.LABELS)] * 2
+    np.testing.assert_allclose([[s for _, s in res] for res in results],
+                               [row["probabilities"] for row in local], rtol=1e-5)
+
+
+def test_integers_for_floats_and_leading_spaces_are_accepted(http):
+    as_floats = [{k: float(v) if k in schema.NUMERIC_COLUMNS else v for k, v in i.items()}
+                 for i in INSTANCES]
+    stripped = [{k: v.strip() if isinstance(v, str) else v for k, v in i.items()}
+                for i in INSTANCES]
+    replies = [http.post("/v1/models/census:predict", json={"instances": x}).json()
+               for x in (INSTANCES, as_floats, stripped)]
+    close(replies[1]["predictions"], replies[0]["predictions"])
+    assert all("predictions" in r for r in replies)
+
+
+# --- Vertex AI ------------------------------------------------------------------------------
+
+def test_vertex_predict_route(http, local):
+    r = http.post("/v1/projects/p/locations/us-central1/endpoints/123/deployedModels/456:predict",
+                  json={"instances": INSTANCES, "parameters": {}})
+    assert r.status_code == 200
+    assert r.json()["deployedModelId"] == "456"
+    close(r.json()["predictions"], local)
+    short = http.post("/v1/endpoints/123/deployedModels/456:predict", json={"instances": INSTANCES})
+    assert short.json()["predictions"] == r.json()["predictions"]
+    assert http.get("/v1/endpoints/123/deployedModels/456").status_code == 200
+    bad = http.post("/v1/endpoints/1/deployedModels/2:predict",
+                    json={"instances": INSTANCES, "parameters": []})
+    assert bad.status_code == 400 and "parameters" in bad.json()["error"]
+
+
+def test_vertex_container_routes_from_aip_variables(base, monkeypatch, local):
+    """Vertex tells a custom container its routes and port through AIP_* variables."""
+    for name, value in {"AIP_PREDICT_ROUTE": "/predict", "AIP_HEALTH_ROUTE": "/health",
+                        "AIP_DEPLOYED_MODEL_ID": "789", "AIP_HTTP_PORT": "8080"}.items():
+        monkeypatch.setenv(name, value)
+    with serving.BackgroundServer(base) as s, httpx.Client(base_url=s.url) as c:
+        assert c.get("/health").status_code == 200
+        r = c.post("/predict", json={"instances": INSTANCES})
+        assert r.status_code == 200 and r.json()["deployedModelId"] == "789"
+        close(r.json()["predictions"], local)
+    assert serving.parser().parse_args(["--model-base-path", "x"]).port is None  # → AIP port
+
+
+# --- errors -------------------------------------------------------------------------------
+
+GOOD = INSTANCES[0]
+ERRORS = [
+    (b"", 400, "empty"),
+    (b"{", 400, "JSON Parse error"),
+    (b"\xff\xfe", 400, "UTF-8"),
+    (b"[1, 2]", 400, "JSON object"),
+    (b'{"instances": [{"age": NaN}]}', 400, "NaN"),
+    ({}, 400, "Missing 'instances' or 'inputs'"),
+    ({"instance": [GOOD]}, 400, "unknown key 'instance'"),
+    ({"instances": [GOOD], "inputs": {}}, 400, "not both"),
+    ({"instances": []}, 400, "empty"),
+    ({"instances": GOOD}, 400, "list"),
+    ({"instances": [1]}, 400, "instance 1"),
+    ({"instances": [GOOD, {**GOOD, "age": "old"}]}, 400,
+     "instance 2: field 'age' must be a number"),
+    ({"instances": [{**GOOD, "race": 3}]}, 400, "field 'race' must be a string"),
+    ({"instances": [{**GOOD, "age": True}]}, 400, "field 'age' must be a number"),
+    ({"instances": [{k: v for k, v in GOOD.items() if k != "gender"}]}, 400,
+     "missing field 'gender'"),
+    ({"instances": [{**GOOD, "fnlwgt": 1}]}, 400, "unknown field 'fnlwgt'"),
+    ({"instances": [{**GOOD, "age": 1e39}]}, 400, "float32 range"),
+    ({"instances": [{**GOOD, "age": 10 ** 400}]}, 400, "field 'age' is out of the float32"),
+    ({"instances": [GOOD], "signature_name": "nope"}, 400, '"nope" not found'),
+    ({"instances": [GOOD], "signature_name": 3}, 400, "signature_name"),
+    ({"inputs": [1, 2]}, 400, "inputs must be a JSON object"),
+    ({"inputs": {"age": [1, 2], "race": [" White"]}}, 400, "same number of rows"),
+    ({"inputs": {"age": 1}}, 400, "list of values"),
+]
+
+
+@pytest.mark.parametrize("body,status,message", ERRORS, ids=range(len(ERRORS)))
+def test_bad_requests_get_a_json_error_naming_the_problem(http, body, status, message):
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = http.post("/v1/models/census:predict", content=content)
+    assert r.status_code == status, r.text
+    assert set(r.json()) == {"error"} and message in r.json()["error"], r.json()
+
+
+@pytest.mark.parametrize("method,path,status,message", [
+    ("GET", "/v1/models/other", 404, "model other"),
+    ("POST", "/v1/models/other:predict", 404, "Servable not found for request: Latest(other)"),
+    ("POST", "/v1/models/census/versions/7:predict", 404, "Specific(census, 7)"),
+    ("GET", "/v1/models/census/versions/7", 404, "version 7"),
+    ("POST", "/v1/models/census/versions/x:predict", 400, "version must be a number"),
+    ("POST", "/v1/models/census:explain", 404, "Malformed request"),
+    ("POST", "/v1/models/census:regress", 400, "classifier"),
+    ("GET", "/v1/models/census:predict", 404, "Malformed request"),
+    ("GET", "/", 404, "Malformed request"),
+])
+def test_unknown_models_versions_and_routes(http, method, path, status, message):
+    r = http.request(method, path, json={"instances": [GOOD]})
+    assert r.status_code == status and message in r.json()["error"], r.text
+
+
+def test_request_size_limit_413(http):
+    big = json.dumps({"instances": [GOOD] * 5000}).encode()  # ≈ 1.7 MB
+    assert len(big) > serving.MAX_REQUEST_BYTES
+    r = http.post("/v1/models/census:predict", content=big)
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+
+    def chunks():  # no Content-Length: the limit is checked on the bytes received
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+    r = http.post("/v1/models/census:predict", content=chunks())
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+    assert http.post("/v1/models/census:predict", json={"instances": [GOOD] * 3000}
+                     ).status_code == 200  # ≈ 1 MB: under the limit
+
+
+def test_one_bad_request_in_a_batch_fails_alone(server, local):
+    """Concurrent requests share model calls; a bad one gets its 400, the rest their answers."""
+    async def go():
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            bodies = [{"instances": INSTANCES}] * 20 + [{"instances": [{**GOOD, "age": "x"}]}]
+            return await asyncio.gather(*(c.post("/v1/models/census:predict", json=b)
+                                          for b in bodies))
+    replies = asyncio.run(go())
+    assert [r.status_code for r in replies] == [200] * 20 + [400]
+    for r in replies[:20]:
+        close(r.json()["predictions"], local)
+
+
+# --- versions -----------------------------------------------------------------------------
+
+def test_waits_for_a_version_then_loads_new_ones_and_pins(export_dir, tmp_path, local):
+    base = tmp_path / "export" / "census"
+    base.mkdir(parents=True)
+    with serving.BackgroundServer(base, poll_seconds=0.1, wait=False) as s, \
+            httpx.Client(base_url=s.url, timeout=30) as c:
+        wait_for(lambda: s.server.started, what="server start")
+        r = c.post("/v1/models/census:predict", json={"instances": INSTANCES})
+        assert r.status_code == 503 and "no version" in r.json()["error"]
+        assert c.get("/v1/models/census").status_code == 503
+
+        (base / "notes").mkdir()  # not a version
+        half = base / "5"  # a half-written version: no saved_model.pb yet
+        shutil.copytree(export_dir / "variables", half / "variables")
+        broken = base / "6"  # a version whose saved_model.pb is garbage
+        broken.mkdir()
+        (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+        publish(export_dir, base, 3)
+        wait_for(lambda: s.watcher.latest() is not None, what="version 3")
+        assert s.watcher.latest().number == 3
+        wait_for(lambda: s.watcher.status().get(6, ("", ""))[0] == "END", what="6 given up")
+        status = {v["version"]: v for v in c.get("/v1/models/census").json()[
+            "model_version_status"]}
+        assert status["3"]["state"] == "AVAILABLE" and "5" not in status
+        assert status["6"]["state"] == "END" and status["6"]["status"]["error_message"]
+        close(c.post("/v1/models/census:predict", json={"instances": INSTANCES}).json()[
+            "predictions"], local)
+
+        publish(export_dir, base, 7)
+        wait_for(lambda: s.watcher.latest().number == 7, what="version 7")
+        assert c.get("/v1/models/census/metadata").json()["model_spec"]["version"] == "7"
+        for v in ("3", "7"):  # the previous version stays loaded and can be pinned
+            r = c.post(f"/v1/models/census/versions/{v}:predict", json={"instances": INSTANCES})
+            assert r.status_code == 200, r.text
+        publish(export_dir, base, 8)
+        wait_for(lambda: s.watcher.latest().number == 8, what="version 8")
+        wait_for(lambda: s.watcher.get(3) is None, what="3 unloaded")
+        r = c.post("/v1/models/census/versions/3:predict", json={"instances": INSTANCES})
+        assert r.status_code == 404  # only the newest two stay loaded
+        assert s.watcher.status()[3][0] == "END"
+
+
+def test_no_request_fails_across_a_reload_under_load(server, base, export_dir):
+    """8 clients for ~4 s while a new version is published; every request must succeed."""
+    url = server.url + client.predict_path()
+    results = {}
+    runner = threading.Thread(target=lambda: results.update(
+        client.load(url, {"instances": INSTANCES}, concurrency=8, seconds=4, max_requests=20000)))
+    runner.start()
+    time.sleep(1)
+    publish(export_dir, base, 2)
+    runner.join(timeout=60)
+    assert results["requests"] > 100
+    assert results["statuses"] == {200: results["requests"]}, results["errors"]
+    assert server.watcher.latest().number == 2  # it switched during the run
+    assert server.batcher.calls < server.batcher.batched_requests  # requests were batched
+
+
+# --- fuzz ---------------------------------------------------------------------------------
+
+def malformed_bodies(n, seed=2017):
+    """Broken JSON, wrong shapes, wrong types, missing and unknown fields, odd values."""
+    rng = random.Random(seed)
+    good = json.dumps({"instances": INSTANCES}).encode()
+    odd_values = [None, True, [], {}, "", " ", "x" * 1000, -1, 0, 1e308, -1e39, 10 ** 50, 3.5,
+                  [1], {"a": 1}, "\u0000", "é", "?", 2 ** 63]
+    for i in range(n):
+        kind = i % 8
+        if kind == 0:  # bytes cut or flipped
+            b = bytearray(good)
+            for _ in range(rng.randint(1, 5)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            yield bytes(b[:rng.randrange(1, len(b))]) if rng.random() < 0.5 else bytes(b)
+        elif kind == 1:  # a field with an odd value
+            inst = dict(rng.choice(INSTANCES))
+            inst[rng.choice(list(inst))] = rng.choice(odd_values)
+            yield json.dumps({"instances": [inst]}).encode()
+        elif kind == 2:  # a missing field, an unknown one
+            inst = dict(rng.choice(INSTANCES))
+            del inst[rng.choice(list(inst))]
+            if rng.random() < 0.5:
+                inst[rng.choice(["fnlwgt", "Age", "", "income_bracket"])] = 1
+            yield json.dumps({"instances": [inst]}).encode()
+        elif kind == 3:  # wrong top-level shapes
+            yield json.dumps(rng.choice([
+                {"instances": rng.choice(odd_values)}, {"inputs": rng.choice(odd_values)},
+                {"signature_name": rng.choice(odd_values), "instances": INSTANCES},
+                {"instances": [rng.choice(odd_values)]}, rng.choice(odd_values),
+                {"inputs": {"age": [1], "race": rng.choice(odd_values)}}])).encode()
+        elif kind == 4:  # deep nesting
+            depth = rng.choice([10, 1000, 100000])
+            yield b'{"instances": ' + b"[" * depth + b"]" * depth + b"}"
+        elif kind == 5:  # random bytes
+            yield bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
+        elif kind == 6:  # columnar with ragged or wrong columns
+            inputs = {c: [i[c] for i in INSTANCES] for c in schema.INPUT_COLUMNS}
+            column = rng.choice(list(inputs))
+            inputs[column] = rng.choice([inputs[column][:1], [], [None, None], "x"])
+            yield json.dumps({"inputs": inputs}).encode()
+        else:  # valid JSON, wrong keys
+            yield json.dumps({rng.choice(["instance", "Instances", "examples", "input"]):
+                              INSTANCES}).encode()
+
+
+def test_fuzz_malformed_requests_never_break_the_server(server, local):
+    paths = ["/v1/models/census:predict", "/v1/models/census:classify",
+             "/v1/endpoints/1/deployedModels/2:predict"]
+    bodies = list(malformed_bodies(2400))
+
+    async def go():
+        limits = httpx.Limits(max_connections=8)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as c:
+            gate = asyncio.Semaphore(8)
+
+            async def send(i, body):
+                async with gate:
+                    return await c.post(paths[i % len(paths)], content=body)
+            return await asyncio.gather(*(send(i, b) for i, b in enumerate(bodies)))
+    replies = asyncio.run(go())
+    statuses = {}
+    for body, r in zip(bodies, replies):
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        assert r.status_code in (200, 400), (body[:200], r.status_code, r.text[:300])
+        assert r.status_code == 200 or "error" in r.json(), (body[:200], r.text[:300])
+    assert statuses[400] > 2000
+    r = httpx.post(server.url + "/v1/models/census:predict", json={"instances": INSTANCES})
+    close(r.json()["predictions"], local)
+
+
+# --- the process and the client -----------------------------------------------------------
+
+def test_serve_process_and_client_table(base, export_dir, tmp_path):
+    """`census serve` as its own process (on a free port), and `predict_url` against it prints
+    the same table as local prediction."""
+    port = serving_port()
+    proc = serving.start_process(base, port=port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        remote = client.predict_url(url, INSTANCES)
+        local_outputs = predict.predict(str(export_dir), INSTANCES)
+        assert predict.format_table(remote) == predict.format_table(local_outputs)
+        with pytest.raises(predict.PredictError, match="HTTP 404: .*Latest\\(other\\)"):
+            client.predict_url(url, INSTANCES, model="other")
+        vertex = client.predict_url(url + "/v1/endpoints/1/deployedModels/2:predict", INSTANCES)
+        assert predict.format_table(vertex) == predict.format_table(local_outputs)
+    finally:
+        # uvicorn shuts down on SIGTERM, then re-raises the signal: -15 is a clean exit
+        assert serving.stop_process(proc) in (0, -15)
+
+
+def test_census_serve_and_census_predict_url_cli(base, export_dir):
+    port = serving_port()
+    proc = serving.start_process(base, port=port)  # `python -m census serve`
+    try:
+        done = run_census("predict", "--url", f"http://127.0.0.1:{port}",
+                          "--json-instances", "test.json")
+        assert done.returncode == 0, done.stderr
+        local_done = run_census("predict", "--model-dir", export_dir,
+                                "--json-instances", "test.json")
+        assert done.stdout == local_done.stdout and done.stdout.startswith("CLASS_IDS")
+    finally:
+        serving.stop_process(proc)
+    done = run_census("serve", "--model-base-path", "no/such/dir")
+    assert done.returncode != 0 and "no directory" in done.stderr
+
+
+def test_server_process_stops_with_its_parent(base, tmp_path):
+    """A server started from a notebook must not outlive the kernel, even one that dies."""
+    import subprocess
+    import sys
+    port = serving_port()
+    script = (f"import os; from census import serving; "
+              f"p = serving.start_process({str(base)!r}, port={port}, "
+              f"log_path={str(tmp_path / 'serve.log')!r}); print(p.pid, flush=True); os._exit(0)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=180, cwd=REPO)
+    pid = int(done.stdout.split()[-1])
+
+    def gone():
+        try:
+            state = open(f"/proc/{pid}/status").read().split("State:")[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return True
+        return state in ("Z", "X")
+    wait_for(gone, timeout=30, what="the orphaned server to stop")
+    assert "census serve: model census" in (tmp_path / "serve.log").read_text()
+
+
+def serving_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

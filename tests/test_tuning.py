@@ -1,0 +1,322 @@
+"""Hyperparameter tuning: the 2017 config and Vertex's studySpec, the scales, the local Optuna
+tuner (failing, hanging and interrupted trials, resume, real trainer trials) and the
+HyperparameterTuningJob the SDK sends (to a local recorder)."""
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from google.auth.credentials import AnonymousCredentials
+
+from census import cloud, cluster, tuning
+from conftest import REPO
+from vertex_recorder import VertexRecorder
+
+CONFIG = REPO / "hptuning_config.yaml"
+JOB_DIR = "gs://my-bucket/census/hptuning"
+PACKAGE = "gs://my-bucket/census/census-0.1.0.tar.gz"
+
+
+# --- configs ----------------------------------------------------------------------------------
+
+def test_the_2017_study_reads_and_converts_both_ways():
+    study = tuning.read_config(CONFIG)
+    assert (study.metric, study.goal, study.max_trials, study.parallel_trials) == \
+        ("accuracy", "MAXIMIZE", 4, 2)
+    by_id = {p["parameterId"]: p for p in study.parameters}
+    assert by_id["first-layer-size"]["integerValueSpec"] == {"minValue": 50, "maxValue": 500}
+    assert by_id["num-layers"]["integerValueSpec"] == {"minValue": 1, "maxValue": 15}
+    assert by_id["scale-factor"] == {"parameterId": "scale-factor", "scaleType":
+                                     "UNIT_REVERSE_LOG_SCALE",
+                                     "doubleValueSpec": {"minValue": 0.1, "maxValue": 1.0}}
+    # legacy → Vertex → legacy gives the file back
+    assert tuning.to_legacy(study) == yaml.safe_load(CONFIG.read_text())
+    vertex = tuning.to_vertex(study)
+    assert tuning.from_vertex(vertex) == study
+    # … and the Vertex form parses into the API's own types, and back from its JSON
+    from google.cloud import aiplatform_v1
+    from google.protobuf import json_format
+    pb = aiplatform_v1.HyperparameterTuningJob.pb()()
+    json_format.ParseDict(vertex, pb)
+    assert pb.study_spec.parameters[2].scale_type == \
+        aiplatform_v1.StudySpec.ParameterSpec.ScaleType.UNIT_REVERSE_LOG_SCALE
+    assert tuning.from_vertex(json_format.MessageToDict(pb)) == study  # int64s as strings
+
+
+def test_a_vertex_yaml_is_a_config_too(tmp_path):
+    study = tuning.read_config(CONFIG)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(tuning.to_vertex(study)))
+    assert tuning.read_config(path) == study
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainingInput:\n  hyperparameters:\n    goal: UP\n"
+                   "    hyperparameterMetricTag: accuracy\n    params: []\n")
+    with pytest.raises(tuning.ConfigError):
+        tuning.read_config(bad)
+
+
+# --- scales -----------------------------------------------------------------------------------
+
+def samples(parameter, n=400):
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    return [tuning.suggest(study.ask(), parameter) for _ in range(n)]
+
+
+def test_reverse_log_samples_the_reflected_value_on_a_log_scale():
+    import optuna
+    spec = {"parameterId": "scale-factor", "scaleType": "UNIT_REVERSE_LOG_SCALE",
+            "doubleValueSpec": {"minValue": 0.1, "maxValue": 1.0}}
+    # x = min + max - r, with r log-uniform: r = min gives the top of the range
+    assert tuning.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 0.1}), spec) == 1.0
+    assert tuning.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 1.0}), spec) == 0.1
+    reverse = samples(spec)
+    log = samples(dict(spec, scaleType="UNIT_LOG_SCALE"))
+    linear = samples(dict(spec, scaleType="UNIT_LINEAR_SCALE"))
+    assert all(0.1 <= x <= 1.0 for x in reverse + log + linear)
+    # medians: log-uniform sqrt(0.1) ≈ 0.32; reverse log 1.1 - 0.32 ≈ 0.78; linear 0.55
+    assert 0.26 < statistics.median(log) < 0.38
+    assert 0.72 < statistics.median(reverse) < 0.84
+    assert 0.48 < statistics.median(linear) < 0.62
+    integers = samples({"parameterId": "num-layers", "scaleType": "UNIT_REVERSE_LOG_SCALE",
+                        "integerValueSpec": {"minValue": 1, "maxValue": 15}})
+    assert all(isinstance(x, int) and 1 <= x <= 15 for x in integers)
+    assert statistics.median(integers) > 8
+
+
+def test_trial_flags_are_vertex_style():
+    assert tuning.trial_flags({"first-layer-size": 120, "scale-factor": 0.5}) == \
+        ["--first-layer-size=120", "--scale-factor=0.5"]
+    from census import task
+    args = task.parser().parse_args(["--job-dir", "j", "--first-layer-size=120",
+                                     "--scale-factor=0.5", "--hypertune-metric=accuracy"])
+    assert (args.first_layer_size, args.scale_factor, args.hypertune_metric) == \
+        (120, 0.5, "accuracy")
+
+
+# --- the local tuner: mechanics with a stand-in trainer -----------------------------------------
+
+STANDIN = textwrap.dedent("""\
+    # A stand-in for census.task: the same flag style and metric report, no TensorFlow.
+    import argparse, os, sys, time
+    import hypertune
+    p = argparse.ArgumentParser(allow_abbrev=False)
+    p.add_argument("--job-dir", required=True)
+    p.add_argument("--hypertune-metric", required=True)
+    p.add_argument("--x", type=float, required=True)
+    p.add_argument("--n", type=int, required=True)
+    args = p.parse_args()
+    trial = os.environ["CLOUD_ML_TRIAL_ID"]
+    open(os.path.join(args.job_dir, "pid"), "w").write(str(os.getpid()))
+    if trial in os.environ.get("STANDIN_FAIL", "").split(","):
+        sys.exit("failing on purpose")
+    if trial in os.environ.get("STANDIN_HANG", "").split(","):
+        time.sleep(300)
+    hypertune.HyperTune().report_hyperparameter_tuning_metric(
+        args.hypertune_metric, 1 - (args.x - 0.7) ** 2 + args.n / 100, 10)
+""")
+
+STUDY = {"trainingInput": {"hyperparameters": {
+    "goal": "MAXIMIZE", "hyperparameterMetricTag": "score", "maxTrials": 4,
+    "maxParallelTrials": 2, "params": [
+        {"parameterName": "x", "type": "DOUBLE", "minValue": 0.1, "maxValue": 1.0,
+         "scaleType": "UNIT_REVERSE_LOG_SCALE"},
+        {"parameterName": "n", "type": "INTEGER", "minValue": 1, "maxValue": 5,
+         "scaleType": "UNIT_LINEAR_SCALE"}]}}}
+
+
+@pytest.fixture
+def standin(tmp_path, monkeypatch):
+    (tmp_path / "standin.py").write_text(STANDIN)
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(STUDY))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(REPO)]))
+    return config
+
+
+def tune_standin(config, job_dir, **kwargs):
+    return tuning.tune(config, ["--job-dir", str(job_dir)], command=[sys.executable, "-m",
+                       "standin"], seed=0, **kwargs)
+
+
+def test_failing_and_hanging_trials_are_failed_and_the_study_goes_on(standin, tmp_path,
+                                                                     monkeypatch, capsys):
+    monkeypatch.setenv("STANDIN_FAIL", "2")
+    monkeypatch.setenv("STANDIN_HANG", "3")
+    job = tmp_path / "job"
+    start = time.monotonic()
+    table = tune_standin(standin, job, trial_timeout=4)
+    assert time.monotonic() - start < 30
+    assert sorted(table["trial"]) == [1, 2, 3, 4]
+    states = dict(zip(table["trial"], table["state"]))
+    assert states == {1: "SUCCEEDED", 2: "FAILED", 3: "FAILED", 4: "SUCCEEDED"}
+    reasons = dict(zip(table["trial"], table["reason"]))
+    assert reasons[2] == "exit status 1" and reasons[3].startswith("timeout after 4")
+    assert "failing on purpose" in (job / "2" / "trainer.log").read_text()
+    # the hanging trial's process is gone
+    pid = int((job / "3" / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert list(table.columns) == ["trial", "x", "n", "score", "state", "seconds", "reason"]
+    assert all(0.1 <= x <= 1.0 for x in table["x"])
+    saved = __import__("pandas").read_csv(job / "trials.csv")
+    assert list(saved["trial"]) == list(table["trial"])
+    best = json.loads((job / "best.json").read_text())
+    assert best["value"] == table["score"].max()
+    out = capsys.readouterr().out
+    assert out.count("[tune] trial ") == 4 and "FAILED (timeout after 4 s)" in out
+    # each trial got its own dir, metric file and Vertex-style flags
+    metric = json.loads((job / "1" / "hypertune" / "output.metrics").read_text())
+    assert metric["trial"] == "1" and "score" in metric
+
+
+def test_rerunning_resumes_the_study(standin, tmp_path, capsys):
+    job = tmp_path / "job"
+    first = tune_standin(standin, job, max_trials=2)
+    assert list(first["trial"]) == [1, 2]
+    again = tune_standin(standin, job, max_trials=2)  # the same command: nothing left to do
+    assert list(again["trial"]) == [1, 2]
+    more = tune_standin(standin, job, max_trials=3, parallel_trials=1)
+    assert list(more["trial"]) == [1, 2, 3]
+    assert "2 trials done, 1 to run" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path):
+    job = tmp_path / "job"
+    command = [sys.executable, "-m", "census.tuning", "--config", str(standin), "--module",
+               "standin", "--seed", "0", "--", "--job-dir", str(job)]
+    env = dict(os.environ, STANDIN_HANG="1,2")
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while not ((job / "1" / "pid").is_file() and (job / "2" / "pid").is_file()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.2)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    for trial in ("1", "2"):
+        with pytest.raises(ProcessLookupError):
+            os.kill(int((job / trial / "pid").read_text()), 0)
+    done = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 trials done, 4 to run" in done.stdout
+    table = __import__("pandas").read_csv(job / "trials.csv")
+    assert list(table["trial"]) == [1, 2, 3, 4, 5, 6]
+    assert list(table["reason"].fillna(""))[:2] == ["interrupted", "interrupted"]
+    assert list(table["state"])[2:] == ["SUCCEEDED"] * 4
+
+
+# --- the local tuner with the real trainer --------------------------------------------------------
+
+def test_real_trials_two_in_parallel(census_files, tmp_path):
+    job = tmp_path / "job"
+    done = subprocess.run(
+        [sys.executable, "-m", "census.tuning", "--config", str(CONFIG), "--max-trials", "2",
+         "--parallel-trials", "2", "--seed", "1", "--", "--train-files", census_files.train,
+         "--eval-files", census_files.eval, "--job-dir", str(job), "--train-steps", "100",
+         "--eval-every-steps", "100", "--verbosity", "ERROR"],
+        cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = __import__("pandas").read_csv(job / "trials.csv")
+    assert list(table["state"]) == ["SUCCEEDED", "SUCCEEDED"], done.stdout
+    assert table["accuracy"].between(0.7, 1).all()
+    assert table["first-layer-size"].between(50, 500).all()
+    assert table["num-layers"].between(1, 15).all()
+    assert table["scale-factor"].between(0.1, 1.0).all()
+    best = json.loads((job / "best.json").read_text())
+    assert best["value"] == table["accuracy"].max()
+    assert (Path(best["export"]) / "saved_model.pb").is_file()
+    for trial in ("1", "2"):
+        metric = json.loads((job / trial / "hypertune" / "output.metrics").read_text())
+        assert metric["global_step"] == "100" and float(metric["accuracy"]) > 0.7
+        assert (job / trial / "export" / "census").is_dir()
+    assert done.stdout.count("[tune] trial ") == 2
+
+
+def test_census_tune_is_the_command():
+    done = subprocess.run([sys.executable, "-m", "census", "tune", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "usage: census tune --config FILE" in done.stdout
+
+
+# --- Vertex AI ----------------------------------------------------------------------------------
+
+def vertex_job():
+    study = tuning.read_config(CONFIG)
+    trial = cloud.job_spec(cluster.TIERS["BASIC"],
+                           tuning.trial_args(study, cloud.trainer_args(JOB_DIR)),
+                           package_uris=[PACKAGE], base_output_dir=JOB_DIR)
+    return study, tuning.hp_job(study, trial, display_name="census-hptuning")
+
+
+def test_the_job_yaml_is_what_gcloud_reads(tmp_path):
+    study, job = vertex_job()
+    path = tuning.write_yaml(job, tmp_path / "hptuning_job.yaml")
+    spec = yaml.safe_load(open(path))
+    assert spec["studySpec"] == tuning.to_vertex(study)["studySpec"]
+    assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (4, 2)
+    package = spec["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]
+    assert package["pythonModule"] == "census.task"
+    assert package["args"][-1] == "--hypertune-metric=accuracy"
+    assert tuning.gcloud_command(job, "us-central1", path).startswith(
+        "gcloud ai hp-tuning-jobs create --region=us-central1 --display-name=census-hptuning "
+        f"--config={path}")
+
+
+@pytest.fixture
+def fresh_aiplatform():
+    from google.cloud.aiplatform import initializer
+    saved = dict(vars(initializer.global_config))
+    yield
+    vars(initializer.global_config).clear()
+    vars(initializer.global_config).update(saved)
+
+
+def test_the_sdk_sends_the_tuning_job_to_vertex(capsys, fresh_aiplatform):
+    study, job = vertex_job()
+    assert tuning.submit(job, study, project=None) is None
+    assert "gcloud ai hp-tuning-jobs create" in capsys.readouterr().out
+    with VertexRecorder() as vertex:
+        submitted = tuning.submit(job, study, project="P", location="us-central1",
+                                  staging_bucket="gs://my-bucket",
+                                  credentials=AnonymousCredentials(),
+                                  api_endpoint=vertex.endpoint, api_transport="rest", wait=True)
+    [create] = vertex.find("POST")
+    assert create["path"] == "/v1/projects/P/locations/us-central1/hyperparameterTuningJobs"
+    # The REST transport sends enums as numbers: read the body back through the API's type.
+    from google.cloud import aiplatform_v1
+    from google.protobuf import json_format
+    pb = aiplatform_v1.HyperparameterTuningJob.pb()()
+    json_format.ParseDict(create["body"], pb)
+    body = cloud.to_dict(pb)
+    assert body["displayName"] == "census-hptuning"
+    assert (int(body["maxTrialCount"]), int(body["parallelTrialCount"])) == (4, 2)
+    assert body["studySpec"]["metrics"] == [{"metricId": "accuracy", "goal": "MAXIMIZE"}]
+    sent = {p["parameterId"]: p for p in body["studySpec"]["parameters"]}
+    assert sent["scale-factor"]["scaleType"] == "UNIT_REVERSE_LOG_SCALE"
+    assert sent["scale-factor"]["doubleValueSpec"] == {"minValue": 0.1, "maxValue": 1.0}
+    assert sent["first-layer-size"]["scaleType"] == "UNIT_LINEAR_SCALE"
+    assert {k: int(v) for k, v in sent["first-layer-size"]["integerValueSpec"].items()} == \
+        {"minValue": 50, "maxValue": 500}
+    assert {k: int(v) for k, v in sent["num-layers"]["integerValueSpec"].items()} == \
+        {"minValue": 1, "maxValue": 15}
+    pool = body["trialJobSpec"]["workerPoolSpecs"][0]
+    assert pool["pythonPackageSpec"]["pythonModule"] == "census.task"
+    assert pool["pythonPackageSpec"]["args"] == \
+        cloud.trainer_args(JOB_DIR) + ["--hypertune-metric=accuracy"]
+    assert pool["pythonPackageSpec"]["packageUris"] == [PACKAGE]
+    assert body["trialJobSpec"]["baseOutputDirectory"]["outputUriPrefix"] == JOB_DIR
+    assert submitted.resource_name == "projects/P/locations/us-central1/hyperparameterTuningJobs/1"
+    assert "JOB_STATE_SUCCEEDED" in capsys.readouterr().out
