@@ -26,8 +26,8 @@ MAX_IMAGE = 120_000  # base64 characters per image
 MAX_NOTEBOOK = 600_000  # bytes per committed notebook
 CHAPTERS_WITH_PLOTS = ("01_data", "02_estimator", "03_datasets", "04_specs")
 # Absolute paths of this machine, and of machines in general, must not appear in a notebook.
-MACHINE_PATH = re.compile(r"(?<![\w.:/])(/work/|/home/|/root/|/tmp/|/Users/|/var/folders/|"
-                          r"/content/|[A-Z]:\\\\)")
+MACHINE_PATH = re.compile(r"(?<![\w.:/])(/(work|home|root|tmp|Users|var/folders|content)/|"
+                          r"[A-Z]:\\\\)")
 
 
 def read(name):
