@@ -262,6 +262,26 @@ def describe(job, region="us-central1", config_path="job.yaml"):
             f"{gcloud_command(job, region, config_path)}")
 
 
+def dry_run(description, out):
+    """What a submission without a project does: say so, show the job, return None."""
+    print("No project given: not submitting. This is the job it would create:\n", file=out)
+    print(description, file=out)
+
+
+def sdk_custom_job(display_name, job_spec, project, location, staging_bucket=None,
+                   credentials=None, **sdk_options):
+    """The SDK's CustomJob for a `CustomJobSpec`, after `aiplatform.init` (the tests pass
+    `api_endpoint`/`api_transport` to send its requests to a local recorder)."""
+    from google.cloud import aiplatform
+    aiplatform.init(project=project, location=location, staging_bucket=staging_bucket,
+                    credentials=credentials, **sdk_options)
+    return aiplatform.CustomJob(
+        display_name=display_name, worker_pool_specs=list(job_spec.worker_pool_specs),
+        base_output_dir=job_spec.base_output_directory.output_uri_prefix or None,
+        project=project, location=location, credentials=credentials,
+        staging_bucket=staging_bucket)
+
+
 def submit(job, project=None, location="us-central1", staging_bucket=None, credentials=None,
            api_endpoint=None, api_transport=None, wait=False, config_path="job.yaml",
            out=None):
@@ -271,19 +291,9 @@ def submit(job, project=None, location="us-central1", staging_bucket=None, crede
     login`) when None; `api_endpoint`/`api_transport` point the SDK elsewhere (tests)."""
     out = out or sys.stdout
     if not project:
-        print("No project given: not submitting. This is the job it would create:\n",
-              file=out)
-        print(describe(job, location, config_path), file=out)
-        return None
-    from google.cloud import aiplatform
-    aiplatform.init(project=project, location=location, staging_bucket=staging_bucket,
-                    credentials=credentials, api_endpoint=api_endpoint,
-                    api_transport=api_transport)
-    output_dir = job.job_spec.base_output_directory.output_uri_prefix or None
-    custom = aiplatform.CustomJob(
-        display_name=job.display_name, worker_pool_specs=list(job.job_spec.worker_pool_specs),
-        base_output_dir=output_dir, project=project, location=location,
-        credentials=credentials, staging_bucket=staging_bucket)
+        return dry_run(describe(job, location, config_path), out)
+    custom = sdk_custom_job(job.display_name, job.job_spec, project, location, staging_bucket,
+                            credentials, api_endpoint=api_endpoint, api_transport=api_transport)
     custom.submit()
     job_id = custom.resource_name.rsplit("/", 1)[-1]
     print(f"Submitted {custom.resource_name}\n  console: {custom._dashboard_uri()}\n"

@@ -571,21 +571,14 @@ def submit(job, study, project=None, location="us-central1", staging_bucket=None
     """Create the HyperparameterTuningJob through the google-cloud-aiplatform SDK; returns
     the SDK's job (`wait`: until it ends). Without a project: print what would be submitted
     and return None."""
+    from census import cloud
     out = out or sys.stdout
     if not project:
-        print("No project given: not submitting. This is the job it would create:\n",
-              file=out)
-        print(describe(job, location, config_path), file=out)
-        return None
+        return cloud.dry_run(describe(job, location, config_path), out)
     from google.cloud import aiplatform
-    aiplatform.init(project=project, location=location, staging_bucket=staging_bucket,
-                    credentials=credentials, api_endpoint=api_endpoint,
-                    api_transport=api_transport)
-    spec = job.trial_job_spec
-    custom = aiplatform.CustomJob(
-        display_name=f"{job.display_name}-trial", worker_pool_specs=list(spec.worker_pool_specs),
-        base_output_dir=spec.base_output_directory.output_uri_prefix or None, project=project,
-        location=location, credentials=credentials, staging_bucket=staging_bucket)
+    custom = cloud.sdk_custom_job(f"{job.display_name}-trial", job.trial_job_spec, project,
+                                  location, staging_bucket, credentials,
+                                  api_endpoint=api_endpoint, api_transport=api_transport)
     hp = aiplatform.HyperparameterTuningJob(
         display_name=job.display_name, custom_job=custom,
         metric_spec={study.metric: study.goal.lower()},
