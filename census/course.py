@@ -122,8 +122,9 @@ def run(smoke=False, build_dir="build/course", job_root="jobs", chapters=NAMES, 
 def summary(seconds, build_dir="build/course", job_root="jobs"):
     """A few lines: time per chapter, chapter 4's test-split metrics, the export path."""
     lines = ["", "Course summary", "--------------"]
-    lines += [f"  {name:<20} {s:6.0f} s" for name, s in seconds.items()]
-    lines.append(f"  {'total':<20} {sum(seconds.values()):6.0f} s")
+    width = max(map(len, [*seconds, "total"]))
+    lines += [f"  {name:<{width}} {s:6.0f} s" for name, s in seconds.items()]
+    lines.append(f"  {'total':<{width}} {sum(seconds.values()):6.0f} s")
     results = ROOT / job_root / MODEL_CHAPTER / RESULTS_FILE
     if results.is_file():
         r = json.loads(results.read_text())
