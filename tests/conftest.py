@@ -53,3 +53,13 @@ def run_census(*args, env=None, timeout=300):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "census", *map(str, args)], cwd=REPO,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def fresh_aiplatform():
+    """aiplatform.init changes process-wide settings: undo them after the test."""
+    from google.cloud.aiplatform import initializer
+    saved = dict(vars(initializer.global_config))
+    yield
+    vars(initializer.global_config).clear()
+    vars(initializer.global_config).update(saved)

@@ -113,16 +113,6 @@ def test_upload_to_cloud_storage(tmp_path, monkeypatch):
         assert blob.download_as_bytes() == b"sdist bytes"
 
 
-@pytest.fixture
-def fresh_aiplatform():
-    """aiplatform.init changes process-wide settings: undo them after the test."""
-    from google.cloud.aiplatform import initializer
-    saved = dict(vars(initializer.global_config))
-    yield
-    vars(initializer.global_config).clear()
-    vars(initializer.global_config).update(saved)
-
-
 def test_without_a_project_it_says_what_it_would_submit(capsys, fresh_aiplatform):
     job = cloud.job_spec(cluster.TIERS["BASIC"], cloud.trainer_args(JOB_DIR),
                          package_uris=[PACKAGE])

@@ -275,15 +275,6 @@ def test_the_job_yaml_is_what_gcloud_reads(tmp_path):
         f"--config={path}")
 
 
-@pytest.fixture
-def fresh_aiplatform():
-    from google.cloud.aiplatform import initializer
-    saved = dict(vars(initializer.global_config))
-    yield
-    vars(initializer.global_config).clear()
-    vars(initializer.global_config).update(saved)
-
-
 def test_the_sdk_sends_the_tuning_job_to_vertex(capsys, fresh_aiplatform):
     study, job = vertex_job()
     assert tuning.submit(job, study, project=None) is None
