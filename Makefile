@@ -1,12 +1,13 @@
 # make course — set up .venv on first use, then run the course end to end
 # make test   — set up .venv on first use, then run the test suite
 # make lab    — JupyterLab on this folder
+# make exercises — regenerate exercises/ from solutions/
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 JOB_DIR ?= jobs/course
 
-.PHONY: setup course test lab bench clean
+.PHONY: setup course test lab bench clean exercises
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "the course needs Python >= 3.10"'
@@ -28,6 +29,10 @@ outputs: setup
 
 test: setup
 	$(BIN)/pytest
+
+# exercises/ from solutions/ (nbgrader's preprocessors); commit both.
+exercises: setup
+	$(BIN)/python -m census.exercises make
 
 lab: setup
 	$(BIN)/python -m census.course lab

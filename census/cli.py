@@ -7,6 +7,7 @@
     census serve    --model-base-path JOB/export/census   TF Serving / Vertex AI REST server
     census cluster  [--scale-tier T --workers N --ps N] -- TRAINER FLAGS   a local cluster
     census tune     --config F [--max-trials N --parallel-trials K] -- TRAINER FLAGS   a study
+    census exercises make | check | grade FOLDER… [--smoke --jobs N]   classroom exercises
 """
 import argparse
 import json
@@ -78,8 +79,13 @@ def _tune(argv):
     tuning.main(argv)
 
 
+def _exercises(argv):
+    from census import exercises
+    exercises.main(argv, prog="census exercises")
+
+
 COMMANDS = {"data": _data, "train": _train, "predict": _predict, "cluster": _cluster,
-            "serve": _serve, "tune": _tune}
+            "serve": _serve, "tune": _tune, "exercises": _exercises}
 
 
 def main(argv=None):

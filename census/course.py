@@ -2,7 +2,7 @@
 
     python -m census.course run [--smoke] [--chapters 04_specs ...]   papermill, into build/
     python -m census.course outputs        full run, scrubbed, written back into notebooks/
-    python -m census.course sync           rewrite every notebook's badge and setup cell
+    python -m census.course sync           rewrite the badges and setup cells (chapters, solutions)
     python -m census.course lab            JupyterLab on the course (127.0.0.1)
 
 Notebooks import the small helpers at the bottom (`rel`, `tidy`, `tree`, `fresh_dir`,
@@ -69,21 +69,23 @@ from census import course
 course.check_versions()'''
 
 
-def colab_url(name):
+def colab_url(name, folder="notebooks"):
     owner_repo = REPO_URL.removeprefix("https://github.com/")
-    return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/notebooks/{name}.ipynb"
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{folder}/{name}.ipynb"
 
 
-def badge(name):
-    """The markdown of a chapter's 'Open in Colab' badge."""
-    return f"[![Open In Colab]({COLAB_BADGE})]({colab_url(name)})"
+def badge(name, folder="notebooks"):
+    """The markdown of an 'Open in Colab' badge: a chapter's, or its exercises' or solutions'."""
+    return f"[![Open In Colab]({COLAB_BADGE})]({colab_url(name, folder)})"
 
 
 def course_map():
-    """The README's table of chapters: number, chapter, one line, badge."""
-    lines = ["| # | Chapter | What you do | Colab |", "|---|---|---|---|"]
+    """The README's table of chapters: number, chapter, one line, badge, exercises."""
+    lines = ["| # | Chapter | What you do | Colab | Practice |", "|---|---|---|---|---|"]
     for n, (name, title, line) in enumerate(CHAPTERS, 1):
-        lines.append(f"| {n} | [{title}](notebooks/{name}.ipynb) | {line} | {badge(name)} |")
+        practice = f"[exercises](exercises/{name}.ipynb), [solutions](solutions/{name}.ipynb)"
+        lines.append(f"| {n} | [{title}](notebooks/{name}.ipynb) | {line} | {badge(name)} | "
+                     f"{practice} |")
     return "\n".join(lines)
 
 
@@ -187,16 +189,17 @@ def setup_cell_index(nb):
     raise LookupError("no code cell tagged 'setup'")
 
 
-def sync(names=NAMES):
+def sync(names=NAMES, folder="notebooks"):
     """Rewrite each notebook's badge (first cell) and setup cell from this module."""
     import nbformat
     for name in names:
-        path = NOTEBOOKS / f"{name}.ipynb"
+        path = ROOT / folder / f"{name}.ipynb"
         if not path.is_file():
             print(f"sync: no {rel(path)}", file=sys.stderr)
             continue
         nb = nbformat.read(path, as_version=4)
-        nb.cells[0].source = BADGE_RE.sub(badge(name).replace("\\", "\\\\"), nb.cells[0].source)
+        nb.cells[0].source = BADGE_RE.sub(badge(name, folder).replace("\\", "\\\\"),
+                                          nb.cells[0].source)
         nb.cells[setup_cell_index(nb)].source = SETUP_SOURCE
         nbformat.write(nb, path)
 
@@ -312,7 +315,7 @@ def main(argv=None):
     o = sub.add_parser("outputs", help="full run, scrubbed outputs written into notebooks/")
     o.add_argument("--job-root", default="jobs")
     o.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
-    sub.add_parser("sync", help="rewrite every notebook's badge and setup cell")
+    sub.add_parser("sync", help="rewrite the badge and setup cell of every chapter and solution")
     sub.add_parser("map", help="print the README's course map")
     lab = sub.add_parser("lab", help="JupyterLab on the course, on 127.0.0.1")
     lab.add_argument("--port", type=int, default=8888)
@@ -324,8 +327,9 @@ def main(argv=None):
     elif args.command == "outputs":
         seconds = write_outputs(args.job_root, chapters=args.chapters)
         print(summary(seconds, "build/outputs", args.job_root))
-    elif args.command == "sync":
+    elif args.command == "sync":  # then `make exercises` carries the solutions' changes over
         sync()
+        sync(folder="solutions")
     elif args.command == "map":
         print(course_map())
     elif args.command == "lab":

@@ -54,12 +54,25 @@ def _crosses(i):
     }
 
 
-def _wide_logit(indices, sizes):
+def _extra_crosses(i, pairs):
+    """More crossed features, one per pair of index names (a categorical column or
+    `age_buckets`), named `a_x_b`."""
+    crosses = {}
+    for a, b in pairs:
+        unknown = [name for name in (a, b) if name not in i]
+        if unknown:
+            raise ValueError(f"cannot cross {unknown}: choose among {sorted(i)}")
+        name = f"{a}_x_{b}"
+        crosses[name] = keras.layers.HashedCrossing(CROSS_BINS, name=name)((i[a], i[b]))
+    return crosses
+
+
+def _wide_logit(indices, sizes, extra_crosses=()):
     """A linear model over one-hot features: one learned weight per value, summed.
 
     An Embedding of width 1 *is* that weight table, without building the one-hot vectors.
     """
-    features = dict(indices, **_crosses(indices))
+    features = dict(indices, **_crosses(indices), **_extra_crosses(indices, extra_crosses))
     weights = [keras.layers.Embedding(sizes.get(name, CROSS_BINS), 1,
                                       embeddings_initializer="zeros", name=f"wide_{name}")(idx)
                for name, idx in features.items()]
@@ -84,17 +97,18 @@ def _deep_logit(inputs, indices, sizes, hidden_units, embedding_size, dropout):
 
 
 def build_model(first_layer_size=100, num_layers=4, scale_factor=0.7, embedding_size=8,
-                learning_rate=0.001, dropout=0.35, decay_steps=None):
+                learning_rate=0.001, dropout=0.35, decay_steps=None, extra_crosses=()):
     """A compiled wide & deep model: raw feature dict in, one logit out (> 0 means ' >50K').
 
     With `decay_steps` (the training length), the learning rate falls along a cosine curve
-    to a tenth of its start: big steps early, fine ones at the end.
+    to a tenth of its start: big steps early, fine ones at the end. `extra_crosses` adds
+    crossed features to the wide part, e.g. `[("gender", "occupation")]`.
     """
     inputs = raw_inputs()
     indices, sizes = _indices(inputs)
     hidden = layer_sizes(first_layer_size, num_layers, scale_factor)
     logit = keras.layers.Add(name="logits")([
-        _wide_logit(indices, sizes),
+        _wide_logit(indices, sizes, extra_crosses),
         _deep_logit(inputs, indices, sizes, hidden, embedding_size, dropout)])
     model = keras.Model(inputs, logit, name="wide_and_deep")
     rate = (keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.1)

@@ -221,8 +221,9 @@ def suggest(trial, parameter):
             return fn(name, lo, hi, log=scale == "UNIT_LOG_SCALE")
     if "categoricalValueSpec" in parameter:
         return trial.suggest_categorical(name, list(parameter["categoricalValueSpec"]["values"]))
-    return trial.suggest_categorical(name, [float(v) for v in
-                                            parameter["discreteValueSpec"]["values"]])
+    values = [float(v) for v in parameter["discreteValueSpec"]["values"]]  # whole ones as int:
+    return trial.suggest_categorical(  # an integer flag refuses --train-batch-size=64.0
+        name, [int(v) if v.is_integer() else v for v in values])
 
 
 def flag_value(value):

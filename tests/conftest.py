@@ -63,3 +63,12 @@ def fresh_aiplatform():
     yield
     vars(initializer.global_config).clear()
     vars(initializer.global_config).update(saved)
+
+
+def fails(check, *args, **kwargs):
+    """The CheckFailed a census.checks check raises on a wrong answer (a test failure if it
+    passes): its `.problem` and `.hint` are what the learner reads."""
+    from census import checks
+    with pytest.raises(checks.CheckFailed) as error:
+        check(*args, **kwargs)
+    return error.value

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from census import model, schema
@@ -35,3 +36,11 @@ def test_unknown_categories_and_leading_spaces():
     unknown = m(batch(native_country="Atlantis", occupation=""), training=False).numpy()
     assert plain.shape == (1, 1) and np.allclose(plain, spaced)
     assert np.isfinite(unknown).all() and not np.allclose(plain, unknown)
+
+
+def test_extra_crosses_add_a_wide_weight_table():
+    m = model.build_model(extra_crosses=[("gender", "occupation")])
+    assert m.get_layer("wide_gender_x_occupation").input_dim == model.CROSS_BINS
+    assert m.count_params() == model.build_model().count_params() + model.CROSS_BINS
+    with pytest.raises(ValueError, match="cannot cross \\['colour'\\]: choose among"):
+        model.build_model(extra_crosses=[("gender", "colour")])

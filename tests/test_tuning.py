@@ -92,6 +92,15 @@ def test_reverse_log_samples_the_reflected_value_on_a_log_scale():
     assert statistics.median(integers) > 8
 
 
+def test_discrete_whole_numbers_reach_an_integer_flag_as_integers():
+    import optuna
+    spec = {"parameterId": "train-batch-size", "discreteValueSpec": {"values": [64.0, 128.0]}}
+    value = tuning.suggest(optuna.trial.FixedTrial({"train-batch-size": 128}), spec)
+    assert tuning.trial_flags({"train-batch-size": value}) == ["--train-batch-size=128"]
+    halves = {"parameterId": "dropout", "discreteValueSpec": {"values": [0.0, 0.5]}}
+    assert tuning.suggest(optuna.trial.FixedTrial({"dropout": 0.5}), halves) == 0.5
+
+
 def test_trial_flags_are_vertex_style():
     assert tuning.trial_flags({"first-layer-size": 120, "scale-factor": 0.5}) == \
         ["--first-layer-size=120", "--scale-factor=0.5"]

@@ -1,0 +1,255 @@
+"""The checks of chapters 4-6 (census.checks.training, census.checks.export): realistic wrong
+answers fail with a hint that names the fix."""
+import itertools
+import json
+
+import pytest
+import tensorflow as tf
+
+from census import checks, export, inputs, schema, training
+from conftest import REPO, fails
+
+
+@pytest.fixture(scope="module")
+def small_eval(census_files, tmp_path_factory):
+    """The first 600 rows of the test split: evaluations that take no time."""
+    path = tmp_path_factory.mktemp("small") / "eval.csv"
+    with open(census_files.eval) as f:
+        path.write_text("".join(itertools.islice(f, 600)))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def people():
+    return [json.loads(line) for line in open(REPO / "test.json")]
+
+
+# --- chapter 4 ------------------------------------------------------------------------------
+
+def test_stub_is_not_answered(census_files):
+    def make_train_spec(train_file, epochs, batch_size):
+        raise NotImplementedError()
+    with pytest.raises(checks.NotAnswered):
+        checks.check_train_spec(make_train_spec, census_files.train, 1, 1000)
+
+
+def train_spec(num_epochs, shuffle=True, round_up=True):
+    def make_train_spec(train_file, epochs, batch_size):
+        rows = sum(1 for _ in open(train_file))
+        steps = -(-rows * epochs // batch_size) if round_up else rows * epochs // batch_size
+        return training.TrainSpec(
+            lambda: inputs.input_fn([train_file], num_epochs=num_epochs(epochs),
+                                    shuffle=shuffle, batch_size=batch_size), steps)
+    return make_train_spec
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (train_spec(lambda epochs: epochs, round_up=False), "round up"),
+    (train_spec(lambda epochs: None), "num_epochs=1"),
+    (train_spec(lambda epochs: epochs, shuffle=False), "shuffle=True"),
+])
+def test_train_spec_mistakes(census_files, answer, fix):
+    assert fix in fails(checks.check_train_spec, answer, census_files.train, 1, 1000).hint
+
+
+def test_train_spec_right(census_files, capsys):
+    checks.check_train_spec(train_spec(lambda epochs: epochs), census_files.train, 1, 1000)
+    assert capsys.readouterr().out.startswith("✓ 33 steps")
+
+
+def eval_spec(shuffle=False, num_epochs=1, best=None):
+    def make_eval_spec(eval_file, every_steps):
+        return training.EvalSpec(
+            lambda: inputs.input_fn([eval_file], num_epochs=num_epochs, shuffle=shuffle,
+                                    batch_size=100),
+            every_steps=every_steps,
+            exporters=[training.FinalExporter("census", "JSON"),
+                       best or training.BestExporter("best", "JSON", metric="auc")])
+    return make_eval_spec
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (eval_spec(shuffle=True), "shuffle=False"),  # inputs.input_fn shuffles by default
+    (eval_spec(num_epochs=None), "num_epochs=1"),
+    (eval_spec(best=training.BestExporter("best", "JSON", metric="loss")), "metric='auc'"),
+    (eval_spec(best=training.LatestExporter("best", "JSON")), "BestExporter"),
+])
+def test_eval_spec_mistakes(small_eval, answer, fix):
+    assert fix in fails(checks.check_eval_spec, answer, small_eval, 50).hint
+
+
+def test_eval_spec_right(small_eval, capsys):
+    checks.check_eval_spec(eval_spec(), small_eval, 50)
+    assert "600 rows" in capsys.readouterr().out
+
+
+def test_train_that_evaluates_once(census_files, small_eval, tmp_path):
+    from census import model
+
+    def train(job_dir, train_file, eval_file, steps):
+        return training.train_and_evaluate(
+            model.build_model,
+            training.TrainSpec(lambda: inputs.input_fn([train_file], batch_size=128), steps),
+            training.EvalSpec(lambda: inputs.input_fn([eval_file], num_epochs=1, shuffle=False),
+                              every_steps=steps, exporters=[training.FinalExporter()]),
+            job_dir, verbose=0)
+    error = fails(checks.check_train, train, str(tmp_path / "job"), census_files.train,
+                  small_eval, 4)
+    assert "1 evaluation(s)" in error.problem and "every_steps=steps // 2" in error.hint
+
+
+def test_train_without_return(tmp_path):
+    def train(job_dir, train_file, eval_file, steps):
+        pass  # trained, then forgot to return the metrics
+    assert "return what" in fails(checks.check_train, train, str(tmp_path), "x", "y", 4).hint
+
+
+# --- chapter 5 ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rows(census_files):
+    with open(census_files.eval) as f:
+        return [line.rsplit(",", 1)[0] for line in itertools.islice(f, 20)]
+
+
+def csv_parser(defaults_for_numbers=(0.0,), keep=schema.INPUT_COLUMNS):
+    def csv_features(rows):
+        names = [c for c in schema.CSV_COLUMNS if c != schema.LABEL_COLUMN]
+        defaults = [list(defaults_for_numbers) if c in schema.NUMERIC_COLUMNS + ("fnlwgt",)
+                    else [""] for c in names]
+        fields = dict(zip(names, tf.io.decode_csv(rows, record_defaults=defaults)))
+        return {c: fields[c] for c in keep}
+    return csv_features
+
+
+def eager_csv_features(rows):  # right values, but Python code that cannot run in a graph
+    lines = [row.decode().split(", ") for row in rows.numpy()]
+    names = [c for c in schema.CSV_COLUMNS if c != schema.LABEL_COLUMN]
+    return {c: tf.constant([line[names.index(c)] for line in lines],
+                           dtype=schema.INPUT_DTYPES[c]) if c not in schema.NUMERIC_COLUMNS
+            else tf.constant([float(line[names.index(c)]) for line in lines], tf.float32)
+            for c in schema.INPUT_COLUMNS}
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (csv_parser(keep=schema.INPUT_COLUMNS + ("fnlwgt",)), "drop it"),
+    (csv_parser(defaults_for_numbers=(0,)), "[0.0]"),
+    (eager_csv_features, "TensorFlow ops only"),
+])
+def test_csv_features_mistakes(rows, answer, fix):
+    assert fix in fails(checks.check_csv_features, answer, rows).hint
+
+
+@pytest.fixture(scope="module")
+def example_model(trained_job, tmp_path_factory):
+    """(the trained Keras model, its EXAMPLE export)."""
+    from census import model
+    job_dir, _ = trained_job
+    net = model.build_model()
+    net.load_weights(tf.train.latest_checkpoint(str(job_dir / "checkpoints"))).expect_partial()
+    return net, export.export_model(net, str(tmp_path_factory.mktemp("ex")), "EXAMPLE")
+
+
+def example_maker(number_kind="float_list", serialize=True):
+    def to_example(person):
+        feature = {}
+        for c in schema.INPUT_COLUMNS:
+            if c in schema.NUMERIC_COLUMNS and number_kind == "float_list":
+                feature[c] = tf.train.Feature(float_list=tf.train.FloatList(value=[person[c]]))
+            elif c in schema.NUMERIC_COLUMNS:
+                feature[c] = tf.train.Feature(int64_list=tf.train.Int64List(value=[person[c]]))
+            else:
+                feature[c] = tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[person[c].encode()]))
+        example = tf.train.Example(features=tf.train.Features(feature=feature))
+        return example.SerializeToString() if serialize else example
+    return to_example
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (example_maker(number_kind="int64_list"), "FloatList"),
+    (example_maker(serialize=False), "SerializeToString"),
+])
+def test_to_example_mistakes(example_model, people, answer, fix):
+    net, path = example_model
+    assert fix in fails(checks.check_to_example, answer, path, net, people[0]).hint
+
+
+def test_to_example_right(example_model, people, capsys):
+    net, path = example_model
+    checks.check_to_example(example_maker(), path, net, dict(people[1], occupation="?"))
+    assert "P(>50K)" in capsys.readouterr().out
+
+
+def exporters(latest_keep=3, higher_is_better=False, final=training.FinalExporter):
+    return lambda: [final("census", "JSON"), training.FinalExporter("census_csv", "CSV"),
+                    training.LatestExporter("latest", "JSON", exports_to_keep=latest_keep),
+                    training.BestExporter("best", "JSON", metric="loss",
+                                          higher_is_better=higher_is_better)]
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (exporters(higher_is_better=True), "higher_is_better=False"),
+    (exporters(latest_keep=5), "exports_to_keep=3"),
+    (exporters(final=training.LatestExporter), "FinalExporter exports once"),
+])
+def test_make_exporters_mistakes(answer, fix):
+    assert fix in fails(checks.check_make_exporters, answer).hint
+
+
+def test_make_exporters_right(capsys):
+    checks.check_make_exporters(exporters())
+    assert capsys.readouterr().out.startswith("✓")
+
+
+# --- chapter 6 ------------------------------------------------------------------------------
+
+def probability(pick, numbers=tf.float32):
+    def probability_over_50k(export_dir, person):
+        serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+        outputs = serve(**{c: tf.constant([person[c]], dtype=numbers if c in
+                                          schema.NUMERIC_COLUMNS else tf.string)
+                           for c in schema.INPUT_COLUMNS})
+        return pick(outputs)
+    return probability_over_50k
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (probability(lambda out: float(out["probabilities"][0, 0])), "take logistic"),
+    (probability(lambda out: out["logistic"].numpy()), "one plain number"),
+    (probability(lambda out: float(out["logistic"][0, 0]), numbers=tf.int32), "float32"),
+])
+def test_probability_mistakes(export_dir, people, answer, fix):
+    assert fix in fails(checks.check_probability_over_50k, answer, export_dir, people[0]).hint
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (lambda p: ";".join(f"{c}={[p[c]]}" for c in schema.INPUT_COLUMNS), "double quotes"),
+    (lambda p: ",".join(f'{c}=["{p[c]}"]' for c in schema.INPUT_COLUMNS), "';', not ','"),
+    (lambda p: ";".join(f"{c}={p[c]}" if c in schema.NUMERIC_COLUMNS else f'{c}=["{p[c]}"]'
+                        for c in schema.INPUT_COLUMNS), "in a list"),
+])
+def test_input_exprs_mistakes(export_dir, people, answer, fix):
+    assert fix in fails(checks.check_input_exprs, answer, export_dir, people[0]).hint
+
+
+def test_input_exprs_right(export_dir, people, capsys):
+    exprs = lambda p: ";".join(f"{c}=[{json.dumps(p[c])}]" for c in schema.INPUT_COLUMNS)  # noqa: E731
+    checks.check_input_exprs(exprs, export_dir, people[1])
+    assert "13 inputs" in capsys.readouterr().out
+
+
+def doubts(export_dir, people):
+    from census import predict
+    return abs(predict.predict(export_dir, people)["logistic"][:, 0] - 0.5)
+
+
+@pytest.mark.parametrize("answer, fix", [
+    (lambda d, people: int(doubts(d, people).argmin()), "not their position"),
+    (lambda d, people: people[int(doubts(d, people).argmax())], "not the largest"),
+])
+def test_least_sure_mistakes(export_dir, people, census_files, answer, fix):
+    from census import data
+    crowd = people + data.load_frame(census_files.eval).head(30)[
+        list(schema.INPUT_COLUMNS)].to_dict("records")
+    assert fix in fails(checks.check_least_sure, answer, export_dir, crowd).hint

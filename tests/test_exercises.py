@@ -1,0 +1,224 @@
+"""Classroom exercises: exercises/ is exactly what nbgrader's preprocessors make of solutions/,
+every solution passes its checks, every exercise notebook fails only at its checks, and the
+grader restores checks, runs hidden tests and reports."""
+import copy
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from census import course, exercises
+from test_notebooks import MACHINE_PATH
+
+SOLUTIONS, EXERCISES = exercises.SOLUTIONS, exercises.EXERCISES
+
+
+def read(folder, name):
+    return exercises.read(folder / f"{name}.ipynb")
+
+
+def test_every_chapter_has_its_twins():
+    for folder in (SOLUTIONS, EXERCISES):
+        assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(course.NAMES), folder
+
+
+def test_exercises_are_regenerated_exactly():
+    assert exercises.stale() == [], "run `make exercises`"
+    done = subprocess.run([sys.executable, "-m", "census.exercises", "check"], cwd=course.ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "matches" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_solution_format(name):
+    """Title and badge, setup and parameters cells, 2–4 exercises numbered N.1, N.2, … each an
+    answer cell (a function, nbgrader solution region) then its locked check cell."""
+    nb, n = read(SOLUTIONS, name), course.NAMES.index(name) + 1
+    nbformat.validate(nb)
+    first = nb.cells[0].source
+    assert first.startswith(f"# Exercises — Chapter {n}: ") and course.badge(name, "solutions") in first
+    assert f"(../notebooks/{name}.ipynb)" in first
+    assert nb.cells[course.setup_cell_index(nb)].source == course.SETUP_SOURCE
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1 and "SMOKE = False" in parameters[0].source
+    assert f'JOB_DIR = "jobs/exercises/{name}"' in parameters[0].source
+    answers = [i for i, c in enumerate(nb.cells) if exercises.is_answer(c)]
+    assert 2 <= len(answers) <= 4
+    for k, i in enumerate(answers, 1):
+        statement, answer, check = nb.cells[i - 1], nb.cells[i], nb.cells[i + 1]
+        assert statement.source.startswith(f"## Exercise {n}.{k} — ")
+        assert exercises.grading(answer)["grade_id"] == f"ex{n}-{k}"
+        assert re.search(r"^def \w+\(", answer.source, re.M), "each exercise is a function"
+        assert re.search(r"^    ### BEGIN SOLUTION$.+^    ### END SOLUTION$", answer.source,
+                         re.M | re.S), "the answer is the function's body"
+        assert exercises.is_check(check) and exercises.grading(check)["locked"]
+        assert exercises.grading(check)["grade_id"] == f"ex{n}-{k}-check"
+        assert check.source.startswith("checks.check_")
+    for cell in nb.cells:
+        assert not MACHINE_PATH.search(cell.source)
+        assert cell.cell_type == "markdown" or not cell.outputs
+    if n < len(course.NAMES):
+        assert f"({course.NAMES[n]}.ipynb)" in nb.cells[-1].source, "point to the next exercises"
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_exercise_holds_stubs_not_answers(name):
+    nb = read(EXERCISES, name)
+    assert course.badge(name, "exercises") in nb.cells[0].source
+    text = "\n".join(c.source for c in nb.cells)
+    assert "### BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    for cell in filter(exercises.is_answer, nb.cells):
+        assert "    # YOUR CODE HERE\n    raise NotImplementedError()" in cell.source
+
+
+def test_nbgrader_takes_the_solutions_as_they_are(uci_dir):
+    """Instructors who use nbgrader can take solutions/ as their source notebooks:
+    generate_assignment gives our exercises, autograde scores the checks (hidden tests
+    included). The course directory lies inside the checkout, where the notebooks find it."""
+    name, root = course.NAMES[0], course.ROOT / "build" / "test-nbgrader"
+    shutil.rmtree(root, ignore_errors=True)
+    for folder in ("source/census", "submitted/alice/census", "submitted/bob/census"):
+        (root / folder).mkdir(parents=True)
+    shutil.copy(SOLUTIONS / f"{name}.ipynb", root / "source" / "census")
+    shutil.copy(SOLUTIONS / f"{name}.ipynb", root / "submitted" / "alice" / "census")
+    shutil.copy(EXERCISES / f"{name}.ipynb", root / "submitted" / "bob" / "census")
+    env = dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    for command in (["db", "assignment", "add", "census"], ["generate_assignment", "census"],
+                    ["autograde", "census", "--create"]):
+        done = subprocess.run([sys.executable, "-m", "nbgrader", *command,
+                               f"--CourseDirectory.root={root}"], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    released = exercises.read(root / "release" / "census" / f"{name}.ipynb")
+    badge = (course.badge(name, "solutions"), course.badge(name, "exercises"))
+    assert ([c.source.replace(*badge) for c in released.cells] ==
+            [c.source for c in read(EXERCISES, name).cells])
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        scores = {s: gradebook.find_submission("census", s).score for s in ("alice", "bob")}
+    checks = sum(map(exercises.is_check, read(SOLUTIONS, name).cells))
+    assert scores == {"alice": checks, "bob": 0}
+
+
+def test_every_check_is_used_and_fed_a_wrong_answer():
+    """Each check of census.checks serves an exercise, and a test feeds it a wrong answer
+    (tests/test_checks_*.py: `fails(checks.NAME, wrong_answer, …)`, then its hint)."""
+    from census import checks
+    notebooks = "\n".join(c.source for name in course.NAMES for c in read(SOLUTIONS, name).cells)
+    tests = "\n".join(p.read_text() for p in (course.ROOT / "tests").glob("test_checks_*.py"))
+    for name in (n for n in checks.__all__ if n.startswith("check_")):
+        assert f"checks.{name}(" in notebooks, f"{name} is used by no exercise"
+        assert re.search(rf"\bfails\(checks\.{name}\b", tests), f"no wrong answer for {name}"
+
+
+# --- every notebook, run as the grader runs it ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def graded(uci_dir, tmp_path_factory):
+    """Solutions and exercises, all chapters, in smoke mode, two notebooks at a time."""
+    cache = tmp_path_factory.mktemp("census-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CENSUS_DATA_DIR", str(uci_dir))
+    mp.setenv("CENSUS_CACHE_DIR", str(cache))
+    try:
+        results = exercises.grade([SOLUTIONS, EXERCISES], smoke=True, jobs=2,
+                                  job_root="jobs/test-grading", out_dir="build/test-grading")
+    finally:
+        mp.undo()
+    return {(r.student, r.chapter): r for r in results}
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_solution_passes_every_check(graded, name):
+    result = graded["solutions", name]
+    assert result.other_errors == [], result.other_errors
+    assert {e: s for e, (s, _) in result.checks.items()} == dict.fromkeys(result.checks, "passed"), \
+        result.checks
+    assert all(m.startswith("✓ ") for _, m in result.checks.values())
+    executed = exercises.read(course.ROOT / result.notebook)
+    text = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                     for o in c.outputs)
+    assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
+
+
+@pytest.mark.parametrize("name", course.NAMES)
+def test_exercise_fails_only_at_its_checks(graded, name):
+    """No exercise is broken before the learner starts: every cell runs, and each check says
+    'not answered yet' (the stub's NotImplementedError) and nothing else."""
+    result = graded["exercises", name]
+    assert result.other_errors == [], result.other_errors
+    for exercise, (status, message) in result.checks.items():
+        assert status == "not answered", (exercise, message)
+        assert "still raises NotImplementedError" in message
+
+
+# --- grading a class ------------------------------------------------------------------------
+
+def submission(name, edits=(), drop_check=None):
+    """A copy of a solution with (old, new) source edits, and maybe one check cell deleted."""
+    nb = copy.deepcopy(read(SOLUTIONS, name))
+    for old, new in edits:
+        cells = [c for c in nb.cells if old in c.source]
+        assert len(cells) == 1, old
+        cells[0].source = cells[0].source.replace(old, new)
+    nb.cells = [c for c in nb.cells
+                if exercises.grading(c).get("grade_id") != f"ex{drop_check}-check"]
+    return nb
+
+
+def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, tmp_path):
+    """The README's command on a folder with one folder per learner."""
+    name = "01_data"
+    alice = submission(name, [
+        ("skiprows=1 if note else 0", "skiprows=1"),  # right for adult.test only
+        ("ascending=False)\n", "ascending=True)\n"),  # a wrong answer
+        ("checks.check_rows_with_missing(rows_with_missing, train)", "pass"),  # tampered with
+    ])
+    bob = submission(name, drop_check="1-2")
+    for learner, nb in (("alice", alice), ("bob", bob)):
+        (tmp_path / "class" / learner).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "class" / learner / f"{name}.ipynb")
+    (tmp_path / "class" / "carol").mkdir()
+    (tmp_path / "class" / "carol" / f"{name}.ipynb").write_text('{"cells": [')  # a broken save
+    out = tmp_path / "grading"
+    done = subprocess.run(
+        [sys.executable, "-m", "census", "exercises", "grade", str(tmp_path / "class"),
+         "--smoke", "--jobs", "2", "--out-dir", str(out), "--job-root", "jobs/test-grading-class"],
+        cwd=course.ROOT, env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
+                                  CENSUS_CACHE_DIR=str(tmp_path / "cache")),
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / "grades.csv") as f:
+        grades = {(r["student"], r["exercise"]): (r["status"], r["message"])
+                  for r in csv.DictReader(f)}
+    assert len(grades) == 9
+    assert grades["carol", "1.1"] == ("failed", "the notebook could not be read")
+    assert grades["alice", "1.1"][0] == "failed"  # the hidden test reads adult.data
+    assert "rows instead of" in grades["alice", "1.1"][1]
+    assert grades["alice", "1.2"] == ("failed", "✗ Not right yet: the values are not sorted, "
+                                      "highest first Hint: end with .sort_values(ascending=False)")
+    assert grades["alice", "1.3"][0] == "passed"  # the check ran as written, not as `pass`
+    assert grades["bob", "1.2"] == ("missing", "the check cell was deleted")
+    assert grades["bob", "1.1"][0] == grades["bob", "1.3"][0] == "passed"
+    report = done.stdout
+    assert re.search(r"^alice +01_data +1\.1 ✗  1\.2 ✗  1\.3 ✓   1/3$", report, re.M), report
+    assert re.search(r"^bob +01_data +1\.1 ✓  1\.2 \?  1\.3 ✓   2/3$", report, re.M), report
+    assert "alice/01_data 1.2: ✗ Not right yet: the values are not sorted" in report
+    assert re.search(r"^carol +01_data +1\.1 ✗  1\.2 ✗  1\.3 ✗   0/3$", report, re.M), report
+    assert "carol/01_data file: not a readable notebook" in report
+    assert (out / "alice" / f"{name}.ipynb").is_file()
+
+
+def test_grade_refuses_what_is_not_a_submission(tmp_path):
+    (tmp_path / "notes.ipynb").write_text("{}")
+    for target, message in ((tmp_path / "missing", "no such file or folder"),
+                            (tmp_path, "notes.ipynb: not a chapter's notebook")):
+        done = subprocess.run([sys.executable, "-m", "census.exercises", "grade", str(target)],
+                              cwd=course.ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and message in done.stderr, done.stderr
