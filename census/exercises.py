@@ -75,27 +75,35 @@ def generate(solution, name):
     return nb
 
 
-def stale(names=course.NAMES):
-    """The chapters whose committed exercise notebook differs from its generated one."""
-    out = []
+def changes(names=course.NAMES):
+    """{name: exercise text} for the chapters whose committed exercise notebook differs from
+    the one generated from its solution."""
+    out = {}
     for name in names:
         target, source = EXERCISES / f"{name}.ipynb", SOLUTIONS / f"{name}.ipynb"
         if not source.is_file():
             raise FileNotFoundError(f"no {course.rel(source)}: every chapter needs its solutions")
-        fresh = render(generate(read(source), name))
-        if not target.is_file() or target.read_text() != fresh:
-            out.append(name)
+        try:
+            text = render(generate(read(source), name))
+        except RuntimeError as error:  # nbgrader's words for a broken region (no END SOLUTION…)
+            raise ValueError(f"{course.rel(source)}: {error}") from None
+        if not target.is_file() or target.read_text() != text:
+            out[name] = text
     return out
+
+
+def stale(names=course.NAMES):
+    """The chapters whose exercise notebook is out of date."""
+    return list(changes(names))
 
 
 def make(names=course.NAMES):
     """Write exercises/NAME.ipynb for every solution; return the names that changed."""
     EXERCISES.mkdir(exist_ok=True)
-    changed = stale(names)
-    for name in changed:
-        text = render(generate(read(SOLUTIONS / f"{name}.ipynb"), name))
+    written = changes(names)
+    for name, text in written.items():
         (EXERCISES / f"{name}.ipynb").write_text(text)
-    return changed
+    return list(written)
 
 
 # --- grading --------------------------------------------------------------------------------

@@ -34,6 +34,26 @@ def test_exercises_are_regenerated_exactly():
     assert done.returncode == 0 and "matches" in done.stdout, done.stderr
 
 
+def test_make_writes_the_exercises_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(exercises, "EXERCISES", tmp_path / "exercises")
+    assert exercises.make() == list(course.NAMES)
+    for name in course.NAMES:
+        assert (tmp_path / "exercises" / f"{name}.ipynb").read_text() == \
+            (EXERCISES / f"{name}.ipynb").read_text()
+    assert exercises.make() == []
+
+
+def test_a_broken_solution_region_is_named(tmp_path, monkeypatch):
+    nb = read(SOLUTIONS, "01_data")
+    answer = next(filter(exercises.is_answer, nb.cells))
+    answer.source = answer.source.replace("### END SOLUTION", "")
+    (tmp_path / "solutions").mkdir()
+    nbformat.write(nb, tmp_path / "solutions" / "01_data.ipynb")
+    monkeypatch.setattr(exercises, "SOLUTIONS", tmp_path / "solutions")
+    with pytest.raises(ValueError, match=r"01_data\.ipynb: no end solution statement found"):
+        exercises.stale(["01_data"])
+
+
 @pytest.mark.parametrize("name", course.NAMES)
 def test_solution_format(name):
     """Title and badge, setup and parameters cells, 2–4 exercises numbered N.1, N.2, … each an
