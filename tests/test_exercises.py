@@ -142,15 +142,11 @@ def test_every_check_is_used_and_fed_a_wrong_answer():
 @pytest.fixture(scope="module")
 def graded(uci_dir, tmp_path_factory):
     """Solutions and exercises, all chapters, in smoke mode, two notebooks at a time."""
-    cache = tmp_path_factory.mktemp("census-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CENSUS_DATA_DIR", str(uci_dir))
-    mp.setenv("CENSUS_CACHE_DIR", str(cache))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CENSUS_DATA_DIR", str(uci_dir))
+        mp.setenv("CENSUS_CACHE_DIR", str(tmp_path_factory.mktemp("census-cache")))
         results = exercises.grade([SOLUTIONS, EXERCISES], smoke=True, jobs=2,
                                   job_root="jobs/test-grading", out_dir="build/test-grading")
-    finally:
-        mp.undo()
     return {(r.student, r.chapter): r for r in results}
 
 
