@@ -3,7 +3,7 @@ import json
 import re
 from pathlib import Path
 
-from census import cluster, course
+from census import cluster, course, training
 from census.checks.core import call, expect, passed
 
 __all__ = ["check_tf_config", "check_run_small_cluster", "check_vertex_job"]
@@ -18,14 +18,6 @@ def _describe(layout):
     if layout.ps:
         parts.append(f"{layout.ps} ps")
     return " + ".join(parts)
-
-
-def _strategy_of(cluster_spec):
-    """What census.training.strategy_kind decides from a TF_CONFIG cluster (without importing
-    TensorFlow): a `ps` key, even empty, means ParameterServerStrategy."""
-    if not cluster_spec:
-        return "local"
-    return "parameter_server" if "ps" in cluster_spec else "multi_worker"
 
 
 def check_tf_config(tf_config, layout, ports):
@@ -50,9 +42,9 @@ def check_tf_config(tf_config, layout, ports):
         spec, task = value["cluster"], value["task"]
         expect(isinstance(spec, dict), f"the cluster of {what} is a {type(spec).__name__}",
                "the cluster maps each task type to its list of 'host:port' addresses")
-        expect(_strategy_of(spec) == layout.strategy,
+        expect(training.strategy_kind(spec) == layout.strategy,
                f"with the cluster keys {sorted(spec)}, the trainer would pick "
-               f"{_strategy_of(spec)} instead of {layout.strategy}",
+               f"{training.strategy_kind(spec)} instead of {layout.strategy}",
                "leave out the task types that have no task: a 'ps' key, even with an empty "
                "list, asks for a ParameterServerStrategy")
         addresses = [a for v in spec.values() if isinstance(v, list) for a in v]
