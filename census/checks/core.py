@@ -30,7 +30,8 @@ def expect(condition, problem, hint):
 
 def call(fn, *args, what="your function", hint=None, **kwargs):
     """Call the learner's function; turn the stub's NotImplementedError and any crash into a
-    CheckFailed that names the call (with `hint`, if given, for a crash)."""
+    CheckFailed that names the call. `hint` for a crash: a text, or (words, text) pairs, the
+    first whose words appear in the error's message."""
     expect(callable(fn), f"{what} is not a function (it is {type(fn).__name__})",
            "define it with `def` in the cell above and run that cell")
     try:
@@ -42,8 +43,10 @@ def call(fn, *args, what="your function", hint=None, **kwargs):
     except CheckFailed:
         raise
     except Exception as error:  # the learner's code crashed: say where, not a traceback
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckFailed(f"calling {what} raised {type(error).__name__}: {first_line[:300]}",
+        message = " ".join(str(error).split())
+        if isinstance(hint, (list, tuple)):
+            hint = next((text for words, text in hint if words in message), None)
+        raise CheckFailed(f"calling {what} raised {type(error).__name__}: {message[:300]}",
                           hint or "run your function on its own and read the error; print "
                           "the intermediate values to see where it goes wrong") from error
 

@@ -211,16 +211,8 @@ _SIGNATURE_HINTS = (  # (words in TensorFlow's error, the fix)
 
 def _call_model_code(fn, *args, what):
     """call(), with a precise hint when TensorFlow rejected the inputs to the signature."""
-    try:
-        with quiet():
-            return call(fn, *args, what=what)
-    except CheckFailed as failure:
-        cause = str(failure.__cause__ or "")
-        for words, hint in _SIGNATURE_HINTS:
-            if words in cause:
-                raise CheckFailed(f"calling {what} raised {type(failure.__cause__).__name__}: "
-                                  f"{_short(cause)}", hint) from failure.__cause__
-        raise
+    with quiet():
+        return call(fn, *args, what=what, hint=_SIGNATURE_HINTS)
 
 
 def _predict(export_dir, people):

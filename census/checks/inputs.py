@@ -3,10 +3,9 @@ import numpy as np
 
 from census import schema
 from census.checks.core import call, expect, passed
+from census.checks.data import HIGH
 
 __all__ = ["check_frame_input_fn", "check_balanced_input_fn"]
-
-HIGH = ">50K"
 
 
 def _dataset(value, what):

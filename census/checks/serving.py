@@ -6,10 +6,10 @@ on cue, so that every branch of the learner's client meets a real HTTP exchange.
 import http.server
 import json
 import math
-import socket
 import threading
 import time
 
+from census import cluster
 from census.checks.core import CheckFailed, NotAnswered, call, expect, passed
 
 __all__ = ["check_predict_with_retries", "check_predict_frame"]
@@ -60,12 +60,6 @@ class _Scripted:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
-
-
-def _closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _bounded(fn, args, what, kwargs=None):
@@ -193,7 +187,7 @@ def check_predict_with_retries(predict_with_retries, url, instances):
            "instance and the field at fault")
 
     # 6. nobody listening (the server is down or not started yet)
-    dead = f"http://127.0.0.1:{_closed_port()}"
+    dead = f"http://127.0.0.1:{cluster.free_ports(1)[0]}"  # nothing listens
     got, error, seconds = _bounded(fn, (dead, instances), what, {"attempts": 2})
     expect(error is not None, f"with no server it returned {got!r}",
            "after the last failed attempt, raise predict.PredictError")
