@@ -23,6 +23,28 @@ def raw_inputs():
             for c in schema.INPUT_COLUMNS}
 
 
+def clip_numbers(inputs):
+    """Each numeric input clipped to the training split's range (`schema.NUMERIC_RANGES`), NaN
+    read as a typical value (the mean; 0 for money, most people's amount): the model's first
+    step, in the graph of every export.
+
+    `inputs` maps column names to float32 tensors of shape (batch,); returns the five numeric
+    columns, same shapes and dtype, every value finite.
+
+    Training data is unchanged by it; what it guards against is a client's odd float (a
+    negative amount, NaN, infinity, 3e38), which would otherwise reach `log1p` and the dense
+    layers and come out as NaN or infinity, whatever the weights. Values beyond the range a
+    model was trained on carry no more information than its edge.
+    """
+    clipped = {}
+    for c in schema.NUMERIC_COLUMNS:
+        low, high = schema.NUMERIC_RANGES[c]
+        typical = low if c in schema.LOG_COLUMNS else schema.NUMERIC_STATS[c][0]
+        x = tf.where(tf.math.is_nan(inputs[c]), typical, inputs[c])
+        clipped[c] = tf.clip_by_value(x, low, high)
+    return clipped
+
+
 def _indices(inputs):
     """Every categorical column and bucketed number → an integer index (its size alongside).
 
@@ -104,13 +126,14 @@ def build_model(first_layer_size=100, num_layers=4, scale_factor=0.7, embedding_
     to a tenth of its start: big steps early, fine ones at the end. `extra_crosses` adds
     crossed features to the wide part, e.g. `[("gender", "occupation")]`.
     """
-    inputs = raw_inputs()
+    raw = raw_inputs()
+    inputs = dict(raw, **clip_numbers(raw))
     indices, sizes = _indices(inputs)
     hidden = layer_sizes(first_layer_size, num_layers, scale_factor)
     logit = keras.layers.Add(name="logits")([
         _wide_logit(indices, sizes, extra_crosses),
         _deep_logit(inputs, indices, sizes, hidden, embedding_size, dropout)])
-    model = keras.Model(inputs, logit, name="wide_and_deep")
+    model = keras.Model(raw, logit, name="wide_and_deep")
     rate = (keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.1)
             if decay_steps else learning_rate)
     model.compile(

@@ -5,6 +5,7 @@ inputs. They are checked field by field before TensorFlow sees them, so a typo g
 naming the instance and the field rather than a shape error from deep inside the graph.
 """
 import json
+import math
 import os
 
 import tensorflow as tf
@@ -44,8 +45,40 @@ def read_instances(path):
     return instances
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
+
+
+def check_number(column, value):
+    """Why `value` cannot be the numeric field `column`, or None if it can.
+
+    A number must be a JSON number (not a bool), fit a float32, and lie in the range a census
+    answer can have (`schema.VALID_RANGES`: no negative age, money or hours, no NaN or
+    infinity). TF Serving refuses such a request with a 400; so do `census predict` and
+    `census serve`.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, got {value!r}"
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of 400 digits
+        number = math.inf
+    if math.isnan(number) or abs(number) > FLOAT32_MAX:
+        return f"is out of the float32 range (|x| <= {FLOAT32_MAX:.4g}), got {value!r}"
+    low, high = schema.VALID_RANGES[column]
+    if not low <= number <= high:
+        limit = f"from {low:g} to {high:g}" if math.isfinite(high) else f"at least {low:g}"
+        return f"must be {limit}, got {value!r}"
+    return None
+
+
 def to_columns(instances):
-    """A list of instance dicts → one tensor per input column, after checking every field."""
+    """A list of instance dicts → one tensor per input column, after checking every field.
+
+    `instances`: dicts with the 13 input fields, numbers as int/float, categories as str.
+    Returns {column: tf.Tensor of shape (n,)}, float32 or string as `schema.INPUT_DTYPES`.
+    Raises PredictError naming the instance (1-based) and the field: an unknown or missing
+    field, a wrong type, or a number no census answer can be (`check_number`).
+    """
     columns = {c: [] for c in schema.INPUT_COLUMNS}
     for n, instance in enumerate(instances, 1):
         if not isinstance(instance, dict):
@@ -58,12 +91,12 @@ def to_columns(instances):
         if missing:
             raise PredictError(f"instance {n}: missing field {missing[0]!r}")
         for c, value in instance.items():
-            numeric = c in schema.NUMERIC_COLUMNS
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                  if numeric else isinstance(value, str))
-            if not ok:
-                kind = "a number" if numeric else "a string"
-                raise PredictError(f"instance {n}: field {c!r} must be {kind}, got {value!r}")
+            if c in schema.NUMERIC_COLUMNS:
+                problem = check_number(c, value)
+            else:
+                problem = None if isinstance(value, str) else f"must be a string, got {value!r}"
+            if problem:
+                raise PredictError(f"instance {n}: field {c!r} {problem}")
             columns[c].append(value)
     return {c: tf.constant(v, dtype=schema.INPUT_DTYPES[c]) for c, v in columns.items()}
 

@@ -53,6 +53,27 @@ CSV_DEFAULTS = [[0.0] if c in NUMERIC_COLUMNS + UNUSED_COLUMNS else [""] for c i
 
 AGE_BOUNDARIES = (18, 25, 30, 35, 40, 45, 50, 55, 60, 65)
 
+# The range of each number in the training split (tests/test_schema.py recomputes it). The
+# model clips its numeric inputs to these before anything else (and reads NaN as the mean), so
+# that no float a client sends, however odd, can make it answer NaN or infinity.
+NUMERIC_RANGES = {
+    "age": (17.0, 90.0),
+    "education_num": (1.0, 16.0),
+    "capital_gain": (0.0, 99999.0),
+    "capital_loss": (0.0, 4356.0),
+    "hours_per_week": (1.0, 99.0),
+}
+
+# What a census answer can be at all: prediction refuses anything else (a negative age, more
+# hours than a week has, an education code outside UCI's 1-16) instead of guessing.
+VALID_RANGES = {
+    "age": (0.0, 150.0),
+    "education_num": (1.0, 16.0),
+    "capital_gain": (0.0, float("inf")),
+    "capital_loss": (0.0, float("inf")),
+    "hours_per_week": (0.0, 168.0),
+}
+
 # Money columns are heavy-tailed: the model reads log(1 + x) of them.
 LOG_COLUMNS = ("capital_gain", "capital_loss")
 # Mean and variance of each numeric input over the training split, after the log above

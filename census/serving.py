@@ -48,8 +48,6 @@ import time
 import urllib.error
 import urllib.request
 
-import numpy as np
-
 from census import export, predict, schema
 
 DEFAULT_PORT = 8501
@@ -57,7 +55,6 @@ DEFAULT_MODEL_NAME = "census"
 # Vertex AI's limit for an online prediction request: 1.5 MB.
 MAX_REQUEST_BYTES = 1_500_000
 PARSE_IN_THREAD_BYTES = 262_144  # bodies above this are parsed off the event loop
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 log = logging.getLogger("census.serving")
 
@@ -115,7 +112,8 @@ def signature_defs(version_dir):
 
 def warmup_instance():
     """One valid instance (TF Serving runs warm-up requests before a version serves)."""
-    return {c: 0 if c in schema.NUMERIC_COLUMNS else schema.VOCABULARIES[c][0]
+    return {c: schema.NUMERIC_RANGES[c][0] if c in schema.NUMERIC_COLUMNS
+            else schema.VOCABULARIES[c][0]
             for c in schema.INPUT_COLUMNS}
 
 
@@ -334,42 +332,11 @@ class Batcher:
 
 def job_columns(job):
     """One job's instances → tensors: `census.predict.to_columns` checks every field and names
-    the instance and field at fault; numbers must also fit a float32."""
+    the instance and field at fault (a 400 for the whole request, as TF Serving answers)."""
     try:
-        columns = predict.to_columns(job.instances)
+        return predict.to_columns(job.instances)
     except predict.PredictError as e:
         raise ServingError(400, f"{job.what}: {e}") from None
-    except (ValueError, TypeError, OverflowError) as e:  # e.g. an integer of 400 digits
-        where = _out_of_range(job.instances)
-        raise ServingError(400, f"{job.what}: {where or type(e).__name__ + ': ' + str(e)}"
-                           ) from None
-    _check_finite(columns, job.what)
-    return columns
-
-
-def _out_of_range(instances):
-    """The first number that no float32 holds, as "instance n: field 'f' …"."""
-    for n, instance in enumerate(instances, 1):
-        for c in schema.NUMERIC_COLUMNS:
-            value = instance.get(c)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                try:
-                    out = not abs(float(value)) <= FLOAT32_MAX
-                except OverflowError:
-                    out = True
-                if out:
-                    return (f"instance {n}: field {c!r} is out of the float32 range "
-                            f"(|x| <= {FLOAT32_MAX:.4g})")
-    return None
-
-
-def _check_finite(columns, what):
-    for c in schema.NUMERIC_COLUMNS:
-        values = columns[c].numpy()
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise ServingError(400, f"{what}: instance {bad[0] + 1}: field {c!r} is out of the "
-                               f"float32 range (|x| <= {FLOAT32_MAX:.4g})")
 
 
 def batch_columns(jobs):
@@ -377,10 +344,8 @@ def batch_columns(jobs):
     per batch). Only if that fails is each job checked alone, so one bad request gets its own
     400 and the others in its batch are still answered. Returns (columns, jobs, errors)."""
     try:
-        columns = predict.to_columns([i for job in jobs for i in job.instances])
-        _check_finite(columns, "instances")
-        return columns, jobs, {}
-    except Exception:  # noqa: BLE001 — find out which job it was
+        return predict.to_columns([i for job in jobs for i in job.instances]), jobs, {}
+    except predict.PredictError:  # find out which job it was
         pass
     good, errors = [], {}
     for job in jobs:
@@ -393,6 +358,35 @@ def batch_columns(jobs):
     return columns, good, errors
 
 
+def call_model(jobs, columns):
+    """One model call for jobs of one (version, signature); each job's reply as JSON bytes.
+
+    Should the shared call fail, each job is run alone, so that a request that breaks the
+    model fails by itself and never takes the requests batched with it along. Returns
+    {id(job): bytes or ServingError}."""
+    results = {}
+    try:
+        fn = jobs[0].version.signatures[jobs[0].signature]
+        outputs = {k: v.numpy() for k, v in fn(**columns).items()}
+    except Exception as e:  # noqa: BLE001 — a model error must not take the server down
+        if len(jobs) > 1:
+            for job in jobs:
+                results.update(call_model([job], predict.to_columns(job.instances)))
+            return results
+        log.exception("the model failed on a checked request")
+        return {id(jobs[0]): ServingError(500, f"{type(e).__name__}: {e}")}
+    start = 0
+    for job in jobs:
+        part = {k: v[start:start + job.rows] for k, v in outputs.items()}
+        start += job.rows
+        try:  # NaN or infinity in an answer is the model's fault, not the client's
+            results[id(job)] = json.dumps(job.render(part), allow_nan=False).encode()
+        except ValueError as e:
+            log.error("version %s answered a non-finite number: %s", job.version.number, e)
+            results[id(job)] = ServingError(500, f"the model answered {e}")
+    return results
+
+
 def run_batch(batch):
     """In a worker thread: one model call per (version, signature) group; each job's reply
     rendered to bytes here too, so the event loop only sends them."""
@@ -403,23 +397,8 @@ def run_batch(batch):
     for jobs in groups.values():
         columns, jobs, errors = batch_columns(jobs)
         results.update(errors)
-        if not jobs:
-            continue
-        try:
-            fn = jobs[0].version.signatures[jobs[0].signature]
-            outputs = {k: v.numpy() for k, v in fn(**columns).items()}
-        except Exception as e:  # noqa: BLE001 — every job of the group gets the error
-            for job in jobs:
-                results[id(job)] = ServingError(500, f"{type(e).__name__}: {e}")
-            continue
-        start = 0
-        for job in jobs:
-            part = {k: v[start:start + job.rows] for k, v in outputs.items()}
-            start += job.rows
-            try:
-                results[id(job)] = json.dumps(job.render(part), allow_nan=False).encode()
-            except Exception as e:  # noqa: BLE001
-                results[id(job)] = ServingError(500, f"{type(e).__name__}: {e}")
+        if jobs:
+            results.update(call_model(jobs, columns))
     return [results[id(job)] for job in batch]
 
 

@@ -119,3 +119,46 @@ def test_versions_are_numbered_and_a_failed_export_leaves_nothing(model, tmp_pat
 def test_unknown_export_format_is_refused(model):
     with pytest.raises(ValueError, match="JSON, CSV, EXAMPLE"):
         export.serving_archive(model, "XML")
+
+
+# --- no NaN or infinity out of an export, whatever the floats in -------------------------------
+
+EXTREMES = [float("nan"), float("inf"), -float("inf"), 3.4e38, -3.4e38, 1e30, -1e30, -100.0,
+            -1.0, 0.0, 1e-30, 200.0]
+
+
+def extreme_inputs(fmt):
+    """One instance per extreme value, in every numeric field at once, in `fmt`'s receiver."""
+    people = [{c: value if c in FLOATS else " Private" for c in schema.INPUT_COLUMNS}
+              for value in EXTREMES]
+    if fmt == "JSON":
+        return {c: tf.constant([p[c] for p in people], schema.INPUT_DTYPES[c])
+                for c in schema.INPUT_COLUMNS}
+    if fmt == "CSV":
+        columns = [c for c in schema.CSV_COLUMNS if c != schema.LABEL_COLUMN]
+        return {"csv_row": tf.constant([", ".join(repr(p[c]) if c in FLOATS else
+                                                  "1" if c == "fnlwgt" else p[c]
+                                                  for c in columns) for p in people])}
+    examples = []
+    for p in people:
+        feature = {c: tf.train.Feature(float_list=tf.train.FloatList(value=[v])) if c in FLOATS
+                   else tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
+                   for c, v in p.items()}
+        examples.append(tf.train.Example(features=tf.train.Features(
+            feature=feature)).SerializeToString())
+    return {"examples": tf.constant(examples)}
+
+
+@pytest.mark.parametrize("weights", ["fresh", "trained"])
+@pytest.mark.parametrize("fmt", export.EXPORT_FORMATS)
+def test_no_float_input_gives_nan_or_infinity(weights, fmt, model, tmp_path):
+    """The model clips its numbers in the graph: an export answers finite numbers for NaN,
+    ±infinity, ±3.4e38 or negative amounts, with fresh or trained weights."""
+    from census import model as census_model
+    keras_model = census_model.build_model() if weights == "fresh" else model
+    path = export.export_model(keras_model, str(tmp_path), fmt)
+    outputs = tf.saved_model.load(path).signatures["serving_default"](**extreme_inputs(fmt))
+    for key in ("logistic", "logits", "probabilities"):
+        values = outputs[key].numpy()
+        assert values.shape[0] == len(EXTREMES) and np.isfinite(values).all(), (key, values)
+    assert set(outputs["classes"].numpy()[:, 0]) <= {label.encode() for label in schema.LABELS}

@@ -44,3 +44,11 @@ def test_extra_crosses_add_a_wide_weight_table():
     assert m.count_params() == model.build_model().count_params() + model.CROSS_BINS
     with pytest.raises(ValueError, match="cannot cross \\['colour'\\]: choose among"):
         model.build_model(extra_crosses=[("gender", "colour")])
+
+
+def test_numbers_are_clipped_to_the_training_range_and_nan_read_as_typical():
+    batch_of = {c: tf.constant([float("nan"), -1e30, 1e30, 20.0]) for c in schema.NUMERIC_COLUMNS}
+    clipped = {c: v.numpy() for c, v in model.clip_numbers(batch_of).items()}
+    for c, (low, high) in schema.NUMERIC_RANGES.items():
+        typical = low if c in schema.LOG_COLUMNS else schema.NUMERIC_STATS[c][0]
+        np.testing.assert_allclose(clipped[c], [typical, low, high, min(max(20.0, low), high)])

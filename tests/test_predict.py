@@ -41,6 +41,15 @@ def test_leading_spaces_make_no_difference(export_dir):
     (lambda i: i.update(age="old"), "instance 1: field 'age' must be a number, got 'old'"),
     (lambda i: i.update(race=3), "instance 1: field 'race' must be a string"),
     (lambda i: i.update(salary=1), "instance 1: unknown field 'salary'"),
+    (lambda i: i.update(capital_loss=-100), "instance 1: field 'capital_loss' must be at least 0"),
+    (lambda i: i.update(capital_gain=-0.5), "instance 1: field 'capital_gain' must be at least 0"),
+    (lambda i: i.update(age=-1), "instance 1: field 'age' must be from 0 to 150, got -1"),
+    (lambda i: i.update(hours_per_week=169), "field 'hours_per_week' must be from 0 to 168"),
+    (lambda i: i.update(education_num=0), "field 'education_num' must be from 1 to 16"),
+    (lambda i: i.update(age=float("nan")), "field 'age' is out of the float32 range"),
+    (lambda i: i.update(capital_gain=float("inf")), "field 'capital_gain' is out of the float32"),
+    (lambda i: i.update(capital_gain=1e39), "field 'capital_gain' is out of the float32 range"),
+    (lambda i: i.update(age=10 ** 400), "field 'age' is out of the float32 range"),
 ])
 def test_bad_instances_get_a_clear_error(export_dir, tmp_path, change, message):
     instance = predict.read_instances(TEST_JSON)[0]
@@ -48,8 +57,16 @@ def test_bad_instances_get_a_clear_error(export_dir, tmp_path, change, message):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(instance) + "\n")
     done = run_census("predict", "--model-dir", export_dir, "--json-instances", bad)
-    assert done.returncode == 1 and message in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not done.stdout
+
+
+def test_a_bad_value_among_good_ones_names_its_instance(export_dir, tmp_path):
+    good = predict.read_instances(TEST_JSON)
+    bad = tmp_path / "bad.json"
+    bad.write_text("\n".join(json.dumps(i) for i in [*good, {**good[0], "capital_loss": -100}]))
+    done = run_census("predict", "--model-dir", export_dir, "--json-instances", bad)
+    assert done.returncode == 1 and "instance 3: field 'capital_loss'" in done.stderr
 
 
 def test_invalid_json_and_missing_model(export_dir, tmp_path):

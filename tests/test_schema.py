@@ -25,3 +25,12 @@ def test_numeric_stats_match_the_training_split(census_files):
             values = np.log1p(values)
         assert np.isclose(values.mean(), mean, atol=1e-3), column
         assert np.isclose(values.var(), variance, rtol=1e-4), column
+
+
+def test_numeric_ranges_match_the_training_split_and_lie_in_the_valid_ranges(census_files):
+    frame = data.load_frame(census_files.train)
+    for column, (low, high) in schema.NUMERIC_RANGES.items():
+        assert (frame[column].min(), frame[column].max()) == (low, high), column
+        valid_low, valid_high = schema.VALID_RANGES[column]
+        assert valid_low <= low <= high <= valid_high, column
+    assert set(schema.NUMERIC_RANGES) == set(schema.VALID_RANGES) == set(schema.NUMERIC_COLUMNS)

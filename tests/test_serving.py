@@ -185,6 +185,12 @@ ERRORS = [
     ({"instances": [{**GOOD, "fnlwgt": 1}]}, 400, "unknown field 'fnlwgt'"),
     ({"instances": [{**GOOD, "age": 1e39}]}, 400, "float32 range"),
     ({"instances": [{**GOOD, "age": 10 ** 400}]}, 400, "field 'age' is out of the float32"),
+    ({"instances": [GOOD, {**GOOD, "capital_loss": -100}]}, 400,
+     "instances: instance 2: field 'capital_loss' must be at least 0, got -100"),
+    ({"instances": [{**GOOD, "hours_per_week": 200}]}, 400, "must be from 0 to 168"),
+    ({"instances": [{**GOOD, "age": -3}]}, 400, "field 'age' must be from 0 to 150"),
+    ({"inputs": {**{c: [v, v] for c, v in GOOD.items()}, "capital_gain": [0, -1]}}, 400,
+     "inputs: instance 2: field 'capital_gain' must be at least 0"),
     ({"instances": [GOOD], "signature_name": "nope"}, 400, '"nope" not found'),
     ({"instances": [GOOD], "signature_name": 3}, 400, "signature_name"),
     ({"inputs": [1, 2]}, 400, "inputs must be a JSON object"),
@@ -236,13 +242,38 @@ def test_one_bad_request_in_a_batch_fails_alone(server, local):
     """Concurrent requests share model calls; a bad one gets its 400, the rest their answers."""
     async def go():
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
-            bodies = [{"instances": INSTANCES}] * 20 + [{"instances": [{**GOOD, "age": "x"}]}]
+            bodies = [{"instances": INSTANCES}] * 20 + [
+                {"instances": [{**GOOD, "age": "x"}]},
+                {"instances": [GOOD, {**GOOD, "capital_loss": -100}]}]
             return await asyncio.gather(*(c.post("/v1/models/census:predict", json=b)
                                           for b in bodies))
     replies = asyncio.run(go())
-    assert [r.status_code for r in replies] == [200] * 20 + [400]
+    assert [r.status_code for r in replies] == [200] * 20 + [400, 400]
+    assert "instance 2: field 'capital_loss'" in replies[-1].json()["error"]
     for r in replies[:20]:
         close(r.json()["predictions"], local)
+
+
+def test_a_request_that_breaks_the_model_fails_alone(tmp_path):
+    """Should a checked request still make a model fail, the requests that share its model
+    call are answered all the same: here a real export that fails for an age over 100."""
+    import tensorflow as tf
+    import tf_keras as keras
+    from census import export, model as census_model
+    inputs = census_model.raw_inputs()
+    picky = keras.layers.Lambda(lambda age: tf.debugging.check_numerics(
+        tf.math.log(100.0 - age[:, None]), "age over 100"))(inputs["age"])
+    path = export.export_model(keras.Model(inputs, picky), str(tmp_path))
+    version = serving.load_version(path)
+    jobs = [serving.Job(version, "serving_default", [{**GOOD, "age": age}], "instances",
+                        lambda out: {"predictions": serving.render_rows(out)})
+            for age in (30, 120, 40)]
+    good, broken, other = serving.run_batch(jobs)
+    assert isinstance(broken, serving.ServingError) and broken.status == 500
+    assert "age over 100" in broken.message
+    for reply, age in ((good, 30), (other, 40)):
+        logits = json.loads(reply)["predictions"][0]["logits"]
+        np.testing.assert_allclose(logits, [np.log(100.0 - age)], rtol=1e-5)
 
 
 # --- versions -----------------------------------------------------------------------------
