@@ -2,15 +2,16 @@
 # make test   — set up .venv on first use, then run the test suite
 # make lab    — JupyterLab on this folder
 # make exercises — regenerate exercises/ from solutions/
+# make rehearse — the course where learners are: Colab, an ordinary user, other Pythons
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 JOB_DIR ?= jobs/course
 
-.PHONY: setup course test lab bench clean exercises
+.PHONY: setup course test lab bench clean exercises rehearse
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "the course needs Python >= 3.10"'
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "the pinned set (requirements.txt) needs Python 3.11, 3.12 or 3.13")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -35,7 +36,11 @@ exercises: setup
 	$(BIN)/python -m census.exercises make
 
 lab: setup
-	$(BIN)/python -m census.course lab
+	$(BIN)/python -m census.course lab $(LAB_FLAGS)
+
+# Colab (Python 3.13, Colab's packages), a non-root user, the pinned set on other Pythons.
+rehearse: setup
+	$(BIN)/pytest rehearsals
 
 bench: setup
 	$(BIN)/python bench/train_quality.py

@@ -118,7 +118,8 @@ def _int64s_to_ints(message_descriptor, value):
         if field.json_name not in value:
             continue
         items = value[field.json_name]
-        repeated = field.is_repeated
+        repeated = (field.is_repeated if hasattr(field, "is_repeated")  # protobuf >= 6
+                    else field.label == field.LABEL_REPEATED)  # protobuf 5 (Colab)
         if field.message_type is not None:
             if field.message_type.GetOptions().map_entry:
                 continue  # string maps (labels, env) only
@@ -157,8 +158,9 @@ def gcloud_command(job, region, config_path):
 
 
 def source_root():
-    """The folder with census's pyproject.toml (a clone, installed editable)."""
-    root = Path(__file__).resolve().parents[1]
+    """The course's checkout (`census.course.root()`), whose pyproject.toml builds the sdist."""
+    from census import course
+    root = course.root()
     if not (root / "pyproject.toml").is_file():
         raise FileNotFoundError(f"no pyproject.toml in {root}: build the sdist from a clone")
     return root

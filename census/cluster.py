@@ -4,8 +4,11 @@
 
 The 2017 post ran the same `trainer.task` on a Cloud ML Engine scale tier; here every task of
 the tier is a local process. TF's gRPC servers listen on every interface, so all tasks run in
-one loopback-only network namespace (as root: `unshare -n`), and the launcher refuses to run
-without one unless you pass --allow-host-network. Logs stream prefixed by role and are kept
+one loopback-only network namespace: as root a plain one (`unshare --net`), as an ordinary user
+one inside a user namespace of its own (`unshare --user --map-root-user --net`, which Linux
+allows without privileges), which every task joins with `nsenter`. Where no namespace can be
+made (macOS, Windows, a locked-down container) the launcher refuses to run unless you pass
+--allow-host-network; `CENSUS_NETNS=off` makes it behave as there (to rehearse that case). Logs stream prefixed by role and are kept
 per role in `<job_dir>/logs/cluster/`; the command exits with the chief's status and stops
 every process it started, whatever happens. With --evaluator, an evaluator task (outside the
 cluster spec) evaluates each checkpoint the chief writes, as the 2017 evaluator did.
@@ -21,7 +24,29 @@ import sys
 import threading
 import time
 
-NETNS_COMMAND = ("unshare", "-n")  # run as root; the launcher brings `lo` up inside
+NETNS_SWITCH = "CENSUS_NETNS"  # "off": act as if no network namespace could be made
+# A namespace's first process: brings the loopback interface up (ioctl SIOCSIFFLAGS, so that
+# no `ip` command is needed), says so, and lives until the launcher closes its stdin.
+_HOLDER = r"""
+import fcntl, socket, struct, sys
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    flags = struct.unpack("16sh", fcntl.ioctl(s, 0x8913, struct.pack("16sh", b"lo", 0)))[1]
+    fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def netns_commands():
+    """(the `unshare` command that makes the namespace, the `nsenter` flags that join it).
+
+    Root keeps its full rights in a plain network namespace. An ordinary user gets one owned
+    by a user namespace of its own, and a task must join both (`nsenter --net` alone is
+    refused: "reassociate to namespace 'ns/net' failed: Operation not permitted")."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ("unshare", "--net"), ("--net",)
+    return (("unshare", "--user", "--map-root-user", "--net"),
+            ("--user", "--net", "--preserve-credentials"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,32 +133,68 @@ def _role(kind, index):
     return f"{kind}-{index}"
 
 
-class _Namespace:
-    """A process holding a loopback-only network namespace; tasks join it with nsenter."""
+class Namespace:
+    """A loopback-only network namespace, held by one small process; `wrap(argv)` runs a
+    command inside it. Raises ClusterError, in one sentence, where none can be made."""
 
-    def __init__(self, command, lifetime):
-        script = f"ip link set lo up && echo ready && exec sleep {int(lifetime)}"
-        try:
-            self.proc = subprocess.Popen([*command, "sh", "-c", script], stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True)
-            ready = self.proc.stdout.readline().strip() == "ready"
-        except OSError as e:
-            ready, self.proc, err = False, None, str(e)
-        if not ready:
-            if self.proc:
-                self.stop()
-                err = self.proc.stderr.read().strip() or f"exit status {self.proc.returncode}"
+    def __init__(self, commands=None):
+        unshare, self.join = commands or netns_commands()
+        err = None
+        if os.environ.get(NETNS_SWITCH) == "off":
+            self.proc, err = None, f"{NETNS_SWITCH}=off"
+        else:
+            try:
+                self.proc = subprocess.Popen([*unshare, sys.executable, "-c", _HOLDER],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True)
+            except OSError as e:  # no `unshare` (macOS, Windows)
+                self.proc, err = None, e.strerror or str(e)
+        if self.proc and self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            stderr = self.proc.communicate()[1]
+            err = (stderr.strip().splitlines() or [f"exit status {self.proc.returncode}"])[-1]
+            self.proc = None
+        if err:
             raise ClusterError(
-                f"cannot create a loopback-only network namespace with `{' '.join(command)}` "
-                f"({err}). TF's gRPC servers listen on every network interface, so a local "
-                "cluster runs inside one; that needs root (or CAP_SYS_ADMIN). Run as root, or "
-                "pass --allow-host-network to expose the task ports on this host's network.")
+                f"cannot create a loopback-only network namespace with `{' '.join(unshare)}` "
+                f"({err}); TF's gRPC servers listen on every network interface, so a local "
+                "cluster runs inside one. Pass --allow-host-network to run on this machine's "
+                "network instead: the task ports are then open on all its interfaces for "
+                "as long as the cluster runs.")
 
     def wrap(self, argv):
-        return ["nsenter", "-t", str(self.proc.pid), "-n", "--", *argv]
+        return ["nsenter", "-t", str(self.proc.pid), *self.join, "--", *argv]
 
     def stop(self):
-        _stop([self.proc], grace=0)
+        if self.proc:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def private_network_possible():
+    """Whether `census cluster` can isolate its tasks here (it makes and drops a namespace)."""
+    try:
+        Namespace().stop()
+        return True
+    except ClusterError:
+        return False
+
+
+COLAB_HOST_NETWORK = (
+    "No network namespace can be made on this Colab runtime, so the cluster's tasks listen on "
+    "the runtime's own network. That is acceptable here: a Colab runtime is a virtual machine "
+    "of yours alone, which the internet cannot connect to (Colab reaches it through its own "
+    "tunnel), and the ports close when the cluster stops.")
+
+
+def host_network_on_colab():
+    """True on a Colab runtime where no network namespace can be made, after saying why its own
+    network is acceptable there (`COLAB_HOST_NETWORK`); False everywhere else."""
+    from census import colab
+    if not colab.on_colab() or private_network_possible():
+        return False
+    print(COLAB_HOST_NETWORK, flush=True)
+    return True
 
 
 def _stop(procs, grace=10.0):
@@ -169,7 +230,7 @@ def _job_dir(trainer_args):
     raise ClusterError("the trainer flags need --job-dir (logs go to <job_dir>/logs/cluster/)")
 
 
-def run(layout, trainer_args, module="census.task", timeout=3600, netns_command=NETNS_COMMAND,
+def run(layout, trainer_args, module="census.task", timeout=3600, netns_commands=None,
         allow_host_network=False, out=None, log_dir=None):
     """Start every task of `layout` as `python -m module trainer_args` with its TF_CONFIG,
     wait for the chief, stop everything, and return the chief's exit status (124 on timeout).
@@ -183,7 +244,7 @@ def run(layout, trainer_args, module="census.task", timeout=3600, netns_command=
     ports = free_ports(len(tasks))
     # Evaluators are not part of the cluster spec: they only read the chief's checkpoints.
     evaluators = [("evaluator", i) for i in range(layout.evaluator)]
-    namespace = None if allow_host_network else _Namespace(netns_command, timeout + 60)
+    namespace = None if allow_host_network else Namespace(netns_commands)
     procs, threads, lock = {}, [], threading.Lock()
     status = None
     try:
@@ -256,7 +317,7 @@ def parser():
     return p
 
 
-def main(argv=None, netns_command=NETNS_COMMAND):
+def main(argv=None, netns_commands=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     ours, trainer_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) \
         if "--" in argv else (argv, [])
@@ -266,7 +327,7 @@ def main(argv=None, netns_command=NETNS_COMMAND):
     try:
         layout = layout_for(args.scale_tier, args.workers, args.ps, args.mirrored,
                             evaluator=int(args.evaluator))
-        status = run(layout, trainer_args, args.module_name, args.timeout, netns_command,
+        status = run(layout, trainer_args, args.module_name, args.timeout, netns_commands,
                      args.allow_host_network)
     except (ClusterError, ValueError) as e:
         sys.exit(f"census cluster: {e}")

@@ -9,6 +9,7 @@ Notebooks import the small helpers at the bottom (`rel`, `tidy`, `tree`, `fresh_
 `save_summary`) so that no output shows a machine path.
 """
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -18,55 +19,118 @@ import time
 from pathlib import Path
 
 REPO_URL = "https://github.com/census-course/census-course"  # the only copy of the URL
+REPO_VARIABLE = "CENSUS_COURSE_REPO"  # a fork or mirror to clone on Colab instead
+ROOT_VARIABLE = "CENSUS_COURSE_ROOT"  # where the course's files are, when it is not found
 BRANCH = "main"
-ROOT = Path(__file__).resolve().parents[1]  # the checkout (or the installed package's parent)
-NOTEBOOKS = ROOT / "notebooks"
 
-# (file stem, title, one line for the course map)
+
+@dataclasses.dataclass(frozen=True)
+class Chapter:
+    name: str  # file stem in notebooks/, solutions/, exercises/
+    title: str
+    summary: str  # one line for the course map
+    colab_extras: tuple = ()  # what its setup cell installs on Colab beside the package
+    colab_ready: bool = True  # a badge, and a place in the Colab rehearsal
+
+
 CHAPTERS = (
-    ("01_data", "The Census Income data",
-     "Download the data (Cloud Storage, UCI fallback), read its columns, clean it, plot it."),
-    ("02_estimator", "The wide & deep model",
-     "From `DNNLinearCombinedClassifier` and feature columns to one tf-keras model with "
-     "preprocessing layers."),
-    ("03_datasets", "Feeding the model with tf.data",
-     "`input_fn`: shuffle, repeat, batch, parse; tf.data against a plain Python loop, measured."),
-    ("04_specs", "TrainSpec, EvalSpec, train_and_evaluate",
-     "One call trains, evaluates and exports; curves, TensorBoard, and a LightGBM baseline."),
-    ("05_export", "Serving inputs and exporters",
-     "JSON, CSV and tf.Example receivers; Final, Latest and Best exporters; the export tree."),
-    ("06_saved_model_cli", "Inspecting and using the SavedModel",
-     "`saved_model_cli show` / `run`, `census predict` on test.json, `tf.saved_model.load`."),
-    ("07_cloud_training", "The same code on a cluster, and on Vertex AI",
-     "Scale tiers as local clusters (chief, workers, ps, evaluator) and as Vertex AI custom jobs."),
-    ("08_hyperparameter_tuning", "Hyperparameter tuning: the 2017 study, locally and on Vertex AI",
-     "`hptuning_config.yaml` as a Vertex studySpec; `census tune` (Optuna, parallel trials, "
-     "resumable); results, plots, the HyperparameterTuningJob."),
-    ("09_online_prediction", "Online prediction: a model server and Vertex AI endpoints",
-     "`census serve` (TF Serving's REST API), versions, load; Model.upload / deploy / predict."),
+    Chapter("01_data", "The Census Income data",
+            "Download the data (Cloud Storage, UCI fallback), read its columns, clean it, "
+            "plot it."),
+    Chapter("02_estimator", "The wide & deep model",
+            "From `DNNLinearCombinedClassifier` and feature columns to one tf-keras model with "
+            "preprocessing layers."),
+    Chapter("03_datasets", "Feeding the model with tf.data",
+            "`input_fn`: shuffle, repeat, batch, parse; tf.data against a plain Python loop, "
+            "measured."),
+    Chapter("04_specs", "TrainSpec, EvalSpec, train_and_evaluate",
+            "One call trains, evaluates and exports; curves, TensorBoard, and a LightGBM "
+            "baseline."),
+    Chapter("05_export", "Serving inputs and exporters",
+            "JSON, CSV and tf.Example receivers; Final, Latest and Best exporters; the export "
+            "tree."),
+    Chapter("06_saved_model_cli", "Inspecting and using the SavedModel",
+            "`saved_model_cli show` / `run`, `census predict` on test.json, "
+            "`tf.saved_model.load`."),
+    Chapter("07_cloud_training", "The same code on a cluster, and on Vertex AI",
+            "Scale tiers as local clusters (chief, workers, ps, evaluator) and as Vertex AI "
+            "custom jobs.", colab_extras=("colab",)),
+    Chapter("08_hyperparameter_tuning",
+            "Hyperparameter tuning: the 2017 study, locally and on Vertex AI",
+            "`hptuning_config.yaml` as a Vertex studySpec; `census tune` (Optuna, parallel "
+            "trials, resumable); results, plots, the HyperparameterTuningJob.",
+            colab_extras=("colab",)),
+    Chapter("09_online_prediction", "Online prediction: a model server and Vertex AI endpoints",
+            "`census serve` (TF Serving's REST API), versions, load; Model.upload / deploy / "
+            "predict.", colab_extras=("colab",)),
 )
-NAMES = tuple(name for name, _, _ in CHAPTERS)
+NAMES = tuple(chapter.name for chapter in CHAPTERS)
+BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
 MODEL_CHAPTER = "04_specs"  # later chapters reuse its export when it exists
 RESULTS_FILE = "results.json"  # chapter 4 writes its metrics here, in its job dir
 
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
-SETUP_SOURCE = f'''\
-# On Colab: fetch the course and install it. On your machine: use the checkout as it is.
+
+class CourseNotFound(FileNotFoundError):
+    """The course's files (notebooks/, solutions/, test.json …) are nowhere to be found."""
+
+
+def is_course(folder):
+    return (Path(folder) / "notebooks" / f"{NAMES[0]}.ipynb").is_file()
+
+
+def root():
+    """The folder holding the course's files, found one way everywhere: `$CENSUS_COURSE_ROOT`
+    if set (Colab's setup cell sets it); else the checkout this package runs from (an
+    editable install, or a clone on sys.path); else the current folder or one above it (a
+    console script beside a clone). Raises CourseNotFound."""
+    if os.environ.get(ROOT_VARIABLE):
+        folder = Path(os.environ[ROOT_VARIABLE]).expanduser().resolve()
+        if not is_course(folder):
+            raise CourseNotFound(f"{ROOT_VARIABLE}={folder} holds no course "
+                                 f"(no notebooks/{NAMES[0]}.ipynb)")
+        return folder
+    here = Path.cwd().resolve()
+    for folder in (Path(__file__).resolve().parents[1], here, *here.parents):
+        if is_course(folder):
+            return folder
+    raise CourseNotFound(f"cannot find the course's files (notebooks/, solutions/, test.json): "
+                         f"work inside a clone of {REPO_URL}, or set {ROOT_VARIABLE} to one")
+
+
+def setup_source(name):
+    """The setup cell of chapter `name` (its code is the same in every chapter but for what
+    it installs on Colab)."""
+    extras = list(BY_NAME[name].colab_extras)
+    return f'''\
+# Setup. On Colab: fetch the course and install what this chapter needs, upgrading nothing
+# Colab has. On your own machine: nothing to install, this finds your checkout.
 import importlib.util, os, pathlib, subprocess, sys
 
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]  # for `!census`
 if importlib.util.find_spec("google.colab"):
-    if not pathlib.Path("census-course").is_dir():
-        subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "./census-course"], check=True)
-    os.chdir("census-course")
-else:  # work from the repository root, wherever Jupyter or papermill started us
-    os.chdir(next(p for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents)
-                  if (p / "census" / "__init__.py").is_file()))
+    here = pathlib.Path.cwd()
+    clone = next((p for p in (here, *here.parents) if (p / "census" / "colab.py").is_file()),
+                 here / "census-course")
+    url = os.environ.get("{REPO_VARIABLE}", "{REPO_URL}")
+    if not (clone / "census" / "colab.py").is_file():
+        git = subprocess.run(["git", "clone", "--quiet", "--depth", "1", url, str(clone)],
+                             capture_output=True, text=True)
+        if git.returncode:
+            why = (git.stderr.strip().splitlines() or [f"git exit status {{git.returncode}}"])[-1]
+            raise SystemExit(f"Could not clone {{url}} ({{why}}). Check the address, or set "
+                             "{REPO_VARIABLE} to a fork or mirror, then run this cell again.")
+    sys.path[:0] = [] if str(clone) in sys.path else [str(clone)]
+    from census import colab
+    colab.install(clone, {extras!r})
+    os.environ["{ROOT_VARIABLE}"] = str(clone)
 
-from census import course
-course.check_versions()'''
+try:
+    from census import course
+except ModuleNotFoundError:
+    raise SystemExit(f"The census package is not installed for {{sys.executable}}: run "
+                     "`make lab`, or `pip install -e .` in your checkout.") from None
+course.start()'''
 
 
 def colab_url(name, folder="notebooks"):
@@ -82,10 +146,12 @@ def badge(name, folder="notebooks"):
 def course_map():
     """The README's table of chapters: number, chapter, one line, badge, exercises."""
     lines = ["| # | Chapter | What you do | Colab | Practice |", "|---|---|---|---|---|"]
-    for n, (name, title, line) in enumerate(CHAPTERS, 1):
+    for n, chapter in enumerate(CHAPTERS, 1):
+        name = chapter.name
         practice = f"[exercises](exercises/{name}.ipynb), [solutions](solutions/{name}.ipynb)"
-        lines.append(f"| {n} | [{title}](notebooks/{name}.ipynb) | {line} | {badge(name)} | "
-                     f"{practice} |")
+        colab = badge(name) if chapter.colab_ready else "—"
+        lines.append(f"| {n} | [{chapter.title}](notebooks/{name}.ipynb) | {chapter.summary} | "
+                     f"{colab} | {practice} |")
     return "\n".join(lines)
 
 
@@ -103,13 +169,13 @@ def execute(name, output_path, params, log_output=False):
     """Run one chapter with papermill (kernel started in notebooks/, as Jupyter would)."""
     import papermill
     return papermill.execute_notebook(
-        str(NOTEBOOKS / f"{name}.ipynb"), str(output_path), parameters=params,
-        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False, log_output=log_output)
+        str(root() / "notebooks" / f"{name}.ipynb"), str(output_path), parameters=params,
+        cwd=str(root() / "notebooks"), kernel_name="python3", progress_bar=False, log_output=log_output)
 
 
 def run(smoke=False, build_dir="build/course", job_root="jobs", chapters=NAMES, log_output=False):
     """Execute chapters in order into build_dir; return {chapter: seconds}."""
-    out = ROOT / build_dir
+    out = root() / build_dir
     out.mkdir(parents=True, exist_ok=True)
     seconds = {}
     for name in chapters:
@@ -127,7 +193,7 @@ def summary(seconds, build_dir="build/course", job_root="jobs"):
     width = max(map(len, [*seconds, "total"]))
     lines += [f"  {name:<{width}} {s:6.0f} s" for name, s in seconds.items()]
     lines.append(f"  {'total':<{width}} {sum(seconds.values()):6.0f} s")
-    results = ROOT / job_root / MODEL_CHAPTER / RESULTS_FILE
+    results = root() / job_root / MODEL_CHAPTER / RESULTS_FILE
     if results.is_file():
         r = json.loads(results.read_text())
         m, b = r["wide_and_deep"], r["lightgbm"]
@@ -172,8 +238,8 @@ def write_outputs(job_root="jobs", build_dir="build/outputs", chapters=NAMES):
     seconds = {}
     for name in chapters:
         seconds.update(run(smoke=False, build_dir=build_dir, job_root=job_root, chapters=[name]))
-        nb = nbformat.read(ROOT / build_dir / f"{name}.ipynb", as_version=4)
-        nbformat.write(scrub(nb), NOTEBOOKS / f"{name}.ipynb")
+        nb = nbformat.read(root() / build_dir / f"{name}.ipynb", as_version=4)
+        nbformat.write(scrub(nb), root() / "notebooks" / f"{name}.ipynb")
     return seconds
 
 
@@ -193,14 +259,14 @@ def sync(names=NAMES, folder="notebooks"):
     """Rewrite each notebook's badge (first cell) and setup cell from this module."""
     import nbformat
     for name in names:
-        path = ROOT / folder / f"{name}.ipynb"
+        path = root() / folder / f"{name}.ipynb"
         if not path.is_file():
             print(f"sync: no {rel(path)}", file=sys.stderr)
             continue
         nb = nbformat.read(path, as_version=4)
         nb.cells[0].source = BADGE_RE.sub(badge(name, folder).replace("\\", "\\\\"),
                                           nb.cells[0].source)
-        nb.cells[setup_cell_index(nb)].source = SETUP_SOURCE
+        nb.cells[setup_cell_index(nb)].source = setup_source(name)
         nbformat.write(nb, path)
 
 
@@ -209,14 +275,27 @@ def sync(names=NAMES, folder="notebooks"):
 def lab_command(port=8888, extra=()):
     """`jupyter lab` on the repository, loopback only, opening chapter 1."""
     return [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--port", str(port),
-            f"--ServerApp.root_dir={ROOT}",
+            f"--ServerApp.root_dir={root()}",
             f"--ServerApp.default_url=/lab/tree/notebooks/{NAMES[0]}.ipynb",
             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []), *extra]
 
 
 # --- helpers the notebooks use --------------------------------------------------------------
 
-MIN_TENSORFLOW = (2, 16)
+MIN_TENSORFLOW = (2, 20)  # the oldest a rehearsal ran (Colab's)
+
+
+def start():
+    """What every chapter's setup cell calls: work from the course's folder (`root()`), so that
+    `jobs/…` and `test.json` are found wherever Jupyter, papermill or nbgrader started the
+    kernel; let `!census …` find the command and the course; print the versions in use."""
+    folder = root()
+    os.chdir(folder)
+    os.environ[ROOT_VARIABLE] = str(folder)
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    check_versions()
 
 
 def check_versions():
@@ -243,20 +322,27 @@ def check_versions():
         tf.constant(0) + 0  # the first operation finds the devices (and reports no GPU)
     tf.get_logger().setLevel("WARNING")  # no INFO lines naming temporary export folders
     import tf_keras
-    assert tuple(map(int, tf.__version__.split(".")[:2])) >= MIN_TENSORFLOW, tf.__version__
+    if tuple(map(int, tf.__version__.split(".")[:2])) < MIN_TENSORFLOW:
+        raise SystemExit(f"TensorFlow {tf.__version__} is older than the course needs "
+                         f"({'.'.join(map(str, MIN_TENSORFLOW))} or newer).")
     print(f"TensorFlow {tf.__version__}, tf-keras {tf_keras.__version__}, "
           f"census {importlib.metadata.version('census')}, Python {sys.version.split()[0]}")
 
+
 def rel(path):
-    """A path as a reader should see it: relative to the repository root, or under ~."""
+    """A path as a reader should see it: relative to the course's folder, or under ~."""
     path = Path(path).resolve()
-    for base, shown in ((ROOT, ""), (Path.home().resolve(), "~")):
+    try:
+        base = root()
+    except CourseNotFound:
+        base = Path.cwd().resolve()
+    for folder, shown in ((base, ""), (Path.home().resolve(), "~")):
         try:
-            tail = path.relative_to(base).as_posix()
+            tail = path.relative_to(folder).as_posix()
         except ValueError:
             continue
         return f"{shown}/{tail}" if shown else (tail or ".")
-    return os.path.relpath(path, ROOT)
+    return os.path.relpath(path, base)
 
 
 def tidy(text):
@@ -317,10 +403,13 @@ def main(argv=None):
     o.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
     sub.add_parser("sync", help="rewrite the badge and setup cell of every chapter and solution")
     sub.add_parser("map", help="print the README's course map")
-    lab = sub.add_parser("lab", help="JupyterLab on the course, on 127.0.0.1")
+    lab = sub.add_parser("lab", help="JupyterLab on the course, on 127.0.0.1 (other options "
+                         "go to `jupyter lab`)")
     lab.add_argument("--port", type=int, default=8888)
-    args = p.parse_args(argv)
-    os.chdir(ROOT)
+    args, jupyter_options = p.parse_known_args(argv)
+    if jupyter_options and args.command != "lab":
+        p.error(f"unrecognized arguments: {' '.join(jupyter_options)}")
+    os.chdir(root())
     if args.command == "run":
         seconds = run(args.smoke, args.build_dir, args.job_root, args.chapters, args.log_output)
         print(summary(seconds, args.build_dir, args.job_root))
@@ -333,7 +422,7 @@ def main(argv=None):
     elif args.command == "map":
         print(course_map())
     elif args.command == "lab":
-        os.execv(sys.executable, lab_command(args.port))
+        os.execv(sys.executable, lab_command(args.port, jupyter_options))
 
 
 if __name__ == "__main__":

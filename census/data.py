@@ -122,7 +122,11 @@ def fetch(data_dir=None, cache_dir=None, *, gcs_uri=GCS_URI, uci_url=UCI_ZIP_URL
     data_dir = data_dir or os.environ.get("CENSUS_DATA_DIR") or None
     cache = Path(cache_dir or os.environ.get("CENSUS_CACHE_DIR") or "~/.cache/census").expanduser()
     raw = cache / "raw"
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # e.g. an account whose home folder it may not write
+        raise DataError(f"cannot create the data cache {cache} ({e.strerror}): name a folder "
+                        "you can write with --cache-dir or CENSUS_CACHE_DIR") from None
 
     if data_dir:
         pair, source = _find_pair(Path(data_dir)), f"local dir {data_dir}"

@@ -24,8 +24,15 @@ from pathlib import Path
 
 from census import course
 
-SOLUTIONS = course.ROOT / "solutions"
-EXERCISES = course.ROOT / "exercises"
+
+def solutions():
+    return course.root() / "solutions"
+
+
+def exercises_dir():
+    return course.root() / "exercises"
+
+
 CELL_TIMEOUT = 900  # seconds: a learner's endless loop stops the notebook, not the grading
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -80,7 +87,7 @@ def changes(names=course.NAMES):
     the one generated from its solution."""
     out = {}
     for name in names:
-        target, source = EXERCISES / f"{name}.ipynb", SOLUTIONS / f"{name}.ipynb"
+        target, source = exercises_dir() / f"{name}.ipynb", solutions() / f"{name}.ipynb"
         if not source.is_file():
             raise FileNotFoundError(f"no {course.rel(source)}: every chapter needs its solutions")
         try:
@@ -99,10 +106,10 @@ def stale(names=course.NAMES):
 
 def make(names=course.NAMES):
     """Write exercises/NAME.ipynb for every solution; return the names that changed."""
-    EXERCISES.mkdir(exist_ok=True)
+    exercises_dir().mkdir(exist_ok=True)
     written = changes(names)
     for name, text in written.items():
-        (EXERCISES / f"{name}.ipynb").write_text(text)
+        (exercises_dir() / f"{name}.ipynb").write_text(text)
     return list(written)
 
 
@@ -169,8 +176,8 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     out_dir/student/chapter.ipynb and return its Result."""
     import nbformat
     import papermill
-    source = read(SOLUTIONS / f"{chapter}.ipynb")
-    executed = course.ROOT / out_dir / student / f"{chapter}.ipynb"
+    source = read(solutions() / f"{chapter}.ipynb")
+    executed = course.root() / out_dir / student / f"{chapter}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     try:
         submitted = read(path)
@@ -183,7 +190,7 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     stopped, start = None, time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(executed), str(executed), cwd=str(EXERCISES), kernel_name="python3",
+            str(executed), str(executed), cwd=str(exercises_dir()), kernel_name="python3",
             parameters={"SMOKE": smoke, "JOB_DIR": f"{job_root}/{student}/{chapter}"},
             allow_errors=True, execution_timeout=CELL_TIMEOUT, progress_bar=False)
     except papermill.PapermillExecutionError:
@@ -237,7 +244,7 @@ def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading"
             r = results[-1]
             echo(f"[grade] {r.student}/{r.chapter}: {r.score}/{len(r.checks)} passed "
                  f"({r.seconds:.0f} s)")
-    write_csv(results, course.ROOT / out_dir / "grades.csv")
+    write_csv(results, course.root() / out_dir / "grades.csv")
     return results
 
 
@@ -299,6 +306,9 @@ def main(argv=None, prog="python -m census.exercises"):
             print(f"\ngrades: {args.out_dir}/grades.csv; executed notebooks: {args.out_dir}/")
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"{prog} {args.command}: {error}")
+    except ImportError as error:  # nbgrader and papermill come with the `course` extra
+        sys.exit(f"{prog} {args.command}: needs {error.name}, which is not installed "
+                 "(pip install 'census[course]')")
 
 if __name__ == "__main__":
     main()

@@ -40,13 +40,20 @@ def test_tiers_are_data_mapped_to_processes_and_vertex_pools():
         cluster.layout_for("STANDARD_2")
 
 
-@pytest.mark.parametrize("netns", [("false",), ("/nonexistent/unshare", "-n")])
-def test_refuses_to_run_without_a_private_network(tmp_path, capsys, netns):
+@pytest.mark.parametrize("netns,why", [
+    ((("false",), ()), "(exit status 1)"),
+    ((("/nonexistent/unshare", "--net"), ()), "(No such file or directory)"),
+    (None, "(CENSUS_NETNS=off)")])
+def test_refuses_to_run_without_a_private_network(tmp_path, capsys, monkeypatch, netns, why):
+    if netns is None:  # the switch that rehearses a machine where no namespace can be made
+        monkeypatch.setenv(cluster.NETNS_SWITCH, "off")
     with pytest.raises(SystemExit) as exit:
-        cluster.main(["--", "--job-dir", str(tmp_path)], netns_command=netns)
+        cluster.main(["--", "--job-dir", str(tmp_path)], netns_commands=netns)
     message = str(exit.value.code)
     assert message.startswith("census cluster: cannot create a loopback-only network namespace")
-    assert "--allow-host-network" in message
+    assert why in message and "--allow-host-network" in message
+    assert "open on all its interfaces" in message
+    assert not cluster.private_network_possible() if netns is None else True
     assert "started" not in capsys.readouterr().out  # no task was started
     assert os.listdir(tmp_path / "logs" / "cluster") == []
 

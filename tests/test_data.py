@@ -226,6 +226,14 @@ def test_missing_files_and_environment_variables(uci_dir, tmp_path, monkeypatch)
     assert files.train == str(tmp_path / "env-cache/train.csv")
 
 
+def test_a_cache_folder_that_cannot_be_made_is_one_sentence(uci_dir, tmp_path):
+    """An account whose home folder it may not write (e.g. HOME=/nonexistent)."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(data.DataError, match=r"cannot create the data cache .* --cache-dir or "
+                                             r"CENSUS_CACHE_DIR"):
+        data.fetch(uci_dir, tmp_path / "file" / "cache", progress=False)
+
+
 def test_sha256_constants_match_the_published_list(uci_dir):
     published = {}
     for line in (uci_dir.parent / "SHA256SUMS").read_text().splitlines():

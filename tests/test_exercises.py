@@ -15,7 +15,7 @@ import pytest
 from census import course, exercises
 from test_notebooks import MACHINE_PATH
 
-SOLUTIONS, EXERCISES = exercises.SOLUTIONS, exercises.EXERCISES
+SOLUTIONS, EXERCISES = exercises.solutions(), exercises.exercises_dir()
 
 
 def read(folder, name):
@@ -29,13 +29,13 @@ def test_every_chapter_has_its_twins():
 
 def test_exercises_are_regenerated_exactly():
     assert exercises.stale() == [], "run `make exercises`"
-    done = subprocess.run([sys.executable, "-m", "census.exercises", "check"], cwd=course.ROOT,
+    done = subprocess.run([sys.executable, "-m", "census.exercises", "check"], cwd=course.root(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "matches" in done.stdout, done.stderr
 
 
 def test_make_writes_the_exercises_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(exercises, "EXERCISES", tmp_path / "exercises")
+    monkeypatch.setattr(exercises, "exercises_dir", lambda: tmp_path / "exercises")
     assert exercises.make() == list(course.NAMES)
     for name in course.NAMES:
         assert (tmp_path / "exercises" / f"{name}.ipynb").read_text() == \
@@ -49,7 +49,7 @@ def test_a_broken_solution_region_is_named(tmp_path, monkeypatch):
     answer.source = answer.source.replace("### END SOLUTION", "")
     (tmp_path / "solutions").mkdir()
     nbformat.write(nb, tmp_path / "solutions" / "01_data.ipynb")
-    monkeypatch.setattr(exercises, "SOLUTIONS", tmp_path / "solutions")
+    monkeypatch.setattr(exercises, "solutions", lambda: tmp_path / "solutions")
     with pytest.raises(ValueError, match=r"01_data\.ipynb: no end solution statement found"):
         exercises.stale(["01_data"])
 
@@ -63,7 +63,7 @@ def test_solution_format(name):
     first = nb.cells[0].source
     assert first.startswith(f"# Exercises — Chapter {n}: ") and course.badge(name, "solutions") in first
     assert f"(../notebooks/{name}.ipynb)" in first
-    assert nb.cells[course.setup_cell_index(nb)].source == course.SETUP_SOURCE
+    assert nb.cells[course.setup_cell_index(nb)].source == course.setup_source(name)
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1 and "SMOKE = False" in parameters[0].source
     assert f'JOB_DIR = "jobs/exercises/{name}"' in parameters[0].source
@@ -96,12 +96,12 @@ def test_exercise_holds_stubs_not_answers(name):
         assert "    # YOUR CODE HERE\n    raise NotImplementedError()" in cell.source
 
 
-def test_nbgrader_takes_the_solutions_as_they_are(uci_dir):
+def test_nbgrader_takes_the_solutions_as_they_are(uci_dir, tmp_path):
     """Instructors who use nbgrader can take solutions/ as their source notebooks:
     generate_assignment gives our exercises, autograde scores the checks (hidden tests
-    included). The course directory lies inside the checkout, where the notebooks find it."""
-    name, root = course.NAMES[0], course.ROOT / "build" / "test-nbgrader"
-    shutil.rmtree(root, ignore_errors=True)
+    included). The course directory lies outside the checkout: the notebooks find the
+    course from the installed package."""
+    name, root = course.NAMES[0], tmp_path / "nbgrader-course"
     for folder in ("source/census", "submitted/alice/census", "submitted/bob/census"):
         (root / folder).mkdir(parents=True)
     shutil.copy(SOLUTIONS / f"{name}.ipynb", root / "source" / "census")
@@ -131,7 +131,7 @@ def test_every_check_is_used_and_fed_a_wrong_answer():
     (tests/test_checks_*.py: `fails(checks.NAME, wrong_answer, …)`, then its hint)."""
     from census import checks
     notebooks = "\n".join(c.source for name in course.NAMES for c in read(SOLUTIONS, name).cells)
-    tests = "\n".join(p.read_text() for p in (course.ROOT / "tests").glob("test_checks_*.py"))
+    tests = "\n".join(p.read_text() for p in (course.root() / "tests").glob("test_checks_*.py"))
     for name in (n for n in checks.__all__ if n.startswith("check_")):
         assert f"checks.{name}(" in notebooks, f"{name} is used by no exercise"
         assert re.search(rf"\bfails\(checks\.{name}\b", tests), f"no wrong answer for {name}"
@@ -157,7 +157,7 @@ def test_solution_passes_every_check(graded, name):
     assert {e: s for e, (s, _) in result.checks.items()} == dict.fromkeys(result.checks, "passed"), \
         result.checks
     assert all(m.startswith("✓ ") for _, m in result.checks.values())
-    executed = exercises.read(course.ROOT / result.notebook)
+    executed = exercises.read(course.root() / result.notebook)
     text = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
                      for o in c.outputs)
     assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
@@ -206,7 +206,7 @@ def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, 
     done = subprocess.run(
         [sys.executable, "-m", "census", "exercises", "grade", str(tmp_path / "class"),
          "--smoke", "--jobs", "2", "--out-dir", str(out), "--job-root", "jobs/test-grading-class"],
-        cwd=course.ROOT, env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
+        cwd=course.root(), env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
                                   CENSUS_CACHE_DIR=str(tmp_path / "cache")),
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -236,5 +236,5 @@ def test_grade_refuses_what_is_not_a_submission(tmp_path):
     for target, message in ((tmp_path / "missing", "no such file or folder"),
                             (tmp_path, "notes.ipynb: not a chapter's notebook")):
         done = subprocess.run([sys.executable, "-m", "census.exercises", "grade", str(target)],
-                              cwd=course.ROOT, capture_output=True, text=True, timeout=120)
+                              cwd=course.root(), capture_output=True, text=True, timeout=120)
         assert done.returncode == 1 and message in done.stderr, done.stderr

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,10 +18,9 @@ import pytest
 
 from census import course
 
-REPO = course.ROOT
-NOTEBOOKS = course.NOTEBOOKS
+REPO = course.root()
+NOTEBOOKS = REPO / "notebooks"
 SMOKE_ROOT = "jobs/test-smoke"  # job dirs of the smoke run (gitignored jobs/)
-SMOKE_BUILD = REPO / "build" / "test-smoke"
 MAX_TEXT_OUTPUT = 12_000  # characters per text output
 MAX_IMAGE = 120_000  # base64 characters per image
 MAX_NOTEBOOK = 600_000  # bytes per committed notebook
@@ -90,7 +90,7 @@ def test_chapter_conventions(name):
     assert any(c.cell_type == "markdown" and "Then and now" in c.source and "|---|" in c.source
                for c in nb.cells), "a then-and-now table"
     setup = nb.cells[course.setup_cell_index(nb)]
-    assert setup.source == course.SETUP_SOURCE, "run `python -m census.course sync`"
+    assert setup.source == course.setup_source(name), "run `python -m census.course sync`"
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1
     assert "SMOKE = False" in parameters[0].source
@@ -135,40 +135,47 @@ def test_relative_links_resolve():
             assert (path.parent / target.split("#")[0]).exists(), f"{path.name}: {target}"
 
 
-def test_setup_cell_leaves_a_checkout_alone(monkeypatch):
-    calls, real_run = [], subprocess.run
-
-    def recording_run(command, *args, **kwargs):
-        calls.append(command)
-        return real_run(command, *args, **kwargs)
-    monkeypatch.setattr(subprocess, "run", recording_run)
-    monkeypatch.chdir(NOTEBOOKS)
-    monkeypatch.setenv("PATH", os.environ["PATH"])
-    exec(course.SETUP_SOURCE, {})
-    assert not [c for c in calls if c[0] == "git" or "pip" in c] and Path.cwd() == REPO
-    assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
-
-
-def test_setup_cell_installs_from_the_repository_on_colab(monkeypatch, tmp_path):
-    calls, real_run = [], subprocess.run
-
-    def fake_run(command, *args, **kwargs):
-        if command[0] != "git" and "pip" not in command:
-            return real_run(command, *args, **kwargs)
-        calls.append(command)
-        if command[0] == "git":  # the clone: a checkout with the package in it
-            (tmp_path / "census-course" / "census").mkdir(parents=True)
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "google.colab"
-                        else real_find_spec(name, *a))
-    monkeypatch.setattr(subprocess, "run", fake_run)
+def test_setup_cell_finds_the_checkout_from_any_folder(monkeypatch, tmp_path):
+    """Started anywhere (papermill's folder, an nbgrader course directory), the setup cell
+    moves to the course and installs nothing; `!census` and console scripts find both."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", os.environ["PATH"])
-    exec(course.SETUP_SOURCE, {})
-    assert calls == [["git", "clone", "--depth", "1", course.REPO_URL],
-                     [sys.executable, "-m", "pip", "install", "--quiet", "./census-course"]]
-    assert Path.cwd() == tmp_path / "census-course"
+    monkeypatch.delenv(course.ROOT_VARIABLE, raising=False)
+    exec(course.setup_source("07_cloud_training"), {})
+    assert Path.cwd() == REPO and os.environ[course.ROOT_VARIABLE] == str(REPO)
+    assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable) or \
+        os.path.dirname(sys.executable) in os.environ["PATH"].split(os.pathsep)
+    assert list(tmp_path.iterdir()) == []  # nothing cloned, nothing installed
+
+
+def test_setup_cell_on_colab_turns_a_failed_clone_into_one_sentence(tmp_path):
+    """A stand-in `google.colab` makes the cell take its Colab path; the repository URL comes
+    from CENSUS_COURSE_REPO, here one that does not exist."""
+    (tmp_path / "standin" / "google" / "colab").mkdir(parents=True)
+    (tmp_path / "standin" / "google" / "colab" / "__init__.py").write_text("")
+    (tmp_path / "content").mkdir()
+    cell = tmp_path / "setup.py"
+    cell.write_text(course.setup_source("01_data"))
+    missing = (tmp_path / "no-such-repo").as_uri()
+    done = subprocess.run([sys.executable, str(cell)], cwd=tmp_path / "content",
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path / "standin"),
+                                   **{course.REPO_VARIABLE: missing}))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"Could not clone {missing} (") and course.REPO_VARIABLE in line
+    assert list((tmp_path / "content").iterdir()) == []
+
+
+def test_course_files_are_found_by_variable_package_or_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv(course.ROOT_VARIABLE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert course.root() == REPO  # this package's own checkout (an editable install)
+    monkeypatch.setenv(course.ROOT_VARIABLE, str(tmp_path))
+    with pytest.raises(course.CourseNotFound, match="holds no course"):
+        course.root()
+    monkeypatch.setenv(course.ROOT_VARIABLE, str(REPO))
+    assert course.root() == REPO
 
 
 def test_scrub_keeps_outputs_and_drops_run_metadata():
@@ -193,41 +200,47 @@ def test_helpers_show_no_machine_paths(tmp_path):
     assert not MACHINE_PATH.search(course.tidy(f"see {REPO}/jobs/a and {Path.home()}/b"))
 
 
-# --- smoke runs: every chapter, in order, through papermill ---------------------------------
+# --- every chapter, once, in smoke mode: nbval runs it and checks its deterministic cells ------
 
 @pytest.fixture(scope="module")
-def smoke_env(uci_dir, tmp_path_factory):
-    """Environment for the kernels: the shared UCI files and a fresh data cache."""
-    return {"CENSUS_DATA_DIR": str(uci_dir),
-            "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("census-cache"))}
-
-
-@pytest.fixture(scope="module")
-def nbval_run(smoke_env, tmp_path_factory):
-    """nbval (--nbval-lax) runs each committed notebook in smoke mode (parameters injected by
-    papermill, committed outputs kept) and compares the cells tagged nbval-check-output.
-    Chapter 6 gets no export here, so its stand-alone path (training its own model) runs. It
-    runs in a subprocess beside the smoke runs (two cores, two notebooks at a time)."""
+def smoke_run(uci_dir, tmp_path_factory):
+    """The one smoke run of the chapters, in order: nbval (--nbval-lax) executes each committed
+    notebook with the smoke parameters injected (papermill, prepare_only), compares the cells
+    tagged nbval-check-output with their committed outputs, and leaves each chapter's job dir
+    under jobs/test-smoke/. It runs in a subprocess, beside the other tests (two cores);
+    `smoke_run()` waits for it and returns {notebook name: failure text or ""}."""
     import papermill
-    folder = REPO / "build" / "test-nbval"
-    folder.mkdir(parents=True, exist_ok=True)
-    root = "jobs/test-nbval"
+    folder = REPO / "build" / "test-smoke"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(REPO / SMOKE_ROOT, ignore_errors=True)
+    folder.mkdir(parents=True)
     for name in course.NAMES:
-        params = course.parameters(name, smoke=True, job_root=root)
-        if name == "06_saved_model_cli":
-            params["MODEL_DIR"] = f"{root}/no-such-export"
-        if name == "09_online_prediction":  # the smoke run may be serving on 8501 meanwhile
+        params = course.parameters(name, smoke=True, job_root=SMOKE_ROOT)
+        if name == "09_online_prediction":  # other tests may be serving on 8501 meanwhile
             params["PORT"] = free_port()
         papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
                                    parameters=params, prepare_only=True, progress_bar=False)
     log = open(folder / "nbval.log", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
-         "no:cacheprovider", "-q", "--rootdir", str(folder), str(folder)],
-        cwd=REPO, env={**os.environ, **smoke_env,
-                       "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("nbval-cache"))},
+         "no:cacheprovider", "-q", "--rootdir", str(folder), "--junitxml",
+         str(folder / "results.xml"), str(folder)],
+        cwd=REPO, env={**os.environ, "CENSUS_DATA_DIR": str(uci_dir),
+                       "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("smoke-cache"))},
         stdout=log, stderr=subprocess.STDOUT)
-    yield process, log
+
+    def results():
+        process.wait(timeout=1800)
+        import xml.etree.ElementTree as ElementTree
+        failures = {name: "" for name in course.NAMES}
+        for case in ElementTree.parse(folder / "results.xml").iter("testcase"):
+            name = Path(case.get("file") or case.get("classname", "")).stem.split(".")[-1]
+            for problem in list(case.iter("failure")) + list(case.iter("error")):
+                failures[name] = failures.get(name, "") + (problem.text or "")[-3000:]
+        log.seek(0)
+        failures["nbval"] = "" if process.returncode == 0 else log.read()[-3000:]
+        return failures
+    yield results
     if process.poll() is None:
         process.kill()
     process.wait()
@@ -235,43 +248,48 @@ def nbval_run(smoke_env, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", course.NAMES)
-def test_chapter_runs_in_smoke_mode(name, smoke_env, nbval_run, monkeypatch):
-    for key, value in smoke_env.items():
-        monkeypatch.setenv(key, value)
-    SMOKE_BUILD.mkdir(parents=True, exist_ok=True)
-    out = SMOKE_BUILD / f"{name}.ipynb"
-    params = course.parameters(name, smoke=True, job_root=SMOKE_ROOT)
-    if name == "04_specs":  # the README's papermill command line, as a reader types it
-        args = [f"notebooks/{name}.ipynb", str(out), "-p", "TRAIN_STEPS", "500"]
-        for key, value in params.items():
-            args += ["-p", key, str(value)]
-        done = subprocess.run([sys.executable, "-m", "papermill", *args, "--no-progress-bar"],
-                              cwd=REPO, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-    else:
-        course.execute(name, out, params)
+def test_chapter_runs_in_smoke_mode(name, smoke_run):
+    """Every cell runs, and the cells tagged nbval-check-output print what is committed."""
+    assert smoke_run()[name] == "", smoke_run()[name]
+
+
+def test_the_smoke_run_as_a_whole(smoke_run):
+    for name in course.NAMES:
+        checked = [c for c in read(name).cells if "nbval-check-output" in c.metadata.get("tags", [])]
+        assert checked and all(c.outputs for c in checked), f"{name}: committed outputs to check"
+    assert smoke_run()["nbval"] == ""
+    results = json.loads((REPO / SMOKE_ROOT / "04_specs" / course.RESULTS_FILE).read_text())
+    assert results["wide_and_deep"]["global_step"] > 0 and results["lightgbm"]["auc"] > 0.9
+    assert results["export"].startswith(f"{SMOKE_ROOT}/04_specs/export/census/")
+    # With chapter 4 run first, chapter 6 inspects its export instead of training one.
+    assert not (REPO / SMOKE_ROOT / "06_saved_model_cli" / "export").exists()
+
+
+def test_papermill_runs_a_chapter_from_another_folder(uci_dir, tmp_path):
+    """The README's papermill command, typed in a folder outside the checkout: the setup cell
+    finds the course; nothing lands where papermill was started; no machine path is shown."""
+    out = tmp_path / "out" / "01_data.ipynb"
+    out.parent.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / "01_data.ipynb"),
+                           str(out), "-p", "SMOKE", "True", "-p", "JOB_DIR",
+                           "jobs/test-elsewhere/01_data", "--no-progress-bar"],
+                          cwd=elsewhere, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
+                                   CENSUS_CACHE_DIR=str(tmp_path / "cache")))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(elsewhere.iterdir()) == []
+    assert (REPO / "jobs" / "test-elsewhere" / "01_data" / "cleaning_report.txt").is_file()
     nb = nbformat.read(out, as_version=4)
     outputs = "\n".join(text_of(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert not MACHINE_PATH.search(outputs), MACHINE_PATH.search(outputs)
-    if name == "04_specs":
-        assert "after 500 steps" in outputs
-        results = json.loads((REPO / SMOKE_ROOT / name / course.RESULTS_FILE).read_text())
-        assert results["wide_and_deep"]["global_step"] == 500
-        assert results["lightgbm"]["auc"] > 0.9
-        assert results["export"].startswith(f"{SMOKE_ROOT}/{name}/export/census/")
-    if name == "06_saved_model_cli":  # the shell commands a reader types really ran
-        assert "Method name is: tensorflow/serving/predict" in outputs
-        assert "Result for output key probabilities" in outputs
-        assert "CLASS_IDS  CLASSES" in outputs
-        assert "training" not in outputs.split("the export we inspect")[0], \
-            "with chapter 4 run first, chapter 6 reuses its export"
+    assert "32,561" in outputs and not MACHINE_PATH.search(outputs), MACHINE_PATH.search(outputs)
 
 
-def test_tensorboard_command_from_chapter_4_serves_the_logs():
+def test_tensorboard_command_from_chapter_4_serves_the_logs(smoke_run):
     """The command chapter 4 tells the reader to type, on the smoke run's logs."""
+    smoke_run()
     logs = REPO / SMOKE_ROOT / "04_specs" / "logs"
-    if not logs.is_dir():
-        pytest.skip("needs the smoke run of chapter 4 (test_chapter_runs_in_smoke_mode)")
     text = "\n".join(c.source for c in read("04_specs").cells if c.cell_type == "markdown")
     command = re.search(r"^tensorboard --logdir (\S+) --host 127\.0\.0\.1 --port (\d+)$",
                         text, re.M)
@@ -283,20 +301,6 @@ def test_tensorboard_command_from_chapter_4_serves_the_logs():
         wait_for(f"http://127.0.0.1:{port}/data/runs", process)
         runs = json.loads(get(f"http://127.0.0.1:{port}/data/runs"))
     assert {"train", "validation"} <= set(runs)
-
-
-# --- nbval: the deterministic cells match the committed outputs ------------------------------
-
-def test_nbval_checks_deterministic_cells(nbval_run):
-    process, log = nbval_run
-    for name in course.NAMES:
-        checked = [c for c in read(name).cells if "nbval-check-output" in c.metadata.get("tags", [])]
-        assert checked and all(c.outputs for c in checked), f"{name}: committed outputs to check"
-    process.wait(timeout=900)
-    log.seek(0)
-    output = log.read()
-    assert process.returncode == 0, output[-6000:]
-    assert "failed" not in output.strip().splitlines()[-1]
 
 
 # --- JupyterLab ---------------------------------------------------------------------------

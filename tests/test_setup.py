@@ -44,6 +44,22 @@ def test_package_ranges_admit_the_pins():
     assert project["scripts"]["census"] == "census.cli:main"
 
 
+def test_lower_bounds_are_versions_a_rehearsal_ran():
+    """Each range starts at Colab's preinstalled version where Colab has the package (the
+    Colab rehearsal runs it), else at the pin (make test runs it)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+    colab = {k.replace("_", "-"): v[2:] for k, v in pins(
+        (REPO / "rehearsals" / "colab-runtime-2026-08.txt").read_text().splitlines()).items()}
+    pinned = {name: spec[2:] for name, spec in requirements_pins().items()}
+    for line in declared:
+        req = Requirement(line)
+        [lower] = [s.version for s in req.specifier if s.operator == ">="]
+        name = req.name.lower()
+        assert lower == colab.get(name, pinned[name]), line
+    assert project["requires-python"] == ">=3.10"
+
+
 def test_readme_starts_with_the_two_commands_and_ci_runs_one():
     readme = (REPO / "README.md").read_text()
     first_section = readme.split("\n## ")[1]

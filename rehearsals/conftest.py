@@ -1,0 +1,108 @@
+"""Rehearsals: the course where learners run it — Colab's Python and packages, an ordinary
+user's account, other Pythons — each in a venv of its own, built once per run and reused.
+
+`make rehearse` runs them (CI does, after `make test`). A venv is kept under
+build/rehearsals/venvs/<name>-<hash of what it holds>/ and rebuilt only when that changes.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "build" / "rehearsals"
+
+
+def run(command, timeout=1800, **kwargs):
+    """subprocess.run that fails the test with the command's last output lines."""
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+    if done.returncode:
+        pytest.fail(f"{' '.join(map(str, command))} exited {done.returncode}:\n"
+                    f"{(done.stdout + done.stderr)[-4000:]}")
+    return done
+
+
+def pyenv_python(minor):
+    """pyenv's newest interpreter for `minor` (e.g. "3.13"), or None."""
+    root = os.environ.get("PYENV_ROOT")
+    if not root and shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+    found = sorted(Path(root or "/nonexistent", "versions").glob(f"{minor}.*/bin/python3"),
+                   key=lambda p: tuple(int(x) for x in p.parts[-3].split(".") if x.isdigit()))
+    return found[-1] if found else None
+
+
+def venv(name, python, installs, after=None):
+    """A venv of `python` with each `pip install ARGS` of `installs` done in order, then
+    `after(folder)`; reused while the interpreter and the installs (files by content) stay
+    the same. Returns its folder."""
+    key = hashlib.sha256()
+    key.update(run([python, "--version"]).stdout.encode())
+    for args in installs:
+        for arg in args:
+            key.update(Path(arg).read_bytes() if Path(str(arg)).is_file() else str(arg).encode())
+    key.update(repr(after and after.__doc__).encode())
+    folder = BUILD / "venvs" / f"{name}-{key.hexdigest()[:12]}"
+    if (folder / ".ready").is_file():
+        return folder
+    for stale in folder.parent.glob(f"{name}-*"):  # what an earlier version of it held
+        shutil.rmtree(stale, ignore_errors=True)
+    run([python, "-m", "venv", folder])
+    for args in installs:
+        run([folder / "bin" / "python", "-m", "pip", "install", "--quiet", *args])
+    if after:
+        after(folder)
+    (folder / ".ready").write_text(freeze(folder))
+    return folder
+
+
+def freeze(folder):
+    """`pip freeze` of a venv, as text."""
+    return run([folder / "bin" / "python", "-m", "pip", "freeze", "--all"]).stdout
+
+
+def versions(freeze_text):
+    """{normalized name: version} of `pip freeze` lines."""
+    out = {}
+    for line in freeze_text.splitlines():
+        for separator in ("==", " @ "):  # name==version, or name @ url (a local install)
+            if separator in line and not line.startswith("#"):
+                name, version = line.split(separator, 1)
+                out[name.strip().lower().replace("_", "-").replace(".", "-")] = version.strip()
+                break
+    return out
+
+
+def snapshot(dest):
+    """The working tree (tracked and new files, not ignored ones) as a git repository of one
+    commit at `dest`, for a rehearsal to clone as learners clone the course."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    files = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=REPO).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    git = ["git", "-c", "user.name=rehearsal", "-c", "user.email=rehearsal@localhost"]
+    run([*git, "init", "--quiet", "--initial-branch", "main"], cwd=dest)
+    run([*git, "add", "--all"], cwd=dest)
+    run([*git, "commit", "--quiet", "-m", "snapshot of the working tree"], cwd=dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def uci_dir():
+    path = Path(os.environ.get("CENSUS_DATA_DIR", REPO.parent / "shared/data/census/uci"))
+    if not (path / "adult.data").is_file():
+        pytest.fail(f"no adult.data in {path}: set CENSUS_DATA_DIR to a folder with UCI's files")
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def repo_snapshot():
+    return snapshot(BUILD / "repo")
