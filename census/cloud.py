@@ -13,17 +13,9 @@ training image (`python -m census.task` with the trainer flags), or a container 
 
 Nothing here needs credentials except `submit` with a project, and `upload`.
 """
-import contextlib
-import glob
-import importlib.metadata
-import io
-import os
 import shlex
 import subprocess
 import sys
-import tarfile
-import tempfile
-import warnings
 from pathlib import Path
 
 import yaml
@@ -166,86 +158,20 @@ def source_root():
     return root
 
 
-@contextlib.contextmanager
-def _cwd(path):
-    previous = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Keep a build backend's chatter (and its config errors, which we handle) off the
-    notebook."""
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), \
-            contextlib.redirect_stderr(null), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _installed(distribution):
-    try:
-        importlib.metadata.version(distribution)  # not find_spec: a ./build folder matches
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
 def build_sdist(out_dir, root=None):
-    """Build census's source distribution into `out_dir`; returns its path. With the `build`
-    package: `python -m build --sdist`; else setuptools' PEP 517 hook in this process; if
-    the installed setuptools is too old for pyproject.toml (the build backend would fetch a
-    newer one), a plain sdist: the sources, pyproject.toml and PKG-INFO in one tar.gz,
-    which pip builds like any other."""
+    """Build census's source distribution (the package Vertex AI installs on a prebuilt
+    training image) into `out_dir` with PyPA's `build` (`python -m build --sdist`, in an
+    isolated environment with the build backend pyproject.toml asks for); returns its path.
+    Raises RuntimeError with build's last line if it fails."""
     root, out_dir = Path(root or source_root()), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     before = set(out_dir.glob("*.tar.gz"))
-    if _installed("build"):
-        subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out_dir),
-                        str(root)], check=True, capture_output=True, text=True)
-        [path] = set(out_dir.glob("*.tar.gz")) - before
-        return str(path)
-    try:
-        from setuptools import build_meta
-        with _cwd(root), tempfile.TemporaryDirectory() as tmp, _quiet():
-            name = build_meta.build_sdist(tmp)
-            os.replace(os.path.join(tmp, name), out_dir / name)
-        return str(out_dir / name)
-    except Exception:  # e.g. setuptools < 77 rejects `license = "Apache-2.0"`
-        return _plain_sdist(root, out_dir)
-
-
-def _plain_sdist(root, out_dir):
-    try:
-        import tomllib
-        project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    except ImportError:  # Python 3.10: the installed (editable) package's metadata
-        meta = importlib.metadata.metadata("census")
-        project = {"name": meta["Name"], "version": meta["Version"],
-                   "description": meta["Summary"], "requires-python": meta["Requires-Python"],
-                   "dependencies": [d for d in meta.get_all("Requires-Dist") or []
-                                    if "extra ==" not in d]}
-    base = f"{project['name']}-{project['version']}"
-    metadata = "\n".join([
-        "Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {project['version']}",
-        f"Summary: {project.get('description', '')}",
-        f"Requires-Python: {project.get('requires-python', '')}",
-        *(f"Requires-Dist: {d}" for d in project.get("dependencies", [])), ""])
-    files = ["pyproject.toml", "README.md", "LICENSE"]
-    files += sorted(os.path.relpath(p, root) for pattern in ("census/*.py", "census/*.json")
-                    for p in glob.glob(str(root / pattern)))
-    path = out_dir / f"{base}.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name in files:
-            if (root / name).is_file():
-                tar.add(root / name, arcname=f"{base}/{name}")
-        info = tarfile.TarInfo(f"{base}/PKG-INFO")
-        data = metadata.encode()
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
+    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out_dir),
+                           str(root)], capture_output=True, text=True)
+    if done.returncode:
+        why = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        raise RuntimeError(f"building the sdist of {root} failed: {why}")
+    [path] = set(out_dir.glob("*.tar.gz")) - before
     return str(path)
 
 

@@ -72,6 +72,12 @@ RESULTS_FILE = "results.json"  # chapter 4 writes its metrics here, in its job d
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
+# Absolute paths of this machine, and of machines in general: never in a committed notebook
+# or in what a chapter prints (rel() and tidy() show paths relative to the course instead).
+MACHINE_PATH = re.compile(r"(?<![\w.:/])(/(work|home|root|tmp|Users|var/folders|content)/|"
+                          r"[A-Z]:\\\\)")
+
+
 class CourseNotFound(FileNotFoundError):
     """The course's files (notebooks/, solutions/, test.json …) are nowhere to be found."""
 

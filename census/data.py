@@ -154,25 +154,29 @@ def fetch(data_dir=None, cache_dir=None, *, gcs_uri=GCS_URI, uci_url=UCI_ZIP_URL
 def clean(src, dst) -> SplitReport:
     """Rewrite one raw file (UCI or bucket variant) as a canonical CSV file; report what changed.
 
-    Removed and counted: a first line starting with `|` (UCI's `|1x3 Cross validator`), blank
-    lines, the trailing `.` of test labels. Everything else is kept, duplicates included.
+    Removed and counted: a first line starting with `|` (UCI's `|1x3 Cross validator`) or
+    naming the columns, blank lines, the trailing `.` of test labels. Everything else is kept, duplicates included.
     Raises DataError (file, line, problem) for a row with the wrong number of fields, a field
     that should be a whole number and is not, an empty field or an unknown label.
     """
-    src, dst = Path(src), Path(dst)
+    dst = Path(dst)
     rows = header = periods = blanks = with_missing = 0
     missing, labels, seen = Counter(), Counter(), set()
-    with open(src, encoding="utf-8") as lines, _atomic_write(dst, "w") as out:
-        for number, line in enumerate(lines, start=1):
+    try:
+        lines = _open_bytes(src)
+    except OSError as e:
+        raise DataError(f"{src}: cannot be read ({e.strerror or e})") from None
+    with lines, _atomic_write(dst, "w") as out:
+        for number, line in enumerate(_decoded(lines, src), start=1):
             line = line.strip()
             if not line:
                 blanks += 1
                 continue
-            if number == 1 and line.startswith("|"):  # a C4.5 comment line
-                header += 1
+            fields = [value.strip() for value in line.split(",")]
+            if number == 1 and (line.startswith("|") or _is_header(fields)):
+                header += 1  # UCI's C4.5 comment line, or a row of column names
                 continue
             where = f"{src}, line {number}"
-            fields = [value.strip() for value in line.split(",")]
             if len(fields) != len(CSV_COLUMNS):
                 raise DataError(f"{where}: {len(fields)} fields instead of {len(CSV_COLUMNS)}: "
                                 f"{line[:80]!r}")
@@ -198,6 +202,58 @@ def clean(src, dst) -> SplitReport:
         raise DataError(f"{src}: no data rows")
     return SplitReport(str(src), rows, header, periods, blanks, with_missing, dict(missing),
                        rows - len(seen), {label: labels[label] for label in _LABEL_VALUES})
+
+
+def _is_header(fields):
+    """A first row of column names: no whole number where the age is, no label at the end."""
+    return not fields[0].isdigit() and fields[-1].rstrip(".") not in _LABEL_VALUES
+
+
+def _open_bytes(path):
+    """A file, local or remote (`gs://…`, through TensorFlow's file systems), read as bytes."""
+    if "://" in str(path):
+        import tensorflow as tf
+        if not tf.io.gfile.exists(str(path)):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return tf.io.gfile.GFile(str(path), "rb")
+    return open(path, "rb")
+
+
+def _decoded(lines, src):
+    """Each line as text, or a DataError naming the first line that is not UTF-8."""
+    for number, line in enumerate(lines, start=1):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{src}, line {number}: not UTF-8 text ({e.reason})") from None
+
+
+def check_training_files(paths, out_dir):
+    """Every file the trainer will read, checked before its first step, with `clean`'s rules.
+
+    A file the trainer can read as it is (one row per line, 15 fields) is used as it is;
+    UCI's raw files, with a comment line, blank lines or labels ending in '.', are cleaned
+    into `out_dir` as `census data` cleans them (the 2017 trainer was given exactly those);
+    a malformed row raises DataError naming the file and line. Returns (paths to read, one
+    note per cleaned file)."""
+    usable, notes = [], []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for n, path in enumerate(paths):
+        cleaned = Path(out_dir) / f"{n}-{os.path.basename(str(path).rstrip('/'))}.csv"
+        report = clean(path, cleaned)
+        changes = [(report.header_lines, "comment line", "comment lines"),
+                   (report.blank_lines, "blank line", "blank lines"),
+                   (report.trailing_periods, "label ending in '.'", "labels ending in '.'")]
+        if not any(count for count, _, _ in changes):
+            cleaned.unlink()
+            usable.append(str(path))
+            continue
+        usable.append(str(cleaned))
+        found = ", ".join(f"{count:,} {one if count == 1 else many}"
+                          for count, one, many in changes if count)
+        notes.append(f"{path} is in UCI's raw format ({found}): reading a copy cleaned as "
+                     "`census data` cleans it")
+    return usable, notes
 
 
 def load_frame(path):

@@ -77,6 +77,18 @@ def versions(freeze_text):
     return out
 
 
+def printed(notebook_path):
+    """Everything an executed notebook printed (text outputs, tracebacks included)."""
+    import nbformat
+    nb = nbformat.read(notebook_path, as_version=4)
+    texts = []
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        for output in cell.outputs:
+            texts.append(output.get("text", "") + "\n".join(output.get("traceback", [])))
+            texts += [v for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(texts)
+
+
 def snapshot(dest):
     """The working tree (tracked and new files, not ignored ones) as a git repository of one
     commit at `dest`, for a rehearsal to clone as learners clone the course."""

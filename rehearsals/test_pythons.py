@@ -19,7 +19,7 @@ def test_the_pins_resolve(minor, tmp_path):
     report = tmp_path / "report.json"
     run([python, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
          "--report", report, "-r", REPO / "requirements.txt"], timeout=900)
-    resolved = {p["metadata"]["name"].lower(): p["metadata"]["version"]
+    resolved = {p["metadata"]["name"].lower().replace("_", "-"): p["metadata"]["version"]
                 for p in json.loads(report.read_text())["install"]}
     assert resolved["tensorflow"] == "2.21.0" and resolved["tf-keras"] == "2.21.0"
 

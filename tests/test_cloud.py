@@ -8,6 +8,7 @@ import yaml
 from google.auth.credentials import AnonymousCredentials
 
 from census import cloud, cluster
+from conftest import REPO
 from gcs_emulator import fake_gcs_server
 from vertex_recorder import VertexRecorder
 
@@ -95,8 +96,9 @@ def test_sdist_holds_the_package_and_its_metadata(tmp_path):
     assert path.endswith("census-0.1.0.tar.gz")
     with tarfile.open(path) as tar:
         names = tar.getnames()
-    assert {"census-0.1.0/pyproject.toml", "census-0.1.0/PKG-INFO",
-            "census-0.1.0/census/task.py", "census-0.1.0/census/cloud.py"} <= set(names)
+    modules = {f"census-0.1.0/{p.relative_to(REPO).as_posix()}"
+               for p in (REPO / "census").rglob("*.py")}
+    assert {"census-0.1.0/pyproject.toml", "census-0.1.0/PKG-INFO"} | modules <= set(names)
 
 
 def test_upload_to_cloud_storage(tmp_path, monkeypatch):

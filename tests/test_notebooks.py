@@ -1,6 +1,5 @@
 """The nine chapters: committed cleanly, generated badges and setup cells, executed in smoke mode
 with papermill, checked with nbval, served by JupyterLab, and TensorBoard's command works."""
-import importlib.util
 import json
 import os
 import re
@@ -25,9 +24,7 @@ MAX_TEXT_OUTPUT = 12_000  # characters per text output
 MAX_IMAGE = 120_000  # base64 characters per image
 MAX_NOTEBOOK = 600_000  # bytes per committed notebook
 CHAPTERS_WITH_PLOTS = ("01_data", "02_estimator", "03_datasets", "04_specs")
-# Absolute paths of this machine, and of machines in general, must not appear in a notebook.
-MACHINE_PATH = re.compile(r"(?<![\w.:/])(/(work|home|root|tmp|Users|var/folders|content)/|"
-                          r"[A-Z]:\\\\)")
+MACHINE_PATH = course.MACHINE_PATH
 
 
 def read(name):

@@ -86,3 +86,16 @@ def test_readme_command_line_section_runs_as_written(tmp_path):
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         if command.startswith("census predict"):
             assert done.stdout.startswith("CLASS_IDS")
+
+
+def test_the_wheel_holds_every_module(tmp_path):
+    """A non-editable install (Colab's, Vertex AI's) gets every subpackage: pyproject finds
+    them, none is listed by hand."""
+    import zipfile
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path),
+                           str(REPO)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [wheel] = tmp_path.glob("census-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "census").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)
