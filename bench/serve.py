@@ -5,7 +5,7 @@
 Starts `census serve` as a child process on 127.0.0.1, sends 1-row and 100-row requests from
 1, 8 and 32 (1-row) or 1, 4 and 8 (100-row) keep-alive clients for a few seconds each, and
 prints p50 / p99 latency, requests/s, rows/s, and rows/s as a fraction of in-process
-prediction of the same size (sequential: `census.predict.to_columns` + the signature, no HTTP,
+prediction of the same size (sequential: `census.instances.to_tensors` + the signature, no HTTP,
 no JSON), and of the bare signature call on ready tensors. Without
 --model-base-path it trains a small model first (CENSUS_DATA_DIR, else a download).
 Targets on 2 cores: p99 <= 20 ms for 1-row requests at 8 clients; batched throughput at least
@@ -22,24 +22,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from census import client, predict, serving  # noqa: E402
+from census import client, instances, predict, serving  # noqa: E402
 
 PLAN = ((1, (1, 8, 32)), (100, (1, 4, 8)))  # (rows per request, client counts)
 
 
-def instances(rows):
+def people(rows):
     lines = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines() if line]
     return (lines * rows)[:rows]
 
 
 def in_process(model_dir, rows, seconds):
     """Sequential in-process prediction of `rows` instances with the loaded model, as
-    `census.predict` does it (`to_columns`, then the signature), and the signature alone on
+    `census.predict` does it (`to_tensors`, then the signature), and the signature alone on
     ready tensors: rows/s of each."""
     import tensorflow as tf
     fn = tf.saved_model.load(predict.resolve_model_dir(model_dir)).signatures["serving_default"]
-    batch = instances(rows)
-    columns = predict.to_columns(batch)
+    batch = people(rows)
+    columns = instances.to_tensors("JSON", batch)
 
     def rate(call):
         call()
@@ -50,7 +50,7 @@ def in_process(model_dir, rows, seconds):
             times.append(time.perf_counter() - start)
         return rows * len(times) / sum(times)
     return {"rows_per_s": rate(lambda: {k: v.numpy() for k, v in
-                                        fn(**predict.to_columns(batch)).items()}),
+                                        fn(**instances.to_tensors("JSON", batch)).items()}),
             "model_rows_per_s": rate(lambda: {k: v.numpy() for k, v in fn(**columns).items()})}
 
 
@@ -77,7 +77,7 @@ def run(base_path, seconds, extra=()):
     results = []
     try:
         for rows, concurrencies in PLAN:
-            body = {"instances": instances(rows)}
+            body = {"instances": people(rows)}
             client.load(url, body, concurrency=2, seconds=0.5)  # warm up
             local = in_process(base_path, rows, seconds)
             for concurrency in concurrencies:
@@ -105,7 +105,7 @@ def report(results):
                      f"{r['model_only_rows_per_s']:>12.0f}"
                      f"{r['rows_per_s'] / r['model_only_rows_per_s']:>7.2f}  "
                      f"{r['errors'] or '-'}")
-    lines.append("in-process = census.predict's path with the model loaded (to_columns + "
+    lines.append("in-process = census.predict's path with the model loaded (to_tensors + "
                  "signature, sequential); model only = the signature on ready tensors")
     one = next(r for r in results if r["rows"] == 1 and r["clients"] == 8)
     best = max(r["rows_per_s"] / r["in_process_rows_per_s"] for r in results if r["rows"] == 100)

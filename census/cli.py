@@ -38,18 +38,29 @@ def _predict(argv):
                         "export base directory (its newest version is used)")
     source.add_argument("--url", help="a model server instead (`census serve`, TF Serving): "
                         "http://127.0.0.1:8501, or a full …:predict URL")
-    p.add_argument("--json-instances", required=True, help="file with one JSON instance per line")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--json-instances", metavar="FILE", help="one JSON value per line: an "
+                       "object with the 13 inputs (JSON exports), a CSV row string (CSV) or "
+                       '{"b64": …} of a serialized tf.train.Example (EXAMPLE)')
+    given.add_argument("--text-instances", metavar="FILE", help="one CSV row per line, the "
+                       "training files' 14 fields without the label (CSV exports)")
+    given.add_argument("--tfrecord-instances", metavar="FILE", help="a TFRecord file of "
+                       "serialized tf.train.Example protos (EXAMPLE exports)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--signature", default="serving_default")
     args = p.parse_args(argv)
     from census import predict
+    kind, path = next((k, v) for k, v in (("json", args.json_instances),
+                                          ("text", args.text_instances),
+                                          ("tfrecord", args.tfrecord_instances)) if v)
     try:
-        instances = predict.read_instances(args.json_instances)
+        items = predict.read_instances(path, kind)
         if args.url:
             from census import client
-            outputs = client.predict_url(args.url, instances, signature=args.signature)
+            outputs = client.predict_url(args.url, client.as_json(items, kind),
+                                         signature=args.signature)
         else:
-            outputs = predict.predict(args.model_dir, instances, args.signature)
+            outputs = predict.predict(args.model_dir, items, args.signature, kind)
     except (predict.PredictError, OSError) as e:
         sys.exit(f"census predict: {e}")
     if args.format == "json":

@@ -5,6 +5,7 @@ given a full `…:predict` URL, a Vertex AI endpoint's. It returns the outputs a
 like `census.predict.predict`, so `census.predict.format_table` prints the same table.
 """
 import asyncio
+import base64
 import json
 import time
 import urllib.error
@@ -52,6 +53,14 @@ def predict_url(url, instances, model="census", version=None, signature=None, ti
     except urllib.error.URLError as e:
         raise predict.PredictError(f"{request.full_url}: {e.reason}") from None
     return to_columns(reply["predictions"])
+
+
+def as_json(items, kind="json"):
+    """Instances as they travel in a request's JSON: values read from JSON lines as they are;
+    CSV rows as strings; serialized Examples as TF Serving's {"b64": …}."""
+    if kind == "tfrecord":
+        return [{"b64": base64.b64encode(item).decode()} for item in items]
+    return list(items)
 
 
 def to_columns(predictions):

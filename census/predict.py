@@ -1,22 +1,23 @@
 """Local prediction with an exported SavedModel: today's `gcloud ml-engine local predict`.
 
-Instances are JSON objects, one per line (the 2017 `test.json` format), with the 13 serving
-inputs. They are checked field by field before TensorFlow sees them, so a typo gets a message
-naming the instance and the field rather than a shape error from deep inside the graph.
+Instances come as the export's format wants them (`census.instances`): JSON objects with
+the 13 inputs, one per line (the 2017 `test.json` format), for a JSON export; CSV rows for a
+CSV export; tf.Example records for an EXAMPLE export. They are checked field by field before
+TensorFlow sees them, so a typo gets a message naming the instance and the field rather than
+a shape error from deep inside the graph.
 """
 import json
-import math
 import os
 
 import tensorflow as tf
 
-from census import export, schema
+from census import export, instances
+from census.instances import PredictError
 
 OUTPUT_KEYS = ("class_ids", "classes", "logistic", "logits", "probabilities")
-
-
-class PredictError(ValueError):
-    """Instances that cannot be sent to the model; the message says which and why."""
+READERS = {"json": instances.json_lines, "text": instances.text_lines,
+           "tfrecord": instances.tfrecords}
+FITS = {"JSON": {"json"}, "CSV": {"json", "text"}, "EXAMPLE": {"json", "tfrecord"}}
 
 
 def resolve_model_dir(model_dir):
@@ -30,81 +31,34 @@ def resolve_model_dir(model_dir):
     return versions[-1]
 
 
-def read_instances(path):
-    """Newline-delimited JSON objects from a file; blank lines are ignored."""
-    instances = []
-    with open(path) as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    instances.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise PredictError(f"{path} line {number}: not valid JSON ({e.msg})") from None
-    if not instances:
+def read_instances(path, kind="json"):
+    """Every instance of a file: "json" (one JSON value per line), "text" (one CSV row per
+    line) or "tfrecord" (serialized tf.train.Example records). Blank lines are skipped.
+    Raises PredictError for a line that is not JSON, or a file with no instance."""
+    found = list(READERS[kind](path))
+    if not found:
         raise PredictError(f"{path} holds no instances")
-    return instances
+    return found
 
 
-FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
+def signature_format(function):
+    """The export format (JSON, CSV or EXAMPLE) a loaded signature function takes."""
+    return instances.input_format(function.structured_input_signature[1])
 
 
-def check_number(column, value):
-    """Why `value` cannot be the numeric field `column`, or None if it can.
-
-    A number must be a JSON number (not a bool), fit a float32, and lie in the range a census
-    answer can have (`schema.VALID_RANGES`: no negative age, money or hours, no NaN or
-    infinity). TF Serving refuses such a request with a 400; so do `census predict` and
-    `census serve`.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"must be a number, got {value!r}"
-    try:
-        number = float(value)
-    except OverflowError:  # an integer of 400 digits
-        number = math.inf
-    if math.isnan(number) or abs(number) > FLOAT32_MAX:
-        return f"is out of the float32 range (|x| <= {FLOAT32_MAX:.4g}), got {value!r}"
-    low, high = schema.VALID_RANGES[column]
-    if not low <= number <= high:
-        limit = f"from {low:g} to {high:g}" if math.isfinite(high) else f"at least {low:g}"
-        return f"must be {limit}, got {value!r}"
-    return None
-
-
-def to_columns(instances):
-    """A list of instance dicts → one tensor per input column, after checking every field.
-
-    `instances`: dicts with the 13 input fields, numbers as int/float, categories as str.
-    Returns {column: tf.Tensor of shape (n,)}, float32 or string as `schema.INPUT_DTYPES`.
-    Raises PredictError naming the instance (1-based) and the field: an unknown or missing
-    field, a wrong type, or a number no census answer can be (`check_number`).
-    """
-    columns = {c: [] for c in schema.INPUT_COLUMNS}
-    for n, instance in enumerate(instances, 1):
-        if not isinstance(instance, dict):
-            raise PredictError(f"instance {n}: expected a JSON object with the input fields")
-        unknown = sorted(set(instance) - set(columns))
-        missing = [c for c in schema.INPUT_COLUMNS if c not in instance]
-        if unknown:
-            raise PredictError(f"instance {n}: unknown field {unknown[0]!r} "
-                               f"(inputs are: {', '.join(schema.INPUT_COLUMNS)})")
-        if missing:
-            raise PredictError(f"instance {n}: missing field {missing[0]!r}")
-        for c, value in instance.items():
-            if c in schema.NUMERIC_COLUMNS:
-                problem = check_number(c, value)
-            else:
-                problem = None if isinstance(value, str) else f"must be a string, got {value!r}"
-            if problem:
-                raise PredictError(f"instance {n}: field {c!r} {problem}")
-            columns[c].append(value)
-    return {c: tf.constant(v, dtype=schema.INPUT_DTYPES[c]) for c, v in columns.items()}
-
-
-def predict(model_dir, instances, signature="serving_default"):
-    """Run the export's signature on instances; returns numpy arrays keyed like the outputs."""
+def predict(model_dir, items, signature="serving_default", kind="json"):
+    """Run the export's signature on `items` (what `read_instances(path, kind)` read);
+    returns numpy arrays keyed like the outputs. Raises PredictError, in one sentence, for
+    instances of a kind the export does not take, or a bad instance."""
     model = tf.saved_model.load(resolve_model_dir(model_dir))
-    outputs = model.signatures[signature](**to_columns(instances))
+    if signature not in model.signatures:
+        raise PredictError(f"the export has no signature {signature!r} (it has: "
+                           f"{', '.join(sorted(model.signatures))})")
+    function = model.signatures[signature]
+    fmt = signature_format(function)
+    if kind not in FITS[fmt]:
+        raise PredictError(f"this export ({fmt} format) takes {instances.WHAT_FITS[fmt]}")
+    outputs = function(**instances.to_tensors(fmt, items))
     return {k: v.numpy() for k, v in outputs.items()}
 
 

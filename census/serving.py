@@ -27,9 +27,10 @@ How it works, in three pieces:
 - `Batcher` runs the model in a worker thread, never on the event loop, and gives each call
   every request that arrived while the previous call ran (up to `max_batch_rows`): one request
   alone is answered at once, and under load many requests share one model call.
-- `create_app` parses and checks requests (`census.predict.to_columns` names the instance and
-  the field at fault) and answers errors the way TF Serving does: `{"error": "..."}` with 400,
-  404, 413, 429, 500 or 503.
+- `create_app` parses and checks requests (`census.instances.to_tensors` names the instance
+  and the field at fault, for each export format: JSON, CSV rows, tf.Example) and answers
+  errors the way TF Serving does: `{"error": "..."}` with 400, 404, 413, 429 or 503 (500 only
+  for a model that fails on a checked request).
 """
 import argparse
 import asyncio
@@ -48,7 +49,7 @@ import time
 import urllib.error
 import urllib.request
 
-from census import export, predict, schema
+from census import export, instances, predict, schema
 
 DEFAULT_PORT = 8501
 DEFAULT_MODEL_NAME = "census"
@@ -80,15 +81,15 @@ class Version:
     signature_defs: dict  # name -> SignatureDef as JSON (TF Serving's metadata format)
 
     def signature(self, name):
+        """(name, export format) of a servable signature, or a 400 naming those there are."""
         name = name or "serving_default"
         if name not in self.signatures:
             raise ServingError(400, f'Serving signature name: "{name}" not found in signature '
                                f'def (this version has: {", ".join(sorted(self.signatures))})')
-        inputs = set(self.signature_defs[name]["inputs"])
-        if inputs != set(schema.INPUT_COLUMNS):
-            raise ServingError(400, f'signature "{name}" takes {sorted(inputs)}: this server '
-                               "serves the JSON export's 13 named inputs")
-        return name, self.signatures[name]
+        try:
+            return name, instances.input_format(self.signature_defs[name]["inputs"])
+        except instances.PredictError as e:
+            raise ServingError(400, f'signature "{name}": {e}') from None
 
 
 def is_complete(version_dir):
@@ -110,11 +111,17 @@ def signature_defs(version_dir):
             for name, sig in graph.signature_def.items()}
 
 
-def warmup_instance():
-    """One valid instance (TF Serving runs warm-up requests before a version serves)."""
-    return {c: schema.NUMERIC_RANGES[c][0] if c in schema.NUMERIC_COLUMNS
-            else schema.VOCABULARIES[c][0]
-            for c in schema.INPUT_COLUMNS}
+def warmup_instance(fmt="JSON"):
+    """One valid instance of an export format (TF Serving runs warm-up requests before a
+    version serves)."""
+    fields = {c: schema.NUMERIC_RANGES[c][0] if c in schema.NUMERIC_COLUMNS
+              else schema.VOCABULARIES[c][0] for c in schema.INPUT_COLUMNS}
+    if fmt == "CSV":
+        return ", ".join("1" if c in schema.UNUSED_COLUMNS else str(fields[c])
+                         for c in instances.CSV_FIELDS)
+    if fmt == "EXAMPLE":
+        return instances.to_example(fields)
+    return fields
 
 
 def load_version(path):
@@ -125,8 +132,11 @@ def load_version(path):
     defs = {k: v for k, v in signature_defs(path).items() if k in signatures}
     version = Version(int(os.path.basename(path.rstrip("/"))), path, model, signatures, defs)
     for name, fn in signatures.items():  # trace and run each servable signature once
-        if set(defs[name]["inputs"]) == set(schema.INPUT_COLUMNS):
-            fn(**predict.to_columns([warmup_instance()]))
+        try:
+            fmt = version.signature(name)[1]
+        except ServingError:
+            continue  # not one of ours: asking for it gets a 400
+        fn(**instances.to_tensors(fmt, [warmup_instance(fmt)]))
     return version
 
 
@@ -219,11 +229,13 @@ class ModelWatcher:
 
 @dataclasses.dataclass(eq=False)
 class Job:
-    """One request's rows, bound to a version and signature; `render` turns its slice of the
-    outputs (numpy, keyed like the signature's outputs) into the JSON reply. `what` names the
-    rows in error messages ("instances", "inputs", "examples")."""
+    """One request's rows, bound to a version and signature of an export format (JSON, CSV
+    or EXAMPLE); `render` turns its slice of the outputs (numpy, keyed like the signature's
+    outputs) into the JSON reply. `what` names the rows in error messages ("instances",
+    "inputs", "examples")."""
     version: Version
     signature: str
+    fmt: str
     instances: list
     what: str
     render: object
@@ -331,21 +343,24 @@ class Batcher:
 
 
 def job_columns(job):
-    """One job's instances → tensors: `census.predict.to_columns` checks every field and names
-    the instance and field at fault (a 400 for the whole request, as TF Serving answers)."""
+    """One job's instances → tensors: `census.instances.to_tensors` checks every field and
+    names the instance and field at fault (a 400 for the whole request, as TF Serving
+    answers)."""
     try:
-        return predict.to_columns(job.instances)
-    except predict.PredictError as e:
+        return instances.to_tensors(job.fmt, job.instances)
+    except instances.PredictError as e:
         raise ServingError(400, f"{job.what}: {e}") from None
 
 
 def batch_columns(jobs):
-    """Tensors for the instances of several jobs, converted together (one `to_columns` call
-    per batch). Only if that fails is each job checked alone, so one bad request gets its own
-    400 and the others in its batch are still answered. Returns (columns, jobs, errors)."""
+    """Tensors for the instances of several jobs of one signature, converted together (one
+    `to_tensors` call per batch). Only if that fails is each job checked alone, so one bad
+    request gets its own 400 and the others in its batch are still answered. Returns
+    (columns, jobs, errors)."""
+    fmt = jobs[0].fmt
     try:
-        return predict.to_columns([i for job in jobs for i in job.instances]), jobs, {}
-    except predict.PredictError:  # find out which job it was
+        return instances.to_tensors(fmt, [i for job in jobs for i in job.instances]), jobs, {}
+    except instances.PredictError:  # find out which job it was
         pass
     good, errors = [], {}
     for job in jobs:
@@ -354,7 +369,8 @@ def batch_columns(jobs):
             good.append(job)
         except ServingError as e:
             errors[id(job)] = e
-    columns = predict.to_columns([i for job in good for i in job.instances]) if good else None
+    columns = (instances.to_tensors(fmt, [i for job in good for i in job.instances])
+               if good else None)
     return columns, good, errors
 
 
@@ -371,7 +387,7 @@ def call_model(jobs, columns):
     except Exception as e:  # noqa: BLE001 — a model error must not take the server down
         if len(jobs) > 1:
             for job in jobs:
-                results.update(call_model([job], predict.to_columns(job.instances)))
+                results.update(call_model([job], job_columns(job)))
             return results
         log.exception("the model failed on a checked request")
         return {id(jobs[0]): ServingError(500, f"{type(e).__name__}: {e}")}
@@ -404,10 +420,6 @@ def run_batch(batch):
 
 # --- request parsing -----------------------------------------------------------------------
 
-def _reject_constant(name):
-    raise ValueError(f"{name} is not a valid JSON number here")
-
-
 def parse_body(body):
     """Request bytes → a JSON object, or a 400 naming the problem."""
     if not body:
@@ -417,8 +429,8 @@ def parse_body(body):
     except UnicodeDecodeError as e:
         raise ServingError(400, f"JSON Parse error: the body is not UTF-8 ({e.reason} at "
                            f"byte {e.start})") from None
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
+    try:  # NaN, Infinity and -Infinity are read, as TF Serving reads them (then refused)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise ServingError(400, f"JSON Parse error: {e.msg} at line {e.lineno} column "
                            f"{e.colno}") from None
@@ -437,26 +449,32 @@ def _check_keys(body, allowed):
                            f"{', '.join(allowed)})")
 
 
-def _instances(instances, what="instances"):
-    """The shape of the request: a non-empty list of objects. The fields of each are checked
-    with the batch, in the worker thread (`job_columns`)."""
-    if not isinstance(instances, list):
-        raise ServingError(400, f"{what} must be a JSON list of objects, got "
-                           f"{type(instances).__name__}")
-    if not instances:
+def _instances(items, what="instances"):
+    """The shape of the request: a non-empty list. Each item is checked with the batch, in
+    the worker thread, as the signature's format wants it (`job_columns`)."""
+    if not isinstance(items, list):
+        raise ServingError(400, f"{what} must be a JSON list, one item per instance, got "
+                           f"{type(items).__name__}")
+    if not items:
         raise ServingError(400, f"{what} is empty: send at least one instance")
-    for n, instance in enumerate(instances, 1):
-        if not isinstance(instance, dict):
-            raise ServingError(400, f"{what}: instance {n}: expected a JSON object with the "
-                               "input fields")
-    return instances
+    return items
 
 
-def _inputs_to_instances(inputs):
-    """TF Serving's columnar `inputs` ({name: [values]}) → rows, so they are checked alike."""
+def _inputs_to_instances(inputs, fmt):
+    """TF Serving's columnar `inputs` → rows, so that they are checked alike: for the JSON
+    format a map of each input name to its list of values; for the one-input formats (CSV,
+    EXAMPLE) that map, or the input's list of values itself."""
+    single = instances.SINGLE_INPUT.get(fmt)
+    if single and isinstance(inputs, list):
+        return inputs
     if not isinstance(inputs, dict):
         raise ServingError(400, "inputs must be a JSON object mapping each input name to a "
                            "list of values (columnar format)")
+    if single:
+        if set(inputs) != {single}:
+            raise ServingError(400, f"inputs: this signature ({fmt} format) has one input, "
+                               f"{single!r}")
+        return _instances(inputs[single], "inputs")
     if not inputs:
         raise ServingError(400, "inputs is empty: send the 13 input columns")
     lengths = {}
@@ -469,6 +487,35 @@ def _inputs_to_instances(inputs):
         raise ServingError(400, f"inputs must all have the same number of rows ({detail})")
     n = next(iter(lengths.values()))
     return [{name: values[i] for name, values in inputs.items()} for i in range(n)]
+
+
+def _classify_examples(context, examples, fmt):
+    """TF Serving's classify request: each example's features, with the context's shared ones
+    (a feature may not be in both); a one-value list is that value. For an EXAMPLE export the
+    features become serialized tf.train.Example protos, as TF Serving makes them."""
+    if fmt == "CSV":
+        raise ServingError(400, "this signature (CSV format) takes CSV rows: use :predict "
+                           "with one row per instance")
+    if not isinstance(context, dict):
+        raise ServingError(400, "context must be a JSON object of features")
+    items = []
+    for n, example in enumerate(_instances(examples, "examples"), 1):
+        if not isinstance(example, dict):
+            raise ServingError(400, f"examples: instance {n}: expected a JSON object of "
+                               "features")
+        shared = sorted(set(context) & set(example))
+        if shared:
+            raise ServingError(400, f"examples: instance {n}: feature {shared[0]!r} is also "
+                               "in the context (a feature goes in one of them)")
+        items.append({k: v[0] if isinstance(v, list) and len(v) == 1 else v
+                      for k, v in {**context, **example}.items()})
+    if fmt == "EXAMPLE":
+        try:
+            items = [instances.to_example(instances.check_fields(n, i))
+                     for n, i in enumerate(items, 1)]
+        except instances.PredictError as e:
+            raise ServingError(400, f"examples: {e}") from None
+    return items
 
 
 def plain_columns(outputs):
@@ -583,18 +630,16 @@ class Server:
             signature = request.get("signature_name", "serving_default")
             if not isinstance(signature, str):
                 raise ServingError(400, "signature_name must be a string")
-            signature = version.signature(signature)[0]
+            signature, fmt = version.signature(signature)
             if "instances" in request:
-                instances, render = request["instances"], render_rows
-                wrap = "predictions"
+                items, what, render = _instances(request["instances"]), "instances", \
+                    lambda out: {"predictions": render_rows(out)}
             elif "inputs" in request:
-                instances = _inputs_to_instances(request["inputs"])
-                render, wrap = render_columns, "outputs"
+                items, what, render = _inputs_to_instances(request["inputs"], fmt), "inputs", \
+                    lambda out: {"outputs": render_columns(out)}
             else:
                 raise ServingError(400, "Missing 'instances' or 'inputs' key in the request")
-            what = "instances" if wrap == "predictions" else "inputs"
-            return Job(version, signature, _instances(instances, what), what,
-                       lambda out: {wrap: render(out)})
+            return Job(version, signature, fmt, items, what, render)
         return await self.batcher.submit(await self.parse(body, build))
 
     async def classify(self, body, name, number=None):
@@ -602,16 +647,11 @@ class Server:
 
         def build(request):
             _check_keys(request, ("signature_name", "context", "examples"))
-            signature = version.signature(request.get("signature_name", "serving_default"))[0]
+            signature, fmt = version.signature(request.get("signature_name", "serving_default"))
             if "examples" not in request:
                 raise ServingError(400, "Missing 'examples' key in the classify request")
-            context = request.get("context", {})
-            if not isinstance(context, dict):
-                raise ServingError(400, "context must be a JSON object of features")
-            examples = request["examples"]
-            if isinstance(examples, list):
-                examples = [dict(context, **e) if isinstance(e, dict) else e for e in examples]
-            return Job(version, signature, _instances(examples, "examples"), "examples",
+            items = _classify_examples(request.get("context", {}), request["examples"], fmt)
+            return Job(version, signature, fmt, items, "examples",
                        lambda out: {"results": render_classify(out)})
         return await self.batcher.submit(await self.parse(body, build))
 
@@ -625,10 +665,11 @@ class Server:
             if not isinstance(parameters, dict):
                 raise ServingError(400, "parameters must be a JSON object")
             _check_keys(parameters, ("signature_name",))
-            signature = version.signature(parameters.get("signature_name", "serving_default"))[0]
+            signature, fmt = version.signature(parameters.get("signature_name",
+                                                              "serving_default"))
             if "instances" not in request:
                 raise ServingError(400, "Missing 'instances' key in the request")
-            return Job(version, signature, _instances(request["instances"]), "instances",
+            return Job(version, signature, fmt, _instances(request["instances"]), "instances",
                        lambda out: {"predictions": render_rows(out),
                                     "deployedModelId": model_id})
         return await self.batcher.submit(await self.parse(body, build))

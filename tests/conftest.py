@@ -46,6 +46,27 @@ def export_dir(trained_job):
     return Path(metrics["exports"][-1])
 
 
+@pytest.fixture(scope="session")
+def trained_model(trained_job):
+    """A Keras model with the trained weights (rebuilt from the last checkpoint)."""
+    import tensorflow as tf
+    from census import model
+    job_dir, _ = trained_job
+    m = model.build_model()
+    m.load_weights(tf.train.latest_checkpoint(str(job_dir / "checkpoints"))).expect_partial()
+    return m
+
+
+@pytest.fixture(scope="session")
+def exports(trained_model, tmp_path_factory):
+    """{format: export base directory} of the trained model in each format (one version)."""
+    from census import export
+    base = tmp_path_factory.mktemp("exports")
+    for fmt in export.EXPORT_FORMATS:
+        export.export_model(trained_model, str(base / fmt / "census"), fmt)
+    return {fmt: base / fmt / "census" for fmt in export.EXPORT_FORMATS}
+
+
 def run_census(*args, env=None, timeout=300):
     """Run the real `census` command line in a subprocess; returns CompletedProcess."""
     import subprocess

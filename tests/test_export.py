@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from census import export, predict, schema
+from census import export, instances, predict, schema
 
 FLOATS = ("age", "capital_gain", "capital_loss", "education_num", "hours_per_week")
 OUTPUTS = [("class_ids", "DT_INT64", "(-1, 1)"), ("classes", "DT_STRING", "(-1, 1)"),
@@ -52,21 +52,16 @@ def test_saved_model_cli_run(export_dir):
 
 
 @pytest.fixture(scope="module")
-def model(trained_job):
-    """A Keras model with the trained weights (rebuilt from the last checkpoint)."""
-    from census import model as census_model
-    job_dir, _ = trained_job
-    m = census_model.build_model()
-    m.load_weights(tf.train.latest_checkpoint(str(job_dir / "checkpoints"))).expect_partial()
-    return m
+def model(trained_model):
+    return trained_model
 
 
 def test_csv_and_example_exports_agree_with_json(model, census_files, tmp_path):
     lines = open(census_files.eval).read().splitlines()[:5]
     rows = [line.rsplit(",", 1)[0] for line in lines]  # drop the label
     fields = [dict(zip(schema.CSV_COLUMNS, [f.strip() for f in line.split(",")])) for line in lines]
-    instances = [{c: float(f[c]) if c in FLOATS else f[c] for c in schema.INPUT_COLUMNS}
-                 for f in fields]
+    people = [{c: float(f[c]) if c in FLOATS else f[c] for c in schema.INPUT_COLUMNS}
+              for f in fields]
 
     def example(instance):
         feature = {c: tf.train.Feature(float_list=tf.train.FloatList(value=[v]))
@@ -75,10 +70,10 @@ def test_csv_and_example_exports_agree_with_json(model, census_files, tmp_path):
         return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
     by_format = {}
-    for fmt, receiver in [("JSON", lambda: predict.to_columns(instances)),
+    for fmt, receiver in [("JSON", lambda: instances.to_tensors("JSON", people)),
                           ("CSV", lambda: {"csv_row": tf.constant(rows)}),
                           ("EXAMPLE", lambda: {"examples": tf.constant(
-                              [example(i) for i in instances])})]:
+                              [example(i) for i in people])})]:
         path = export.export_model(model, str(tmp_path / fmt), fmt)
         signature = tf.saved_model.load(path).signatures["serving_default"]
         assert sorted(signature.structured_input_signature[1]) == sorted(receiver())

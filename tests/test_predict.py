@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from census import cli, predict, schema
+from census import cli, instances, predict, schema
 from conftest import REPO, run_census
 
 TEST_JSON = REPO / "test.json"
@@ -83,3 +83,115 @@ def test_invalid_json_and_missing_model(export_dir, tmp_path):
     done = run_census("predict", "--model-dir", tmp_path, "--json-instances", TEST_JSON)
     assert done.returncode == 1 and "no SavedModel in" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- every export format, with the input kind that fits it -----------------------------------
+
+PEOPLE = predict.read_instances(TEST_JSON)
+
+
+def csv_rows(people):
+    """The people as CSV rows of the training files without the label (fnlwgt: any number)."""
+    return [", ".join("189778" if c == "fnlwgt" else str(p[c]).strip()
+                      for c in instances.CSV_FIELDS) for p in people]
+
+
+def write_inputs(tmp_path):
+    """test.json's people in every input kind: JSON objects, CSV rows (as text lines and as
+    JSON strings), tf.Example records (as a TFRecord file and as JSON {"b64": …})."""
+    import base64
+    import tensorflow as tf
+    rows = csv_rows(PEOPLE)
+    examples = [instances.to_example(instances.check_fields(n, p)) for n, p in
+                enumerate(PEOPLE, 1)]
+    paths = {"text": tmp_path / "rows.csv", "csv-json": tmp_path / "rows.json",
+             "tfrecord": tmp_path / "people.tfrecord", "b64-json": tmp_path / "b64.json"}
+    paths["text"].write_text("\n".join(rows) + "\n")
+    paths["csv-json"].write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with tf.io.TFRecordWriter(str(paths["tfrecord"])) as writer:
+        for e in examples:
+            writer.write(e)
+    paths["b64-json"].write_text("\n".join(json.dumps({"b64": base64.b64encode(e).decode()})
+                                           for e in examples) + "\n")
+    return paths
+
+
+@pytest.mark.parametrize("fmt, flag, source", [
+    ("CSV", "--text-instances", "text"), ("CSV", "--json-instances", "csv-json"),
+    ("EXAMPLE", "--tfrecord-instances", "tfrecord"), ("EXAMPLE", "--json-instances", "b64-json")])
+def test_every_export_format_predicts_from_the_input_that_fits_it(exports, tmp_path, capsys,
+                                                                   fmt, flag, source):
+    """The same people through each export format give JSON's table, number for number."""
+    path = write_inputs(tmp_path)[source]
+    cli.main(["predict", "--model-dir", str(exports["JSON"]), "--json-instances",
+              str(TEST_JSON)])
+    reference = capsys.readouterr().out
+    cli.main(["predict", "--model-dir", str(exports[fmt]), flag, str(path)])
+    assert capsys.readouterr().out == reference and reference.startswith("CLASS_IDS")
+
+
+@pytest.mark.parametrize("fmt, flag, source, words", [
+    ("CSV", "--json-instances", "test.json",
+     "instance 1: this export (CSV format) takes a CSV row per instance"),
+    ("EXAMPLE", "--json-instances", "test.json",
+     "instance 1: this export (EXAMPLE format) takes a serialized tf.train.Example"),
+    ("EXAMPLE", "--text-instances", "text", "this export (EXAMPLE format) takes serialized "
+     "tf.train.Example records (--tfrecord-instances"),
+    ("JSON", "--text-instances", "text",
+     "this export (JSON format) takes JSON objects with the 13 inputs (--json-instances)"),
+    ("JSON", "--tfrecord-instances", "tfrecord", "this export (JSON format) takes JSON"),
+    ("CSV", "--tfrecord-instances", "tfrecord", "this export (CSV format) takes CSV rows"),
+])
+def test_a_mismatch_of_input_and_export_is_one_sentence(exports, tmp_path, fmt, flag, source,
+                                                        words):
+    path = TEST_JSON if source == "test.json" else write_inputs(tmp_path)[source]
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["predict", "--model-dir", str(exports[fmt]), flag, str(path)])
+    assert words in str(exit.value.code) and "\n" not in str(exit.value.code)
+
+
+@pytest.mark.parametrize("row, words", [
+    ("39, State-gov, 77516, Bachelors", "instance 1: 4 fields instead of 14"),
+    ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
+     "Male, 2174, 0, 40, United-States, <=50K", "15 fields instead of 14"),
+    ("old, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
+     "Male, 2174, 0, 40, United-States", "field 'age' must be a number, got 'old'"),
+    ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
+     "Male, 2174, -100, 40, United-States", "field 'capital_loss' must be at least 0"),
+    ("39, State-gov, -5, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
+     "Male, 2174, 0, 40, United-States", "field 'fnlwgt' must be a number of at least 0"),
+])
+def test_bad_csv_rows_name_instance_and_field(exports, tmp_path, row, words):
+    path = tmp_path / "rows.csv"
+    path.write_text(row + "\n")
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["predict", "--model-dir", str(exports["CSV"]), "--text-instances", str(path)])
+    assert words in str(exit.value.code)
+
+
+def test_bad_examples_name_instance_and_feature(exports, tmp_path):
+    import tensorflow as tf
+    person = instances.check_fields(1, PEOPLE[0])
+    broken = {"capital_loss": -100.0}
+    cases = [(instances.to_example({**person, **broken}), "feature 'capital_loss' must be at"),
+             (instances.to_example({k: v for k, v in person.items() if k != "race"}),
+              "missing feature 'race'"), (b"\x01\x02garbage", "not a serialized tf.train.Example")]
+    for record, words in cases:
+        path = tmp_path / "bad.tfrecord"
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            writer.write(record)
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["predict", "--model-dir", str(exports["EXAMPLE"]), "--tfrecord-instances",
+                      str(path)])
+        assert words in str(exit.value.code)
+
+
+def test_string_fields_may_come_as_b64(export_dir, capsys):
+    """TF Serving's binary encoding, {"b64": …}, for any string input."""
+    import base64
+    encoded = [{k: {"b64": base64.b64encode(v.encode()).decode()} if isinstance(v, str) else v
+                for k, v in p.items()} for p in PEOPLE]
+    assert (predict.predict(export_dir, encoded)["logits"] ==
+            predict.predict(export_dir, PEOPLE)["logits"]).all()
+    with pytest.raises(predict.PredictError, match="field 'race' not valid base64"):
+        predict.predict(export_dir, [{**PEOPLE[0], "race": {"b64": "%%%"}}])

@@ -169,13 +169,20 @@ ERRORS = [
     (b"{", 400, "JSON Parse error"),
     (b"\xff\xfe", 400, "UTF-8"),
     (b"[1, 2]", 400, "JSON object"),
-    (b'{"instances": [{"age": NaN}]}', 400, "NaN"),
+    (b'{"instances": [{"age": NaN}]}', 400, "instance 1: missing field 'workclass'"),
+    (json.dumps({"instances": [{**GOOD, "age": float("nan")}]}).encode(), 400,
+     "instances: instance 1: field 'age' is out of the float32 range"),
+    (json.dumps({"instances": [{**GOOD, "hours_per_week": float("-inf")}]}).encode(), 400,
+     "field 'hours_per_week' is out of the float32 range"),
     ({}, 400, "Missing 'instances' or 'inputs'"),
     ({"instance": [GOOD]}, 400, "unknown key 'instance'"),
     ({"instances": [GOOD], "inputs": {}}, 400, "not both"),
     ({"instances": []}, 400, "empty"),
     ({"instances": GOOD}, 400, "list"),
-    ({"instances": [1]}, 400, "instance 1"),
+    ({"instances": [1]}, 400, "instance 1: expected a JSON object"),
+    ({"instances": [{**GOOD, "race": {"b64": "%%"}}]}, 400, "field 'race' not valid base64"),
+    ({"instances": [{**GOOD, "race": {"b64": "/w=="}}]}, 400, "field 'race' its base64 value is "
+     "not UTF-8"),
     ({"instances": [GOOD, {**GOOD, "age": "old"}]}, 400,
      "instance 2: field 'age' must be a number"),
     ({"instances": [{**GOOD, "race": 3}]}, 400, "field 'race' must be a string"),
@@ -265,7 +272,7 @@ def test_a_request_that_breaks_the_model_fails_alone(tmp_path):
         tf.math.log(100.0 - age[:, None]), "age over 100"))(inputs["age"])
     path = export.export_model(keras.Model(inputs, picky), str(tmp_path))
     version = serving.load_version(path)
-    jobs = [serving.Job(version, "serving_default", [{**GOOD, "age": age}], "instances",
+    jobs = [serving.Job(version, "serving_default", "JSON", [{**GOOD, "age": age}], "instances",
                         lambda out: {"predictions": serving.render_rows(out)})
             for age in (30, 120, 40)]
     good, broken, other = serving.run_batch(jobs)
@@ -470,3 +477,77 @@ def serving_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --- every export format, and TF Serving's REST API section by section ---------------------
+
+@pytest.fixture(scope="module")
+def by_format(exports):
+    """A server for the CSV and EXAMPLE exports too (one version each, under other names)."""
+    from census.instances import CSV_FIELDS
+    rows = [", ".join("189778" if c == "fnlwgt" else str(i[c]).strip() for c in CSV_FIELDS)
+            for i in INSTANCES]
+    servers = {fmt: serving.BackgroundServer(exports[fmt], poll_seconds=0.2)
+               for fmt in ("CSV", "EXAMPLE")}
+    yield servers, rows
+    for s in servers.values():
+        s.stop()
+
+
+def b64(data):
+    import base64
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def test_a_csv_export_is_served_rows(by_format, local):
+    servers, rows = by_format
+    url = servers["CSV"].url + "/v1/models/census:predict"
+    close(httpx.post(url, json={"instances": rows}).json()["predictions"], local)
+    close(httpx.post(url, json={"instances": [b64(r.encode()) for r in rows]}).json()[
+        "predictions"], local)
+    columns = httpx.post(url, json={"inputs": rows}).json()["outputs"]
+    assert columns == httpx.post(url, json={"inputs": {"csv_row": rows}}).json()["outputs"]
+    bad = httpx.post(url, json={"instances": [rows[0], rows[1].replace(" 40,", " 400,", 1)]})
+    assert bad.status_code == 400 and "instance 2: field 'hours_per_week'" in bad.json()["error"]
+    wrong = httpx.post(url, json={"instances": INSTANCES})
+    assert wrong.status_code == 400 and "(CSV format) takes a CSV row" in wrong.json()["error"]
+    classify = httpx.post(servers["CSV"].url + "/v1/models/census:classify",
+                          json={"examples": INSTANCES})
+    assert classify.status_code == 400 and "use :predict" in classify.json()["error"]
+
+
+def test_an_example_export_is_served_b64_examples_and_classify(by_format, local):
+    from census import instances
+    servers, _ = by_format
+    base = servers["EXAMPLE"].url + "/v1/models/census"
+    examples = [instances.to_example(instances.check_fields(n, i))
+                for n, i in enumerate(INSTANCES, 1)]
+    close(httpx.post(base + ":predict", json={"instances": [b64(e) for e in examples]}).json()[
+        "predictions"], local)
+    results = httpx.post(base + ":classify", json={"examples": INSTANCES}).json()["results"]
+    np.testing.assert_allclose([[s for _, s in r] for r in results],
+                               [row["probabilities"] for row in local], rtol=1e-5)
+    raw = httpx.post(base + ":predict", json={"instances": [{"b64": "bm90IGFuIGV4YW1wbGU="}]})
+    assert raw.status_code == 400 and "instance 1:" in raw.json()["error"]
+
+
+def test_classify_follows_tf_serving(http, local):
+    """A feature may be given in `context` or in an example, not both; a one-value list is
+    the value (tf.Example features are lists)."""
+    as_lists = [{k: [v] for k, v in i.items()} for i in INSTANCES]
+    r = http.post("/v1/models/census:classify", json={"examples": as_lists})
+    np.testing.assert_allclose([[s for _, s in res] for res in r.json()["results"]],
+                               [row["probabilities"] for row in local], rtol=1e-5)
+    both = http.post("/v1/models/census:classify",
+                     json={"context": {"race": " White"}, "examples": INSTANCES})
+    assert both.status_code == 400 and "'race' is also in the context" in both.json()["error"]
+
+
+def test_binary_strings_come_as_b64_as_in_tf_serving(http, local):
+    """api_rest.md, "Encoding binary values": {"b64": …} wherever a string goes."""
+    import base64
+    encoded = [{k: b64(v.encode()) if isinstance(v, str) else v for k, v in i.items()}
+               for i in INSTANCES]
+    close(http.post("/v1/models/census:predict", json={"instances": encoded}).json()[
+        "predictions"], local)
+    assert base64.b64decode(encoded[0]["workclass"]["b64"]) == INSTANCES[0]["workclass"].encode()

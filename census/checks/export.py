@@ -85,7 +85,7 @@ def check_to_example(to_example, example_export, model, person):
     giving the same prediction as the model on the person's columns."""
     import tensorflow as tf
     from google.protobuf.message import DecodeError
-    from census import predict, schema
+    from census import instances, schema
     got = call(to_example, person, what="to_example(person)")
     expect(not isinstance(got, tf.train.Example), "to_example returned the Example itself",
            "the export takes serialized Examples (bytes): return example.SerializeToString()")
@@ -124,7 +124,7 @@ def check_to_example(to_example, example_export, model, person):
                           f"{_short(error)})", "the export expects exactly the features of "
                           f"schema.INPUT_COLUMNS{f'; drop {extra}' if extra else ''}") from error
     p = float(outputs["logistic"][0, 0])
-    want = float(tf.sigmoid(model(predict.to_columns([person]), training=False))[0, 0])
+    want = float(tf.sigmoid(model(instances.to_tensors("JSON", [person]), training=False))[0, 0])
     expect(abs(p - want) < 1e-5, f"the export predicts {p:.4f}, the model {want:.4f}",
            "the Example must carry this person's values, one per input column")
     passed(f"the EXAMPLE export reads your Example: P(>50K) = {p:.4f}, as the model says")
@@ -217,9 +217,9 @@ def _call_model_code(fn, *args, what):
 
 def _predict(export_dir, people):
     """census.predict.predict, with the loaded export kept between checks."""
-    from census import predict
+    from census import instances, predict
     serve = _signatures(predict.resolve_model_dir(str(export_dir)))["serving_default"]
-    return {k: v.numpy() for k, v in serve(**predict.to_columns(people)).items()}
+    return {k: v.numpy() for k, v in serve(**instances.to_tensors("JSON", people)).items()}
 
 
 def _probability(export_dir, person):

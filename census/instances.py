@@ -1,0 +1,250 @@
+"""What a prediction takes, for each export format: reading instances, and checking them.
+
+An export's serving signature says what it takes (chapter 5, `census.export.RECEIVERS`):
+
+    JSON     13 named inputs           a JSON object per instance: {"age": 39, "workclass": …}
+    CSV      one input, `csv_row`      a CSV row per instance: the 14 fields of the training
+                                       files (fnlwgt included) without the label
+    EXAMPLE  one input, `examples`     a serialized tf.train.Example per instance, with the 13
+                                       inputs as features (a float or a bytes value each)
+
+The readers stream a file one instance at a time, so that a file of any size can be worked
+through: `json_lines` (one JSON value per line: an object, or for the CSV and EXAMPLE formats
+a row string or TF Serving's `{"b64": …}`), `text_lines` (CSV rows: gcloud's
+`--text-instances`) and `tfrecords` (serialized Examples). `to_tensors` checks every
+instance before TensorFlow sees it, as TF Serving refuses a bad request: a PredictError
+names the instance (1-based), the field and what is wrong.
+"""
+import base64
+import binascii
+import json
+import math
+
+from census import schema
+
+FORMATS = ("JSON", "CSV", "EXAMPLE")
+CSV_FIELDS = tuple(c for c in schema.CSV_COLUMNS if c != schema.LABEL_COLUMN)  # 14
+NUMBER_FIELDS = tuple(c for c in CSV_FIELDS if c in schema.NUMERIC_COLUMNS + schema.UNUSED_COLUMNS)
+SINGLE_INPUT = {"CSV": "csv_row", "EXAMPLE": "examples"}  # the one input of these formats
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
+WHAT_FITS = {
+    "JSON": "JSON objects with the 13 inputs (--json-instances)",
+    "CSV": "CSV rows like the training files without the label (--text-instances, or one "
+           "JSON string per line with --json-instances)",
+    "EXAMPLE": "serialized tf.train.Example records (--tfrecord-instances, or "
+               '{"b64": …} per line with --json-instances)',
+}
+
+
+class PredictError(ValueError):
+    """Instances that cannot be sent to the model; the message says which and why."""
+
+
+def input_format(input_names):
+    """The export format of a signature, from its input names (a set of str)."""
+    names = set(input_names)
+    if names == set(schema.INPUT_COLUMNS):
+        return "JSON"
+    for fmt, name in SINGLE_INPUT.items():
+        if names == {name}:
+            return fmt
+    raise PredictError(f"a signature with inputs {sorted(names)} is none of the course's "
+                       f"export formats ({', '.join(FORMATS)})")
+
+
+# --- reading: one instance at a time ------------------------------------------------------
+
+def json_lines(path):
+    """Each non-blank line of a file as a JSON value (NaN and Infinity read as Python
+    reads them; the checks refuse them). Raises PredictError naming the line."""
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise PredictError(f"{path} line {number}: not valid JSON ({e.msg})") from None
+
+
+def text_lines(path):
+    """Each non-blank line of a file, without its line end (CSV rows)."""
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield line.rstrip("\r\n")
+
+
+def tfrecords(path):
+    """Each record of a TFRecord file, as bytes (serialized tf.train.Example protos)."""
+    import tensorflow as tf
+    try:
+        for record in tf.data.TFRecordDataset([str(path)]):
+            yield record.numpy()
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as e:
+        raise PredictError(f"{path}: not a readable TFRecord file ({e.message})") from None
+
+
+# --- checking -----------------------------------------------------------------------------
+
+def check_number(column, value):
+    """Why `value` cannot be the numeric field `column`, or None if it can.
+
+    A number must be a JSON number (not a bool), fit a float32, and lie in the range a census
+    answer can have (`schema.VALID_RANGES`: no negative age, money or hours, no NaN or
+    infinity). TF Serving refuses a malformed request with a 400; so do `census predict`
+    and `census serve`, here for values no census answer can have too.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, got {value!r}"
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of 400 digits
+        number = math.inf
+    if math.isnan(number) or abs(number) > FLOAT32_MAX:
+        return f"is out of the float32 range (|x| <= {FLOAT32_MAX:.4g}), got {value!r}"
+    low, high = schema.VALID_RANGES[column]
+    if not low <= number <= high:
+        limit = f"from {low:g} to {high:g}" if math.isfinite(high) else f"at least {low:g}"
+        return f"must be {limit}, got {value!r}"
+    return None
+
+
+def b64_bytes(value):
+    """TF Serving's encoding of binary values, `{"b64": "…"}`, decoded; None if `value` is not
+    one. Raises ValueError for a malformed one."""
+    if not (isinstance(value, dict) and set(value) == {"b64"}):
+        return None
+    if not isinstance(value["b64"], str):
+        raise ValueError('a {"b64": …} value holds a base64 string')
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except binascii.Error as e:
+        raise ValueError(f"not valid base64 ({e})") from None
+
+
+def _text(value):
+    """A string input given as a string or as {"b64": …} (UTF-8 text); else None."""
+    raw = b64_bytes(value)
+    if raw is None:
+        return value if isinstance(value, str) else None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("its base64 value is not UTF-8 text") from None
+
+
+def check_fields(n, instance):
+    """One JSON instance (a dict of the 13 inputs) → the same dict with plain values, or a
+    PredictError naming instance `n` and the field."""
+    if not isinstance(instance, dict):
+        raise PredictError(f"instance {n}: expected a JSON object with the input fields")
+    unknown = sorted(set(instance) - set(schema.INPUT_COLUMNS))
+    missing = [c for c in schema.INPUT_COLUMNS if c not in instance]
+    if unknown:
+        raise PredictError(f"instance {n}: unknown field {unknown[0]!r} "
+                           f"(inputs are: {', '.join(schema.INPUT_COLUMNS)})")
+    if missing:
+        raise PredictError(f"instance {n}: missing field {missing[0]!r}")
+    plain = {}
+    for c in schema.INPUT_COLUMNS:
+        value = instance[c]
+        if c in schema.NUMERIC_COLUMNS:
+            problem = check_number(c, value)
+        else:
+            try:
+                value = _text(value)
+                problem = None if value is not None else f"must be a string, got {instance[c]!r}"
+            except ValueError as e:
+                problem = str(e)
+        if problem:
+            raise PredictError(f"instance {n}: field {c!r} {problem}")
+        plain[c] = value
+    return plain
+
+
+def check_row(n, instance):
+    """One CSV instance (a row string, or {"b64": …}) → the row, or a PredictError."""
+    if isinstance(instance, dict) and set(instance) != {"b64"}:
+        raise PredictError(f"instance {n}: this export (CSV format) takes a CSV row per "
+                           "instance, not an object with fields")
+    try:
+        row = _text(instance)
+    except ValueError as e:
+        raise PredictError(f"instance {n}: {e}") from None
+    if row is None:
+        raise PredictError(f"instance {n}: expected a CSV row (a string), got {instance!r}")
+    fields = [f.strip() for f in row.split(",")]
+    if len(fields) != len(CSV_FIELDS):
+        raise PredictError(f"instance {n}: {len(fields)} fields instead of {len(CSV_FIELDS)} "
+                           f"({', '.join(CSV_FIELDS)}; no label)")
+    for column, value in zip(CSV_FIELDS, fields):
+        if column in NUMBER_FIELDS:
+            try:
+                number = float(value)
+            except ValueError:
+                raise PredictError(f"instance {n}: field {column!r} must be a number, got "
+                                   f"{value!r}") from None
+            problem = (check_number(column, number) if column in schema.NUMERIC_COLUMNS
+                       else None if math.isfinite(number) and number >= 0
+                       else f"must be a number of at least 0, got {value!r}")
+            if problem:
+                raise PredictError(f"instance {n}: field {column!r} {problem}")
+    return row
+
+
+def check_example(n, instance):
+    """One EXAMPLE instance (serialized bytes, or {"b64": …}) → the bytes, or a PredictError
+    naming the feature at fault."""
+    import tensorflow as tf
+    if isinstance(instance, (bytes, bytearray)):
+        raw = bytes(instance)
+    else:
+        try:
+            raw = b64_bytes(instance)
+        except ValueError as e:
+            raise PredictError(f"instance {n}: {e}") from None
+        if raw is None:
+            raise PredictError(f"instance {n}: this export (EXAMPLE format) takes a serialized "
+                               'tf.train.Example per instance, as {"b64": …} in JSON')
+    try:
+        example = tf.train.Example.FromString(raw)
+    except Exception:  # noqa: BLE001 — protobuf's DecodeError and friends
+        raise PredictError(f"instance {n}: not a serialized tf.train.Example") from None
+    features = example.features.feature
+    for c in schema.INPUT_COLUMNS:
+        if c not in features:
+            raise PredictError(f"instance {n}: missing feature {c!r}")
+        kind = "float_list" if c in schema.NUMERIC_COLUMNS else "bytes_list"
+        feature = features[c]
+        values = getattr(feature, kind).value
+        if feature.WhichOneof("kind") != kind or len(values) != 1:
+            raise PredictError(f"instance {n}: feature {c!r} must hold one "
+                               f"{'float' if kind == 'float_list' else 'bytes'} value")
+        if kind == "float_list" and (problem := check_number(c, values[0])):
+            raise PredictError(f"instance {n}: feature {c!r} {problem}")
+    return raw
+
+
+def to_example(fields):
+    """A dict of the 13 inputs (checked by `check_fields`) → a serialized tf.train.Example."""
+    import tensorflow as tf
+    feature = {c: tf.train.Feature(float_list=tf.train.FloatList(value=[float(v)]))
+               if c in schema.NUMERIC_COLUMNS else
+               tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode()]))
+               for c, v in fields.items()}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def to_tensors(fmt, instances):
+    """Checked instances → the keyword tensors of a signature of format `fmt` (JSON: 13
+    tensors of shape (n,), float32 or string; CSV and EXAMPLE: one string tensor of shape
+    (n,)). Raises PredictError naming the first bad instance (1-based) and field."""
+    import tensorflow as tf
+    instances = list(instances)
+    if fmt == "JSON":
+        rows = [check_fields(n, i) for n, i in enumerate(instances, 1)]
+        return {c: tf.constant([r[c] for r in rows], dtype=schema.INPUT_DTYPES[c])
+                for c in schema.INPUT_COLUMNS}
+    check = {"CSV": check_row, "EXAMPLE": check_example}[fmt]
+    return {SINGLE_INPUT[fmt]: tf.constant([check(n, i) for n, i in enumerate(instances, 1)],
+                                           dtype=tf.string)}
