@@ -675,6 +675,35 @@ class Server:
         return await self.batcher.submit(await self.parse(body, build))
 
 
+DRAIN_BYTES = 100_000_000  # a refused body is read, and dropped, up to this size
+
+
+def waits_to_send(request):
+    """A client that sent `Expect: 100-continue` sends its body only once told to (uvicorn
+    says so when the app reads it): refused at once, it never sends it."""
+    return "100-continue" in request.headers.get("expect", "").lower()
+
+
+async def drain(request):
+    """Read what is left of a request body before an error reply goes out.
+
+    A client still sending its body (curl, requests, httpx, urllib: most send it all before
+    they read a reply) gets a broken pipe, not the reply, if the server answers and closes
+    first; read to the end, the body costs a little time and every client sees the JSON error
+    (nginx does the same: `lingering_close`)."""
+    if waits_to_send(request):
+        return
+    from starlette.requests import ClientDisconnect
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > DRAIN_BYTES:
+                break
+    except (RuntimeError, ClientDisconnect):  # already read, or the client went away
+        pass
+
+
 def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, environ=None):
     """The Starlette app; it starts the watcher and the batcher, and stops them on shutdown."""
     import contextlib
@@ -696,19 +725,23 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
 
     async def read_body(request):
         length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                raise ServingError(400, f"invalid Content-Length {length!r}")
-            if int(length) > max_request_bytes:
-                raise ServingError(413, f"request of {int(length)} bytes is over the limit of "
-                                   f"{max_request_bytes} bytes")
+        if length is not None and not length.isdigit():
+            raise ServingError(400, f"invalid Content-Length {length!r}")
+        too_big = length is not None and int(length) > max_request_bytes
+        if too_big and (waits_to_send(request) or int(length) > DRAIN_BYTES):
+            raise ServingError(413, f"request of {int(length)} bytes is over the limit of "
+                               f"{max_request_bytes} bytes")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_request_bytes:
-                raise ServingError(413, f"request body is over the limit of "
-                                   f"{max_request_bytes} bytes")
-            chunks.append(chunk)
+        async for chunk in request.stream():  # a body over the limit is read to its end
+            size += len(chunk)  # (see `drain`), but not kept
+            too_big = too_big or size > max_request_bytes
+            if size > DRAIN_BYTES:
+                break
+            if not too_big:
+                chunks.append(chunk)
+        if too_big:
+            raise ServingError(413, f"request body of {size} bytes is over the limit of "
+                               f"{max_request_bytes} bytes")
         return b"".join(chunks)
 
     async def dispatch(request):
@@ -742,11 +775,13 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
         try:
             return reply(await dispatch(request))
         except ServingError as e:
+            await drain(request)
             return reply({"error": e.message}, e.status)
         except ClientDisconnect:
             return Response(status_code=400)
         except Exception as e:  # noqa: BLE001 — a bug must not take the server down
             log.exception("error handling %s %s", request.method, request.url.path)
+            await drain(request)
             return reply({"error": f"{type(e).__name__}: {e}"}, 500)
 
     @contextlib.asynccontextmanager

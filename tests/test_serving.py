@@ -551,3 +551,69 @@ def test_binary_strings_come_as_b64_as_in_tf_serving(http, local):
     close(http.post("/v1/models/census:predict", json={"instances": encoded}).json()[
         "predictions"], local)
     assert base64.b64decode(encoded[0]["workclass"]["b64"]) == INSTANCES[0]["workclass"].encode()
+
+
+# --- every error reaches every ordinary client, as JSON ------------------------------------
+
+BIG = json.dumps({"instances": [GOOD] * 6000}).encode()  # ≈ 2 MB, over the 1.5 MB limit
+
+
+def curl(url, body, *headers):
+    import subprocess
+    done = subprocess.run(["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json",
+                           *[a for h in headers for a in ("-H", h)], "--data-binary", "@-",
+                           "-w", "\n%{http_code}", url], input=body, capture_output=True,
+                          timeout=60)
+    text, _, code = done.stdout.decode().rpartition("\n")
+    return int(code or 0), text
+
+
+def requests_post(url, body):
+    import requests
+    r = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+    return r.status_code, r.text
+
+
+def httpx_post(url, body):
+    r = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    return r.status_code, r.text
+
+
+def urllib_post(url, body):
+    import urllib.error
+    import urllib.request
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def course_client(url, body):
+    try:
+        client.predict_url(url, json.loads(body)["instances"])
+        return 200, ""
+    except predict.PredictError as e:
+        status = int(str(e).split("HTTP ")[1].split(":")[0])
+        return status, json.dumps({"error": str(e).split(": ", 2)[-1]})
+
+
+CLIENTS = {"curl": curl, "curl, no Expect": lambda u, b: curl(u, b, "Expect:"),
+           "requests": requests_post, "httpx": httpx_post, "urllib": urllib_post,
+           "census client": course_client}
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_every_client_sees_the_servers_error_for_a_big_body(server, name):
+    """Refused before its body is read (413 from Content-Length, 404 for an unknown route), a
+    request still gets its JSON error, not a broken pipe: five times over, for each client."""
+    send = CLIENTS[name]
+    for attempt in range(5):
+        status, text = send(server.url + "/v1/models/census:predict", BIG)
+        assert status == 413 and "over the limit" in text, (attempt, status, text[:200])
+        status, text = send(server.url + "/v1/models/census:explain", BIG)
+        assert status == 404 and "Malformed request" in text, (attempt, status, text[:200])
+    assert send(server.url + "/v1/models/census:predict",
+                json.dumps({"instances": INSTANCES}).encode())[0] == 200
