@@ -24,6 +24,8 @@ import sys
 import threading
 import time
 
+from census import flags
+
 NETNS_SWITCH = "CENSUS_NETNS"  # "off": act as if no network namespace could be made
 # A namespace's first process: brings the loopback interface up (ioctl SIOCSIFFLAGS, so that
 # no `ip` command is needed), says so, and lives until the launcher closes its stdin.
@@ -302,14 +304,14 @@ def parser():
     p.add_argument("--scale-tier", choices=TIERS, default="CUSTOM",
                    help="Cloud ML Engine tier whose layout to run (default CUSTOM: chief + "
                    "2 workers + 1 ps)")
-    p.add_argument("--workers", type=int, help="scale the tier's worker count to this")
-    p.add_argument("--ps", type=int, help="scale the tier's parameter server count to this")
+    p.add_argument("--workers", type=flags.whole(1), help="scale the tier's worker count to this")
+    p.add_argument("--ps", type=flags.whole(0), help="scale the tier's parameter server count to this")
     p.add_argument("--mirrored", action="store_true",
                    help="worker-only layout (MultiWorkerMirroredStrategy), --workers processes")
     p.add_argument("--evaluator", action="store_true",
                    help="also run an evaluator task on the chief's checkpoints")
     p.add_argument("--module-name", default="census.task", help="the trainer module")
-    p.add_argument("--timeout", type=float, default=3600, help="stop everything after this "
+    p.add_argument("--timeout", type=flags.number(above=0), default=3600, help="stop everything after this "
                    "many seconds (exit status 124)")
     p.add_argument("--allow-host-network", action="store_true",
                    help="run without a private network namespace: task ports are then open "

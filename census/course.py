@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from census import flags
+
 REPO_URL = "https://github.com/census-course/census-course"  # the only copy of the URL
 REPO_VARIABLE = "CENSUS_COURSE_REPO"  # a fork or mirror to clone on Colab instead
 ROOT_VARIABLE = "CENSUS_COURSE_ROOT"  # where the course's files are, when it is not found
@@ -395,7 +397,7 @@ def save_summary(job_dir, results):
     Path(job_dir, RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
 
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(prog="python -m census.course", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="execute the chapters with papermill into a build folder")
@@ -411,7 +413,12 @@ def main(argv=None):
     sub.add_parser("map", help="print the README's course map")
     lab = sub.add_parser("lab", help="JupyterLab on the course, on 127.0.0.1 (other options "
                          "go to `jupyter lab`)")
-    lab.add_argument("--port", type=int, default=8888)
+    lab.add_argument("--port", type=flags.PORT, default=8888)
+    return p
+
+
+def main(argv=None):
+    p = parser()
     args, jupyter_options = p.parse_known_args(argv)
     if jupyter_options and args.command != "lab":
         p.error(f"unrecognized arguments: {' '.join(jupyter_options)}")

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from census import course
+from census import course, flags
 
 
 def solutions():
@@ -277,7 +277,7 @@ def report(results):
     return "\n".join(lines)
 
 
-def main(argv=None, prog="python -m census.exercises"):
+def parser(prog="python -m census.exercises"):
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("make", help="write exercises/ from solutions/")
@@ -285,10 +285,14 @@ def main(argv=None, prog="python -m census.exercises"):
     g = sub.add_parser("grade", help="run the checks of every submitted notebook")
     g.add_argument("folders", nargs="+", help="submissions: FOLDER/<student>/NN_name.ipynb")
     g.add_argument("--smoke", action="store_true", help="the notebooks' quick settings")
-    g.add_argument("--jobs", type=int, default=1, help="notebooks run at a time")
+    g.add_argument("--jobs", type=flags.whole(1), default=1, help="notebooks run at a time")
     g.add_argument("--out-dir", default="build/grading", help="executed copies and grades.csv")
     g.add_argument("--job-root", default="jobs/grading")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None, prog="python -m census.exercises"):
+    args = parser(prog).parse_args(argv)
     try:
         if args.command == "make":
             changed = make()

@@ -49,7 +49,7 @@ import time
 import urllib.error
 import urllib.request
 
-from census import export, instances, predict, schema
+from census import export, flags, instances, predict, schema
 
 DEFAULT_PORT = 8501
 DEFAULT_MODEL_NAME = "census"
@@ -811,19 +811,19 @@ def parser():
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; a container needs 0.0.0.0)")
-    p.add_argument("--port", type=int, default=None,
+    p.add_argument("--port", type=flags.PORT, default=None,
                    help=f"default $AIP_HTTP_PORT when Vertex sets it, else {DEFAULT_PORT}")
-    p.add_argument("--poll-seconds", type=float, default=1.0,
+    p.add_argument("--poll-seconds", type=flags.number(above=0), default=1.0,
                    help="how often to look for new versions")
-    p.add_argument("--keep-versions", type=int, default=2,
+    p.add_argument("--keep-versions", type=flags.whole(1), default=2,
                    help="how many of the newest versions stay loaded (pinnable)")
-    p.add_argument("--max-batch-rows", type=int, default=512)
-    p.add_argument("--model-threads", type=int, default=1,
+    p.add_argument("--max-batch-rows", type=flags.whole(1), default=512)
+    p.add_argument("--model-threads", type=flags.whole(1), default=1,
                    help="model calls that may run at once (each in its own worker thread)")
-    p.add_argument("--batch-window-ms", type=float, default=0.0,
+    p.add_argument("--batch-window-ms", type=flags.number(least=0), default=0.0,
                    help="extra wait for more requests before a model call (default: none; "
                         "calls take whatever arrived while the previous one ran)")
-    p.add_argument("--max-request-bytes", type=int, default=MAX_REQUEST_BYTES)
+    p.add_argument("--max-request-bytes", type=flags.whole(1), default=MAX_REQUEST_BYTES)
     p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
                    help="uvicorn's HTTP parser (auto: httptools when installed)")
     p.add_argument("--stop-with-parent", action="store_true",

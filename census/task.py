@@ -10,6 +10,8 @@ import json
 import sys
 import tempfile
 
+from census import flags
+
 
 def parser():
     p = argparse.ArgumentParser(prog="census train", description=__doc__.splitlines()[0],
@@ -20,19 +22,20 @@ def parser():
     p.add_argument("--eval-files", nargs="+", help="evaluation CSV files (default: the "
                    "census test split)")
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs and exports go")
-    p.add_argument("--train-steps", type=int, default=4000, help="training steps (batches)")
-    p.add_argument("--eval-steps", type=int, default=None,
+    p.add_argument("--train-steps", type=flags.whole(1), default=4000, help="training steps (batches)")
+    p.add_argument("--eval-steps", type=flags.whole(1), default=None,
                    help="batches per evaluation (default: the whole eval set)")
-    p.add_argument("--eval-every-steps", type=int, default=500, help="evaluate this often")
-    p.add_argument("--train-batch-size", type=int, default=128)
-    p.add_argument("--eval-batch-size", type=int, default=1000)
-    p.add_argument("--num-epochs", type=int, default=None,
+    p.add_argument("--eval-every-steps", type=flags.whole(1), default=500, help="evaluate this often")
+    p.add_argument("--train-batch-size", type=flags.whole(1), default=128)
+    p.add_argument("--eval-batch-size", type=flags.whole(1), default=1000)
+    p.add_argument("--num-epochs", type=flags.whole(1), default=None,
                    help="passes over the training data (default: as many as the steps need)")
-    p.add_argument("--first-layer-size", type=int, default=100)
-    p.add_argument("--num-layers", type=int, default=4)
-    p.add_argument("--scale-factor", type=float, default=0.7)
-    p.add_argument("--embedding-size", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=0.001,
+    p.add_argument("--first-layer-size", type=flags.whole(1), default=100)
+    p.add_argument("--num-layers", type=flags.whole(1), default=4)
+    p.add_argument("--scale-factor", type=flags.number(above=0, most=1), default=0.7,
+                   help="each hidden layer this times the one before")
+    p.add_argument("--embedding-size", type=flags.whole(1), default=8)
+    p.add_argument("--learning-rate", type=flags.number(above=0), default=0.001,
                    help="at the start; it decays along a cosine to a tenth by the last step")
     p.add_argument("--export-format", choices=("JSON", "CSV", "EXAMPLE"), default="JSON")
     p.add_argument("--data-dir", help="local folder with adult.data and adult.test, used "

@@ -20,10 +20,23 @@ import tf_keras as keras
 from census import export
 
 
+def _check_count(spec, field, value, optional=False):
+    """A spec's count must be a whole number >= 1 (or None where allowed), as tf.estimator's
+    specs checked theirs when built."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{spec}.{field} must be a whole number of at least 1"
+                         f"{' or None' if optional else ''}, got {value!r}")
+
+
 @dataclasses.dataclass
 class TrainSpec:
     input_fn: Callable[[], tf.data.Dataset]  # an endless dataset of (features, label) batches
     max_steps: int
+
+    def __post_init__(self):
+        _check_count("TrainSpec", "max_steps", self.max_steps)
 
 
 @dataclasses.dataclass
@@ -33,6 +46,10 @@ class EvalSpec:
     every_steps: int = 500  # evaluate (and back up, and run exporters) this often
     exporters: Sequence["Exporter"] = ()
     name: Optional[str] = None  # evaluation results go to <job_dir>/eval[_name]/
+
+    def __post_init__(self):
+        _check_count("EvalSpec", "steps", self.steps, optional=True)
+        _check_count("EvalSpec", "every_steps", self.every_steps)
 
 
 class Exporter:

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import yaml
 
+from census import flags
+
 # Legacy (Cloud ML Engine) ↔ Vertex names.
 _LEGACY_TYPES = {"DOUBLE": "doubleValueSpec", "INTEGER": "integerValueSpec",
                  "CATEGORICAL": "categoricalValueSpec", "DISCRETE": "discreteValueSpec"}
@@ -610,11 +612,11 @@ def parser():
               "[--trial-timeout S] -- --job-dir JOB [trainer flags]")
     p.add_argument("--config", required=True, help="hptuning_config.yaml (trainingInput."
                    "hyperparameters) or a Vertex studySpec YAML")
-    p.add_argument("--max-trials", type=int, help="default: the config's maxTrials")
-    p.add_argument("--parallel-trials", type=int, help="default: the config's maxParallelTrials")
-    p.add_argument("--trial-timeout", type=float, help="seconds; a slower trial is FAILED")
+    p.add_argument("--max-trials", type=flags.whole(1), help="default: the config's maxTrials")
+    p.add_argument("--parallel-trials", type=flags.whole(1), help="default: the config's maxParallelTrials")
+    p.add_argument("--trial-timeout", type=flags.number(above=0), help="seconds; a slower trial is FAILED")
     p.add_argument("--module", default="census.task", help="the trainer module")
-    p.add_argument("--seed", type=int, help="the sampler's seed")
+    p.add_argument("--seed", type=flags.whole(0), help="the sampler's seed")
     return p
 
 

@@ -1,5 +1,7 @@
 import socket
 
+import pytest
+
 from conftest import run_census
 
 
@@ -43,3 +45,55 @@ def test_train_flags_are_the_2017_ones_correctly_spelled():
         assert flag in done.stdout, flag
     bad = run_census("train", "--job-dir", "x", "--train-file", "a.csv")
     assert bad.returncode == 2 and "unrecognized arguments: --train-file" in bad.stderr
+
+
+def numeric_flags():
+    """(command, flag, its type) for every flag of every `census` command that takes a number:
+    each must be checked when parsed (a `census.flags` type, never a bare int or float)."""
+    from census import cluster, course, exercises, serving, task, tuning
+    parsers = {"train": task.parser(), "cluster": cluster.parser(), "tune": tuning.parser(),
+               "serve": serving.parser()}
+    for name, parser in (("exercises", exercises.parser()), ("course", course.parser())):
+        for sub, subparser in next(a for a in parser._actions if a.choices).choices.items():
+            parsers[f"{name} {sub}"] = subparser
+    for command, parser in parsers.items():
+        for action in parser._actions:
+            if action.option_strings and action.type is not None and action.type is not str:
+                yield command, action.option_strings[-1], action.type
+
+
+def test_no_numeric_flag_takes_a_bare_int_or_float():
+    found = list(numeric_flags())
+    assert len(found) >= 25
+    bare = [(c, f) for c, f, t in found if t in (int, float)]
+    assert not bare
+
+
+@pytest.mark.parametrize("command, flag, parse", list(numeric_flags()),
+                         ids=[f"{c} {f}" for c, f, _ in numeric_flags()])
+def test_every_numeric_flag_refuses_what_it_cannot_take(command, flag, parse):
+    """Zero (where counts start at 1), negatives, NaN, infinity, words: one argparse line."""
+    import argparse
+    refused = 0
+    for text in ("0", "-1", "nan", "inf", "ten", "1e9999", "70000"):
+        try:
+            parse(text)
+        except argparse.ArgumentTypeError as error:
+            refused += 1
+            assert str(error).startswith("must be a ") and repr(text) in str(error)
+    assert refused >= 4, (command, flag)
+
+
+def test_a_zero_interval_is_refused_when_parsed_not_after_training():
+    """The report: `--eval-every-steps 0` was a ZeroDivisionError; now argparse refuses it,
+    and so do the Python specs."""
+    from census import training
+    done = run_census("train", "--job-dir", "x", "--eval-every-steps", "0")
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == (
+        "census train: error: argument --eval-every-steps: must be a whole number of at least "
+        "1, got '0'")
+    with pytest.raises(ValueError, match=r"EvalSpec.every_steps must be a whole number of at "
+                                         r"least 1, got 0"):
+        training.EvalSpec(lambda: None, every_steps=0)
+    with pytest.raises(ValueError, match=r"TrainSpec.max_steps"):
+        training.TrainSpec(lambda: None, max_steps=-5)
