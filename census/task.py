@@ -13,6 +13,9 @@ import tempfile
 from census import flags
 
 
+REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, hence what to tune
+
+
 def parser():
     p = argparse.ArgumentParser(prog="census train", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -41,7 +44,8 @@ def parser():
     p.add_argument("--data-dir", help="local folder with adult.data and adult.test, used "
                    "when --train-files/--eval-files are not given")
     p.add_argument("--verbosity", choices=("DEBUG", "INFO", "WARN", "ERROR"), default="INFO")
-    p.add_argument("--hypertune-metric", help="report this final eval metric (e.g. accuracy) "
+    p.add_argument("--hypertune-metric", choices=REPORTED_METRICS,
+                   help="report this final eval metric (e.g. accuracy) "
                    "for hyperparameter tuning through cloudml-hypertune, as Vertex AI reads it")
     return p
 

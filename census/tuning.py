@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import dataclasses
 import glob
+import io
 import json
 import os
 import shlex
@@ -192,6 +193,63 @@ def validate(study):
         raise ConfigError("maxTrials and maxParallelTrials must be at least 1")
 
 
+NOT_TUNABLE = ("job-dir", "train-files", "eval-files", "data-dir", "hypertune-metric",
+               "verbosity")
+
+
+def trainer_error(flags):
+    """What the trainer's own parser says of `flags` (its last line), or None if it takes
+    them: a value the trainer refuses is refused before any trial starts."""
+    from census import task
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            task.parser().parse_args(["--job-dir", "unused", *flags])
+    except SystemExit:
+        return said.getvalue().strip().splitlines()[-1].removeprefix("census train: error: ")
+    return None
+
+
+def check_against_trainer(study, trainer_args=()):
+    """The study asks for what the course's trainer reports and takes, checked before any
+    trial starts: a metric it reports (`census.task.REPORTED_METRICS`), and parameters that
+    are its flags, with values of the flag's type and range (min, max, a value between, every
+    listed value); `trainer_args`, the flags every trial gets, must be ones it takes too.
+    Raises ConfigError, in one sentence."""
+    from census import task
+    error = trainer_error([a for a in trainer_args])
+    if error:
+        raise ConfigError(f"the trainer flags after `--`: {error}")
+    if study.metric not in task.REPORTED_METRICS:
+        raise ConfigError(f"metric {study.metric!r} is not one the trainer reports (it reports "
+                          f"{', '.join(task.REPORTED_METRICS)})")
+    for p in study.parameters:
+        name = p["parameterId"]
+        if name in NOT_TUNABLE or trainer_error([f"--{name}=1"]) == \
+                f"unrecognized arguments: --{name}=1":
+            raise ConfigError(f"parameter {name!r} is not a trainer flag that can be tuned "
+                              "(see `census train --help`)")
+        if "doubleValueSpec" in p or "integerValueSpec" in p:
+            kind = "doubleValueSpec" if "doubleValueSpec" in p else "integerValueSpec"
+            lo, hi = p[kind]["minValue"], p[kind]["maxValue"]
+            values = [lo, hi] + ([(lo + hi) / 2] if kind == "doubleValueSpec" else [])
+            values = [float(v) if kind == "doubleValueSpec" else int(v) for v in values]
+        else:
+            [kind] = [k for k in ("categoricalValueSpec", "discreteValueSpec") if k in p]
+            values = list(p[kind]["values"])
+        for value in values:
+            error = trainer_error([f"--{name}={flag_value(_whole_if_whole(value, kind))}"])
+            if error:
+                raise ConfigError(f"parameter {name!r}: the trainer refuses {value!r} ({error})")
+
+
+def _whole_if_whole(value, kind):
+    """A DISCRETE value the tuner passes as an integer when it is one (see `suggest`)."""
+    if kind == "discreteValueSpec" and float(value).is_integer():
+        return int(value)
+    return value
+
+
 def read_config(path):
     """A Study from a YAML (or JSON) file in either form: the 2017 `trainingInput:
     hyperparameters:` (or a bare `hyperparameters:`), or Vertex's `studySpec:`."""
@@ -277,6 +335,13 @@ def read_metric(path, tag):
     return value
 
 
+def last_line(path):
+    """The last line a trainer wrote (its own error, or a traceback's last line)."""
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
 def _kill(proc):
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -344,7 +409,8 @@ class LocalTuner:
                 self.running[trial.number] = proc
             try:
                 returncode = proc.wait(timeout=self.trial_timeout)
-                reason = None if returncode == 0 else f"exit status {returncode}"
+                reason = None if returncode == 0 else \
+                    f"exit status {returncode}: {last_line(log.name)}"
             except subprocess.TimeoutExpired:
                 _kill(proc)
                 proc.wait()
@@ -484,6 +550,8 @@ def tune(config, trainer_args, max_trials=None, parallel_trials=None, command=No
     """Run the study in `config` (a path or a Study) locally; returns the results table."""
     study = config if isinstance(config, Study) else read_config(config)
     study = dataclasses.replace(study, spec=json.loads(json.dumps(study.spec)))
+    if command is None or command[-1] == "census.task":  # the course's trainer: we know it
+        check_against_trainer(study, split_job_dir(trainer_args)[1])
     tuner = LocalTuner(study, trainer_args, command, trial_timeout, seed, out)
     return tuner.run(max_trials, parallel_trials)
 
@@ -502,8 +570,10 @@ def study_spec(study):
 def hp_job(study, trial_job, display_name="census-hptuning"):
     """A `google.cloud.aiplatform_v1.HyperparameterTuningJob`: the study, and `trial_job`
     (a CustomJob from `census.cloud.job_spec`, whose trainer flags should name the metric
-    with `--hypertune-metric`; see `trial_args`) as the spec of every trial."""
+    with `--hypertune-metric`; see `trial_args`) as the spec of every trial. Raises
+    ConfigError if the study asks the trainer for what it does not report or take."""
     from google.cloud import aiplatform_v1 as v1
+    check_against_trainer(study)
     return v1.HyperparameterTuningJob(
         display_name=display_name, study_spec=study_spec(study),
         max_trial_count=study.max_trials, parallel_trial_count=study.parallel_trials,
@@ -647,6 +717,9 @@ def main(argv=None):
         print(f"best: trial {info['trial']} {study.metric}={info['value']:.4f} "
               f"{info['params']}; export {info['export']}")
     print(f"results: {os.path.join(job_dir, RESULTS)}")
+    if not (table["state"] == "SUCCEEDED").any():
+        sys.exit("census tune: no trial succeeded (each trial's reason is above; its full log is "
+                 f"{os.path.join(job_dir, '<trial>', 'trainer.log')})")
     return table
 
 

@@ -168,7 +168,8 @@ def test_failing_and_hanging_trials_are_failed_and_the_study_goes_on(standin, tm
     states = dict(zip(table["trial"], table["state"]))
     assert states == {1: "SUCCEEDED", 2: "FAILED", 3: "FAILED", 4: "SUCCEEDED"}
     reasons = dict(zip(table["trial"], table["reason"]))
-    assert reasons[2] == "exit status 1" and reasons[3].startswith("timeout after 4")
+    assert reasons[2] == "exit status 1: failing on purpose"  # the trainer's own last line
+    assert reasons[3].startswith("timeout after 4")
     assert "failing on purpose" in (job / "2" / "trainer.log").read_text()
     # the hanging trial's process is gone
     pid = int((job / "3" / "pid").read_text())
@@ -252,6 +253,60 @@ def test_real_trials_two_in_parallel(census_files, tmp_path):
         assert metric["global_step"] == "100" and float(metric["accuracy"]) > 0.7
         assert (job / trial / "export" / "census").is_dir()
     assert done.stdout.count("[tune] trial ") == 2
+
+
+def test_when_no_trial_succeeds_census_tune_says_so_and_fails(standin, tmp_path):
+    job = tmp_path / "job"
+    done = subprocess.run([sys.executable, "-m", "census.tuning", "--config", str(standin),
+                           "--module", "standin", "--max-trials", "2", "--", "--job-dir",
+                           str(job)], env=dict(os.environ, STANDIN_FAIL="1,2"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("census tune: no trial succeeded")
+    assert done.stdout.count("FAILED (exit status 1: failing on purpose)") == 2
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda h: h.update(hyperparameterMetricTag="epoch_acc"),
+     "metric 'epoch_acc' is not one the trainer reports (it reports accuracy, auc, loss)"),
+    (lambda h: h["params"][0].update(parameterName="first_layer_size"),
+     "parameter 'first_layer_size' is not a trainer flag that can be tuned"),
+    (lambda h: h["params"][0].update(minValue=0),
+     "parameter 'first-layer-size': the trainer refuses 0 (argument --first-layer-size: must "
+     "be a whole number of at least 1, got '0')"),
+    (lambda h: h["params"][2].update(maxValue=2.0),
+     "parameter 'scale-factor': the trainer refuses 2.0"),
+    (lambda h: h["params"].append({"parameterName": "train-batch-size", "type": "DOUBLE",
+                                   "minValue": 32, "maxValue": 256}),
+     "parameter 'train-batch-size': the trainer refuses 32.0"),
+    (lambda h: h["params"].append({"parameterName": "job-dir", "type": "CATEGORICAL",
+                                   "categoricalValues": ["a", "b"]}),
+     "parameter 'job-dir' is not a trainer flag that can be tuned"),
+], ids=["metric", "name", "range", "double range", "type", "not tunable"])
+def test_a_study_the_trainer_cannot_run_is_refused_before_any_trial(tmp_path, change, words):
+    """The report: a metric the trainer does not report failed every trial after training,
+    with only `exit status 1`, and `census tune` exited 0. Now nothing starts."""
+    config = yaml.safe_load(CONFIG.read_text())
+    change(config["trainingInput"]["hyperparameters"])
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    job = tmp_path / "job"
+    done = subprocess.run([sys.executable, "-m", "census", "tune", "--config", str(path), "--",
+                           "--job-dir", str(job)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"census tune: {words}")
+    assert not job.exists()
+
+
+def test_the_trainer_flags_of_a_study_are_checked_before_any_trial(tmp_path):
+    job = tmp_path / "job"
+    done = subprocess.run([sys.executable, "-m", "census", "tune", "--config", str(CONFIG), "--",
+                           "--job-dir", str(job), "--train-steps", "0"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == (
+        "census tune: the trainer flags after `--`: argument --train-steps: must be a whole "
+        "number of at least 1, got '0'")
+    assert not job.exists()
 
 
 def test_census_tune_is_the_command():
