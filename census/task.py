@@ -7,6 +7,7 @@ Without --train-files/--eval-files it trains on the census data fetched by `cens
 """
 import argparse
 import json
+import os
 import sys
 import tempfile
 
@@ -53,9 +54,14 @@ def parser():
 def run(args):
     """Train and export as the parsed flags say; returns the final metrics."""
     import tensorflow as tf
-    from census import data
+    from census import data, training
 
     tf.get_logger().setLevel(args.verbosity)
+    trial = training.read_tf_config().get("trial")
+    if trial:  # a tuning job's trial (2017's Cloud ML Engine, Vertex AI): its own folder,
+        args.job_dir = os.path.join(args.job_dir, str(trial))  # as the 2017 trainer did
+        print(f"census train: trial {trial} of a tuning job: writing to {args.job_dir}",
+              file=sys.stderr, flush=True)
     train_files, eval_files = args.train_files, args.eval_files
     if not (train_files and eval_files):
         files = data.fetch(args.data_dir)
@@ -97,10 +103,10 @@ def _train(args, train_files, eval_files):
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from census import data
+    from census import data, training
     try:
         metrics = run(args)
-    except data.DataError as e:
+    except (data.DataError, training.TFConfigError) as e:
         sys.exit(f"census train: {e}")
     print(json.dumps(metrics, indent=2))
     return metrics

@@ -181,3 +181,34 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     evaluator = chief_metrics(output, "evaluator-0")
     assert evaluator["global_step"] == 200 and evaluator["exports"] == []
     assert abs(evaluator["accuracy"] - chief_metrics(output)["accuracy"]) < 0.02
+
+
+def test_a_2017_style_cluster_trains(census_files, tmp_path):
+    """master + worker + ps, named and shaped as Cloud ML Engine's TF_CONFIG was (with
+    `environment` and a `trial`): the unchanged trainer runs it, in a private network."""
+    namespace = cluster.Namespace()
+    ports = cluster.free_ports(3)
+    spec = {"master": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"],
+            "ps": [f"localhost:{ports[2]}"]}
+    procs = {}
+    try:
+        for kind in ("master", "worker", "ps"):
+            config = {"cluster": spec, "task": {"type": kind, "index": 0, "trial": "1"},
+                      "environment": "cloud"}
+            procs[kind] = subprocess.Popen(namespace.wrap([
+                sys.executable, "-m", "census.task", "--train-files", census_files.train,
+                "--eval-files", census_files.eval, "--job-dir", str(tmp_path / "job"),
+                "--train-steps", "40", "--eval-every-steps", "40", "--eval-steps", "2",
+                "--verbosity", "ERROR"]), env=dict(os.environ, TF_CONFIG=json.dumps(config)),
+                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = procs["master"].communicate(timeout=240)
+        assert procs["master"].returncode == 0, err[-3000:]
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+        namespace.stop()
+    metrics = json.loads(out)
+    assert metrics["global_step"] == 40
+    assert metrics["exports"][0].startswith(str(tmp_path / "job" / "1" / "export" / "census"))

@@ -66,3 +66,79 @@ def test_a_missing_file_is_one_sentence(uci_dir, tmp_path):
                    str(tmp_path / "nope.csv"), "--job-dir", str(tmp_path / "job")])
     assert str(exit.value.code) == (f"census train: {tmp_path / 'nope.csv'}: cannot be read "
                                     "(No such file or directory)")
+
+
+# --- TF_CONFIG as the 2017 service and Vertex AI write it --------------------------------------
+
+CMLE_2017 = {"cluster": {"master": ["127.0.0.1:2222"], "worker": ["127.0.0.1:2223"],
+                         "ps": ["127.0.0.1:2224"]},
+             "task": {"type": "master", "index": 0, "trial": "3"}, "environment": "cloud"}
+VERTEX = {"cluster": {"chief": ["cmle-training-workerpool0-0:2222"],
+                      "worker": ["cmle-training-workerpool1-0:2222",
+                                 "cmle-training-workerpool1-1:2222"],
+                      "ps": ["cmle-training-workerpool2-0:2222"],
+                      "evaluator": ["cmle-training-workerpool3-0:2222"]},
+          "task": {"type": "worker", "index": 1, "trial": "7"}, "environment": "cloud",
+          "job": {"worker_pool_specs": []}}
+
+
+@pytest.mark.parametrize("config, expected", [
+    (CMLE_2017, {"cluster": {"chief": ["127.0.0.1:2222"], "worker": ["127.0.0.1:2223"],
+                             "ps": ["127.0.0.1:2224"]},
+                 "type": "chief", "index": 0, "trial": "3"}),
+    (VERTEX, {"cluster": {k: v for k, v in VERTEX["cluster"].items() if k != "evaluator"},
+              "type": "worker", "index": 1, "trial": "7"}),
+    ({**VERTEX, "task": {"type": "evaluator", "index": 0}},
+     {"cluster": {k: v for k, v in VERTEX["cluster"].items() if k != "evaluator"},
+      "type": "evaluator", "index": 0, "trial": None}),
+    ({"cluster": {"master": ["localhost:1"]}, "task": {"type": "master", "index": 0},
+      "environment": "cloud"},
+     {"cluster": {"chief": ["localhost:1"]}, "type": "chief", "index": 0, "trial": None}),
+])
+def test_every_tf_config_the_services_write_is_read(config, expected):
+    from census import training
+    read = training.read_tf_config(json.dumps(config))
+    assert read == expected
+    tensorflow_form = json.loads(training.tf_config_for_tensorflow(read))
+    assert "master" not in tensorflow_form["cluster"] and "evaluator" not in tensorflow_form[
+        "cluster"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"cluster": {"chief": ["a:1"]}', "TF_CONFIG is not valid JSON"),
+    ('[1, 2]', "TF_CONFIG must be a JSON object"),
+    ('{"cluster": {"boss": ["a:1"]}, "task": {"type": "boss", "index": 0}}',
+     "TF_CONFIG's cluster has a task type 'boss'"),
+    ('{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 2}}',
+     "TF_CONFIG's task worker 2 is not in its cluster (1 worker task(s))"),
+    ('{"cluster": {"chief": "a:1"}, "task": {"type": "chief", "index": 0}}',
+     "TF_CONFIG's cluster['chief'] must be a list of 'host:port' strings"),
+    ('{"cluster": {"chief": ["a:1"]}, "task": {"type": "chief", "index": "0"}}',
+     "TF_CONFIG's task index must be a whole number >= 0, not '0'"),
+    ('{"cluster": {"master": ["a:1"], "chief": ["b:1"]}, "task": {"type": "chief"}}',
+     "TF_CONFIG's cluster has more than one chief"),
+])
+def test_a_malformed_tf_config_is_one_sentence(text, words, tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", text)
+    with pytest.raises(SystemExit) as exit:
+        task.main(["--job-dir", str(tmp_path / "job"), "--train-steps", "1"])
+    assert str(exit.value.code).startswith(f"census train: {words}"), exit.value.code
+    assert not (tmp_path / "job").exists()
+
+
+def test_the_2017_master_only_tf_config_trains_in_the_trials_folder(census_files, tmp_path):
+    """The report: a master-only TF_CONFIG (2017's BASIC tier, here of a tuning trial) was
+    TF's `Disallowed task type` traceback. A cluster of one task trains alone."""
+    config = {"cluster": {"master": ["127.0.0.1:1"]},
+              "task": {"type": "master", "index": 0, "trial": "2"}, "environment": "cloud"}
+    done = run_census("train", "--train-files", census_files.train, "--eval-files",
+                      census_files.eval, "--job-dir", tmp_path / "job", "--train-steps", "20",
+                      "--eval-every-steps", "20", "--eval-steps", "2", "--verbosity", "ERROR",
+                      "--hypertune-metric", "accuracy",
+                      env={"TF_CONFIG": json.dumps(config),
+                           "CLOUD_ML_HP_METRIC_FILE": str(tmp_path / "metrics")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads(done.stdout)
+    assert metrics["exports"][0].startswith(str(tmp_path / "job" / "2" / "export" / "census"))
+    assert "trial 2 of a tuning job" in done.stderr
+    assert json.loads((tmp_path / "metrics").read_text())["accuracy"]

@@ -50,6 +50,8 @@ def test_exporters(trained_job, tmp_path):
 
 @pytest.mark.parametrize("tf_config, kind", [
     ({}, "local"),
+    ({"cluster": {"chief": ["a:1"]}}, "local"),  # a cluster of one: 2017's BASIC tier
+    ({"cluster": {"chief": ["a:1"], "evaluator": ["e:1"]}}, "local"),
     ({"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}}, "multi_worker"),
     ({"cluster": {"worker": ["a:1", "b:1"]}}, "multi_worker"),
     ({"cluster": {"chief": ["a:1"], "worker": ["b:1"], "ps": ["c:1"]}}, "parameter_server"),
@@ -62,7 +64,8 @@ def test_strategy_kind_follows_tf_config(tf_config, kind):
     (None, True), ({"type": "chief", "index": 0}, True), ({"type": "master", "index": 0}, True),
     ({"type": "worker", "index": 0}, False), ({"type": "ps", "index": 0}, False)])
 def test_only_the_chief_is_chief(monkeypatch, task, chief):
-    config = {"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": task} if task else {}
+    config = ({"cluster": {"chief": ["a:1"], "worker": ["b:1"], "ps": ["c:1"]}, "task": task}
+              if task else {})
     monkeypatch.setenv("TF_CONFIG", json.dumps(config))
     assert training.is_chief() is chief
 
