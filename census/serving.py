@@ -44,6 +44,7 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -58,6 +59,21 @@ MAX_REQUEST_BYTES = 1_500_000
 PARSE_IN_THREAD_BYTES = 262_144  # bodies above this are parsed off the event loop
 
 log = logging.getLogger("census.serving")
+
+
+# Where `census serve` differs from TensorFlow Serving's REST API (tensorflow/serving
+# g3doc/api_rest.md), on purpose; `census serve --help` and chapter 9 list them.
+DIFFERENCES = (
+    "values no census answer can have (NaN, Infinity, negative money, age or hours, numbers "
+    "beyond float32) get a 400 naming the instance and field; TF Serving passes them on",
+    "a request body over 1.5 MB (Vertex AI's limit) gets a 413",
+    ":classify takes the 13 inputs as features for any of the course's signatures (TF "
+    "Serving needs a classify signature); a CSV export refuses it",
+    ":regress gets a 400: the model is a classifier",
+    "version labels (/labels/NAME) and the gRPC API are not served",
+    "Vertex AI's routes are served too: {\"instances\", \"parameters\"} in, "
+    "{\"predictions\", \"deployedModelId\"} out",
+)
 
 
 class ServingError(Exception):
@@ -803,9 +819,15 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
 # --- running it ----------------------------------------------------------------------------
 
 def parser():
-    p = argparse.ArgumentParser(prog="census serve", allow_abbrev=False, description=(
-        "Serve the exports under --model-base-path over TensorFlow Serving's REST API and "
-        "Vertex AI's predict format (newest version; new exports load as they appear)."))
+    p = argparse.ArgumentParser(
+        prog="census serve", allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the exports under --model-base-path over TensorFlow Serving's REST "
+                    "API and Vertex AI's predict format (newest version; new exports load as "
+                    "they appear).",
+        epilog="Deliberate differences from TensorFlow Serving's REST API:\n" + "\n".join(
+            textwrap.fill(d, 88, initial_indent="  - ", subsequent_indent="    ")
+            for d in DIFFERENCES))
     p.add_argument("--model-base-path", required=True,
                    help="the export base directory, JOB_DIR/export/census")
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME)

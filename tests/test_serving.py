@@ -617,3 +617,13 @@ def test_every_client_sees_the_servers_error_for_a_big_body(server, name):
         assert status == 404 and "Malformed request" in text, (attempt, status, text[:200])
     assert send(server.url + "/v1/models/census:predict",
                 json.dumps({"instances": INSTANCES}).encode())[0] == 200
+
+
+def test_the_deliberate_differences_are_listed_in_help_and_chapter_9():
+    import nbformat
+    done = run_census("serve", "--help")
+    said = " ".join(done.stdout.split())
+    chapter = nbformat.read(REPO / "notebooks" / "09_online_prediction.ipynb", as_version=4)
+    prose = " ".join(" ".join(c.source for c in chapter.cells if c.cell_type == "markdown").split())
+    for difference in serving.DIFFERENCES:
+        assert " ".join(difference.split()) in said and difference in prose, difference
