@@ -168,7 +168,7 @@ def clean(src, dst) -> SplitReport:
         raise DataError(f"{src}: cannot be read ({e.strerror or e})") from None
     with lines, _atomic_write(dst, "w") as out:
         for number, line in enumerate(_decoded(lines, src), start=1):
-            line = line.strip()
+            line = line.removeprefix("\ufeff").strip()  # a byte order mark, from some editors
             if not line:
                 blanks += 1
                 continue

@@ -870,8 +870,12 @@ def main(argv=None):
     if not os.path.isdir(args.model_base_path):
         sys.exit(f"census serve: no directory {args.model_base_path} (expected the export base "
                  "directory, JOB_DIR/export/census)")
-    port = args.port if args.port is not None else int(os.environ.get("AIP_HTTP_PORT",
-                                                                      DEFAULT_PORT))
+    port = args.port
+    if port is None:
+        try:
+            port = flags.PORT(os.environ.get("AIP_HTTP_PORT", str(DEFAULT_PORT)))
+        except argparse.ArgumentTypeError as e:
+            sys.exit(f"census serve: $AIP_HTTP_PORT {e}")
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.stop_with_parent:
         _stop_with_parent()

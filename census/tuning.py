@@ -47,6 +47,8 @@ _LEGACY_TYPES = {"DOUBLE": "doubleValueSpec", "INTEGER": "integerValueSpec",
                  "CATEGORICAL": "categoricalValueSpec", "DISCRETE": "discreteValueSpec"}
 _VERTEX_TYPES = {v: k for k, v in _LEGACY_TYPES.items()}
 SCALES = ("UNIT_LINEAR_SCALE", "UNIT_LOG_SCALE", "UNIT_REVERSE_LOG_SCALE")
+# Vertex's search algorithms (the local tuner samples with Optuna's TPE whichever is named)
+ALGORITHMS = ("ALGORITHM_UNSPECIFIED", "GRID_SEARCH", "RANDOM_SEARCH")
 REFLECTED = "~reflected"  # suffix of the Optuna name of a reverse-log parameter
 METRIC_FLAG = "--hypertune-metric"  # the trainer flag that names the metric to report
 STUDY_NAME = "census"
@@ -191,6 +193,11 @@ def validate(study):
                 raise ConfigError(f"{p['parameterId']}: a log scale needs minValue > 0")
     if study.max_trials < 1 or study.parallel_trials < 1:
         raise ConfigError("maxTrials and maxParallelTrials must be at least 1")
+    if study.max_failed_trials < 0:
+        raise ConfigError("maxFailedTrials must be at least 0")
+    algorithm = study.spec.get("algorithm", "ALGORITHM_UNSPECIFIED")
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"algorithm {algorithm!r} is none of {', '.join(ALGORITHMS)}")
 
 
 NOT_TUNABLE = ("job-dir", "train-files", "eval-files", "data-dir", "hypertune-metric",

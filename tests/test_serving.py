@@ -627,3 +627,9 @@ def test_the_deliberate_differences_are_listed_in_help_and_chapter_9():
     prose = " ".join(" ".join(c.source for c in chapter.cells if c.cell_type == "markdown").split())
     for difference in serving.DIFFERENCES:
         assert " ".join(difference.split()) in said and difference in prose, difference
+
+
+def test_a_bad_aip_http_port_is_one_sentence(base):
+    done = run_census("serve", "--model-base-path", base, env={"AIP_HTTP_PORT": "http"})
+    assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == (
+        "census serve: $AIP_HTTP_PORT must be a whole number from 1 to 65535, got 'http'")

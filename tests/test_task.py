@@ -142,3 +142,14 @@ def test_the_2017_master_only_tf_config_trains_in_the_trials_folder(census_files
     assert metrics["exports"][0].startswith(str(tmp_path / "job" / "2" / "export" / "census"))
     assert "trial 2 of a tuning job" in done.stderr
     assert json.loads((tmp_path / "metrics").read_text())["accuracy"]
+
+
+def test_a_byte_order_mark_and_windows_line_ends_are_read(uci_dir, tmp_path):
+    """Files saved by some editors: a UTF-8 byte order mark, CRLF line ends."""
+    from census import data
+    lines = (uci_dir / "adult.data").read_text().splitlines()[:30]
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    report = data.clean(path, tmp_path / "clean.csv")
+    assert report.rows == 30
+    assert (tmp_path / "clean.csv").read_text().splitlines() == lines

@@ -375,3 +375,18 @@ def test_the_sdk_sends_the_tuning_job_to_vertex(capsys, fresh_aiplatform):
     assert body["trialJobSpec"]["baseOutputDirectory"]["outputUriPrefix"] == JOB_DIR
     assert submitted.resource_name == "projects/P/locations/us-central1/hyperparameterTuningJobs/1"
     assert "JOB_STATE_SUCCEEDED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda h: h.update(algorithm="HILL_CLIMBING"),
+     "algorithm 'HILL_CLIMBING' is none of ALGORITHM_UNSPECIFIED, GRID_SEARCH, RANDOM_SEARCH"),
+    (lambda h: h.update(maxFailedTrials=-1), "maxFailedTrials must be at least 0"),
+    (lambda h: h.update(maxTrials=0), "maxTrials and maxParallelTrials must be at least 1"),
+])
+def test_a_study_config_is_checked_when_read(tmp_path, change, words):
+    config = yaml.safe_load(CONFIG.read_text())
+    change(config["trainingInput"]["hyperparameters"])
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(tuning.ConfigError, match=words):
+        tuning.read_config(path)
