@@ -21,22 +21,22 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 course: setup
-	$(BIN)/python -m census.course run --job-root jobs --build-dir build/course
+	$(BIN)/census course run --job-root jobs --build-dir build/course
 
 # Re-run every chapter in full and write the scrubbed outputs back into notebooks/ (commit them).
 .PHONY: outputs
 outputs: setup
-	$(BIN)/python -m census.course outputs --job-root jobs
+	$(BIN)/census course outputs --job-root jobs
 
 test: setup
 	$(BIN)/pytest
 
 # exercises/ from solutions/ (nbgrader's preprocessors); commit both.
 exercises: setup
-	$(BIN)/python -m census.exercises make
+	$(BIN)/census exercises make
 
 lab: setup
-	$(BIN)/python -m census.course lab $(LAB_FLAGS)
+	$(BIN)/census course lab $(if $(LAB_FLAGS),-- $(LAB_FLAGS))
 
 # Colab (Python 3.13, Colab's packages), a non-root user, the pinned set on other Pythons.
 rehearse: setup

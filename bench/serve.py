@@ -22,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from census import client, instances, predict, serving  # noqa: E402
+from census import instances, predict  # noqa: E402
+from census.serving import client, process  # noqa: E402
 
 PLAN = ((1, (1, 8, 32)), (100, (1, 4, 8)))  # (rows per request, client counts)
 
@@ -73,7 +74,7 @@ def free_port():
 def run(base_path, seconds, extra=()):
     port = free_port()
     url = f"http://127.0.0.1:{port}" + client.predict_path()
-    proc = serving.start_process(base_path, port=port, extra=extra)
+    proc = process.start_process(base_path, port=port, extra=extra)
     results = []
     try:
         for rows, concurrencies in PLAN:
@@ -90,7 +91,7 @@ def run(base_path, seconds, extra=()):
                                 "model_only_rows_per_s": local["model_rows_per_s"],
                                 "errors": bad})
     finally:
-        serving.stop_process(proc)
+        process.stop_process(proc)
     return results
 
 

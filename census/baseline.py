@@ -21,7 +21,7 @@ def features(frame):
     x = frame[list(schema.INPUT_COLUMNS)].copy()
     for column, vocabulary in schema.VOCABULARIES.items():
         x[column] = pd.Categorical(x[column], categories=list(vocabulary))
-    y = (frame[schema.LABEL_COLUMN] == schema.LABELS[1].strip()).astype(int)
+    y = (frame[schema.LABEL_COLUMN] == schema.HIGH).astype(int)
     return x, y
 
 

@@ -1,44 +1,62 @@
-"""The `census` command: one entry point for every job of the course.
+"""The `census` command: one argparse tree, every job of the course a subcommand.
 
-    census data     [--data-dir DIR]                      fetch, verify, clean, describe
-    census train    --job-dir JOB [trainer flags]         = python -m census.task
-    census predict  --model-dir DIR --json-instances F    local prediction, as a table
-    census predict  --url URL --json-instances F          the same, from a model server
-    census serve    --model-base-path JOB/export/census   TF Serving / Vertex AI REST server
-    census cluster  [--scale-tier T --workers N --ps N] -- TRAINER FLAGS   a local cluster
-    census tune     --config F [--max-trials N --parallel-trials K] -- TRAINER FLAGS   a study
-    census exercises make | check | grade FOLDER… [--smoke --jobs N]   classroom exercises
+    census data                                           fetch, verify, clean, describe
+    census train --job-dir JOB [trainer flags]            train and export (= python -m census.task)
+    census predict --model-dir DIR --json-instances F     local prediction, as a table
+    census cluster [options] -- TRAINER FLAGS             a local cluster (chapter 7)
+    census tune --config F [options] -- TRAINER FLAGS     a hyperparameter study (chapter 8)
+    census serve --model-base-path JOB/export/census      TF Serving's REST API (chapter 9)
+    census course run | outputs | sync | map | lab        the chapters
+    census exercises make | check | grade                 the classroom exercises
+
+The learner's commands are defined here; each subpackage adds its own (`add_command`).
+Every subparser refuses abbreviations (`allow_abbrev=False`): `--train-file` is an error,
+not `--train-files`.
 """
 import argparse
 import json
 import sys
 
+from census import quiet, task
 
-def _data(argv):
-    p = argparse.ArgumentParser(prog="census data", description="Fetch, verify, clean and "
-                                "describe the Census Income data.", allow_abbrev=False)
-    p.add_argument("--data-dir", help="local folder with adult.data and adult.test "
+NEEDS_TENSORFLOW = ("train", "predict", "serve")  # their TF start-up notes are dropped
+
+
+def parser():
+    from census.course import cli as course_cli
+    from census.distribute import cli as cluster_cli
+    from census.serving import cli as serving_cli
+    from census.tuning import cli as tuning_cli
+    p = argparse.ArgumentParser(prog="census", allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n")[1])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("data", allow_abbrev=False, help="fetch, verify, clean and describe the "
+                       "Census Income data (chapter 1)",
+                       description="Fetch, verify, clean and describe the Census Income data.")
+    d.add_argument("--data-dir", help="local folder with adult.data and adult.test "
                    "(or adult.data.csv and adult.test.csv); else $CENSUS_DATA_DIR, else download")
-    p.add_argument("--cache-dir", help="where downloads and cleaned files go "
+    d.add_argument("--cache-dir", help="where downloads and cleaned files go "
                    "(default: $CENSUS_CACHE_DIR or ~/.cache/census)")
-    args = p.parse_args(argv)
-    from census import data
-    try:
-        print(data.describe(data.fetch(args.data_dir, args.cache_dir)))
-    except data.DataError as e:
-        sys.exit(f"census data: {e}")
+    d.set_defaults(run=run_data)
 
+    t = sub.add_parser("train", allow_abbrev=False, help="train and export (chapter 4)",
+                       description=task.__doc__.splitlines()[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    task.add_arguments(t)
+    t.set_defaults(run=lambda args: task.main(args=args))
 
-def _predict(argv):
-    p = argparse.ArgumentParser(prog="census predict", description="Predict with an exported "
-                                "SavedModel, like `gcloud ml-engine local predict`.",
-                                allow_abbrev=False)
-    source = p.add_mutually_exclusive_group(required=True)
+    p_ = sub.add_parser("predict", allow_abbrev=False, help="predict with an export, locally or "
+                        "through a server (chapter 6)", description="Predict with an exported "
+                        "SavedModel, like `gcloud ml-engine local predict`.")
+    source = p_.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", help="an export version directory, or the "
                         "export base directory (its newest version is used)")
     source.add_argument("--url", help="a model server instead (`census serve`, TF Serving): "
                         "http://127.0.0.1:8501, or a full …:predict URL")
-    given = p.add_mutually_exclusive_group(required=True)
+    given = p_.add_mutually_exclusive_group(required=True)
     given.add_argument("--json-instances", metavar="FILE", help="one JSON value per line: an "
                        "object with the 13 inputs (JSON exports), a CSV row string (CSV) or "
                        '{"b64": …} of a serialized tf.train.Example (EXAMPLE)')
@@ -46,9 +64,26 @@ def _predict(argv):
                        "training files' 14 fields without the label (CSV exports)")
     given.add_argument("--tfrecord-instances", metavar="FILE", help="a TFRecord file of "
                        "serialized tf.train.Example protos (EXAMPLE exports)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--signature", default="serving_default")
-    args = p.parse_args(argv)
+    p_.add_argument("--format", choices=("table", "json"), default="table")
+    p_.add_argument("--signature", default="serving_default")
+    p_.set_defaults(run=run_predict)
+
+    cluster_cli.add_command(sub)
+    tuning_cli.add_command(sub)
+    serving_cli.add_command(sub)
+    course_cli.add_commands(sub)
+    return p
+
+
+def run_data(args):
+    from census import data
+    try:
+        print(data.describe(data.fetch(args.data_dir, args.cache_dir)))
+    except data.DataError as e:
+        sys.exit(f"census data: {e}")
+
+
+def run_predict(args):
     from census import predict
     kind, path = next((k, v) for k, v in (("json", args.json_instances),
                                           ("text", args.text_instances),
@@ -56,7 +91,7 @@ def _predict(argv):
     try:
         items = predict.read_instances(path, kind)
         if args.url:
-            from census import client
+            from census.serving import client
             outputs = client.predict_url(args.url, client.as_json(items, kind),
                                          signature=args.signature)
         else:
@@ -70,41 +105,11 @@ def _predict(argv):
         print(predict.format_table(outputs))
 
 
-def _train(argv):
-    from census import task
-    task.main(argv)
-
-
-def _cluster(argv):
-    from census import cluster
-    cluster.main(argv)
-
-
-def _serve(argv):
-    from census import serving
-    serving.main(argv)
-
-
-def _tune(argv):
-    from census import tuning
-    tuning.main(argv)
-
-
-def _exercises(argv):
-    from census import exercises
-    exercises.main(argv, prog="census exercises")
-
-
-COMMANDS = {"data": _data, "train": _train, "predict": _predict, "cluster": _cluster,
-            "serve": _serve, "tune": _tune, "exercises": _exercises}
-
-
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr)
-        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    COMMANDS[argv[0]](argv[1:])
+    args = parser().parse_args(argv)
+    if args.command in NEEDS_TENSORFLOW:
+        quiet.import_tensorflow()
+    args.run(args)  # (the console script's exit status: 0, unless it exits otherwise)
 
 
 if __name__ == "__main__":

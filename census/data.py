@@ -40,7 +40,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from census.schema import CSV_COLUMNS, LABELS, MISSING, NUMERIC_COLUMNS, UNUSED_COLUMNS
+from census.schema import CLASSES, CSV_COLUMNS, HIGH, MISSING, NUMERIC_COLUMNS, UNUSED_COLUMNS
 
 GCS_URI = "gs://cloud-samples-data/ai-platform/census/data/"
 # A mirror of UCI's zip can be named with CENSUS_UCI_URL (the tests use a local server).
@@ -57,7 +57,6 @@ SHA256 = {  # published checksums of UCI's original files (the bucket's copies h
 TIMEOUT = 15  # seconds per network call; there are no retry loops
 
 _INT_COLUMNS = NUMERIC_COLUMNS + UNUSED_COLUMNS  # fields that must be whole numbers (fnlwgt too)
-_LABEL_VALUES = tuple(label.strip() for label in LABELS)  # "<=50K", ">50K"
 
 
 class DataError(Exception):
@@ -79,7 +78,7 @@ class SplitReport:
     rows_with_missing: int
     missing: dict  # column -> number of `?` values (only columns that have some)
     duplicates: int  # extra copies of rows seen before (kept)
-    labels: dict  # "<=50K" / ">50K" -> count
+    labels: dict  # schema.CLASSES -> count
     check: str = "not checked"  # how the raw file was verified
 
 
@@ -98,7 +97,7 @@ class CleaningReport:
         rows += [(f"  ? in {col}", f"{t.missing.get(col, 0):,}", f"{e.missing.get(col, 0):,}")
                  for col in CSV_COLUMNS if col in t.missing or col in e.missing]
         rows.append(("duplicate rows (kept)", f"{t.duplicates:,}", f"{e.duplicates:,}"))
-        rows += [(label, f"{t.labels[label]:,}", f"{e.labels[label]:,}") for label in _LABEL_VALUES]
+        rows += [(label, f"{t.labels[label]:,}", f"{e.labels[label]:,}") for label in CLASSES]
         width = max(len(r[0]) for r in rows)
         lines = [f"{a:<{width}}  {b:>14}  {c:>14}" for a, b, c in rows]
         lines += [f"check train: {t.check}", f"check eval:  {e.check}"]
@@ -188,8 +187,8 @@ def clean(src, dst) -> SplitReport:
                     raise DataError(f"{where}: {column} is empty")
                 if column in _INT_COLUMNS and not (value.isascii() and value.isdigit()):
                     raise DataError(f"{where}: {column} is {value!r}, not a whole number")
-            if fields[-1] not in _LABEL_VALUES:
-                raise DataError(f"{where}: label {fields[-1]!r} is neither of {_LABEL_VALUES}")
+            if fields[-1] not in CLASSES:
+                raise DataError(f"{where}: label {fields[-1]!r} is neither of {CLASSES}")
             row = ", ".join(fields)
             out.write(row + "\n")
             rows += 1
@@ -201,12 +200,12 @@ def clean(src, dst) -> SplitReport:
         dst.unlink()
         raise DataError(f"{src}: no data rows")
     return SplitReport(str(src), rows, header, periods, blanks, with_missing, dict(missing),
-                       rows - len(seen), {label: labels[label] for label in _LABEL_VALUES})
+                       rows - len(seen), {label: labels[label] for label in CLASSES})
 
 
 def _is_header(fields):
     """A first row of column names: no whole number where the age is, no label at the end."""
-    return not fields[0].isdigit() and fields[-1].rstrip(".") not in _LABEL_VALUES
+    return not fields[0].isdigit() and fields[-1].rstrip(".") not in CLASSES
 
 
 def _open_bytes(path):
@@ -275,7 +274,7 @@ def describe(files: CensusFiles) -> str:
     for name, path, split in (("train", files.train, files.report.train),
                               ("eval", files.eval, files.report.eval)):
         n = max(split.rows, 1)
-        lines.append(f"  {name + ':':<6} {split.rows:>6,} rows, {split.labels['>50K'] / n:.1%} >50K, "
+        lines.append(f"  {name + ':':<6} {split.rows:>6,} rows, {split.labels[HIGH] / n:.1%} {HIGH}, "
                      f"{split.rows_with_missing:,} rows with ? ({split.rows_with_missing / n:.1%}), "
                      f"{split.duplicates} duplicates  -> {path}")
     lines.append(f"  checks: train {files.report.train.check}; eval {files.report.eval.check}")

@@ -1,12 +1,13 @@
-"""Export a trained model as a SavedModel with the 2017 serving signature.
+"""Export a trained model as a SavedModel with the 2017 serving signature (chapter 5).
 
 A serving function turns what a client sends (JSON fields, CSV rows or tf.Example protos: the
 *receiver* tensors) into the model's features, runs the model and returns the five outputs of
 the 2017 `DNNLinearCombinedClassifier`. Both signature keys, `serving_default` and `predict`
-(the one the 2017 `saved_model_cli` command asks for), point at it.
+(the one the 2017 `saved_model_cli` command asks for), point at it. The exporters say when
+`train_and_evaluate` exports: at the end, after every evaluation, or when one beats the rest.
 """
-import contextlib
-import io
+import logging
+import math
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ import time
 import tensorflow as tf
 import tf_keras as keras
 
-from census import schema
+from census import quiet, schema
 
 EXPORT_FORMATS = ("JSON", "CSV", "EXAMPLE")
 SIGNATURE_KEYS = ("serving_default", "predict")
@@ -84,47 +85,53 @@ def serving_archive(model, export_format="JSON"):
 
 
 def export_model(model, export_dir_base, export_format="JSON"):
-    """Write a new version `<export_dir_base>/<unix timestamp>/` and return its path.
-
-    The SavedModel is written to a temporary directory first and moved into place when
-    complete, so a reader (a server watching the directory) never sees a half-written one.
-    """
+    """Write `model` (a Keras model from `census.model.build_model`) as a new version
+    `<export_dir_base>/<unix timestamp>/`, with a serving function for `export_format`
+    (JSON, CSV or EXAMPLE); returns its path. The SavedModel is written to a temporary
+    directory first and put in place by `publish`, so that a reader (a server watching the
+    directory) never sees a half-written one. Raises ValueError for an unknown format."""
     tf.io.gfile.makedirs(export_dir_base)
     version = int(time.time())
     while tf.io.gfile.exists(os.path.join(export_dir_base, str(version))):
         version += 1
-    final = os.path.join(export_dir_base, str(version))
     with tempfile.TemporaryDirectory(prefix="census-export-") as tmp:
         staged = os.path.join(tmp, str(version))
-        with _quiet():  # it lists every variable, and logs the temporary path
+        with quiet.logs("tensorflow", logging.WARNING), quiet.printing_dropped():
+            # it lists every variable, and logs the temporary path
             serving_archive(model, export_format).write_out(staged)
-        _publish(staged, final)
-    return final
+        return publish(staged, export_dir_base, move=True)
 
 
-@contextlib.contextmanager
-def _quiet():
-    logger, level = tf.get_logger(), tf.get_logger().level
-    logger.setLevel("WARNING")
+def publish(version_dir, export_dir_base, version=None, move=False):
+    """Put the finished SavedModel `version_dir` at `<export_dir_base>/<version>` (default:
+    its own folder name), so that no reader ever sees it half there: on a local disk it is
+    copied beside its place (or moved, with `move`) and renamed into it; on a remote file
+    system such as gs://, its files are copied with `saved_model.pb` last (readers look for
+    that file). The one way the course places an export: a trainer's, the best trial's, a
+    version given to `census serve`, a model for Vertex AI. Returns the new version's path;
+    raises FileExistsError if that version is there already."""
+    version_dir = str(version_dir).rstrip("/")
+    base = str(export_dir_base).rstrip("/")
+    target = f"{base}/{version or os.path.basename(version_dir)}"
+    if tf.io.gfile.exists(target):
+        raise FileExistsError(f"version {os.path.basename(target)} already exists in {base}")
+    if "://" in target:
+        for folder, _, names in tf.io.gfile.walk(version_dir):
+            relative = os.path.relpath(folder, version_dir)
+            into = target if relative == "." else f"{target}/{relative}"
+            tf.io.gfile.makedirs(into)
+            for name in sorted(names, key=lambda n: n == "saved_model.pb"):  # .pb last
+                tf.io.gfile.copy(os.path.join(folder, name), f"{into}/{name}", overwrite=True)
+        return target
+    os.makedirs(base, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=os.path.dirname(os.path.abspath(base)))
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
+        staged = os.path.join(staging, "version")
+        (shutil.move if move else shutil.copytree)(version_dir, staged)
+        os.rename(staged, target)
     finally:
-        logger.setLevel(level)
-
-
-def _publish(staged, final):
-    """Move a finished export into place: a rename locally, a copy ending with saved_model.pb
-    on remote file systems such as gs:// (readers look for that file)."""
-    if "://" not in final:
-        shutil.move(staged, final)
-        return
-    files = [os.path.join(d, f) for d, _, names in os.walk(staged) for f in names]
-    files.sort(key=lambda f: os.path.basename(f) == "saved_model.pb")
-    for f in files:
-        target = os.path.join(final, os.path.relpath(f, staged))
-        tf.io.gfile.makedirs(os.path.dirname(target))
-        tf.io.gfile.copy(f, target, overwrite=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def list_versions(export_dir_base):
@@ -134,3 +141,58 @@ def list_versions(export_dir_base):
     names = [n.rstrip("/") for n in tf.io.gfile.listdir(export_dir_base)]
     return sorted((os.path.join(export_dir_base, n) for n in names if n.isdigit()),
                   key=lambda p: int(os.path.basename(p)))
+
+
+# --- exporters: when train_and_evaluate exports (2017: tf.estimator.FinalExporter …) -----
+
+class Exporter:
+    """Writes SavedModel versions to `<job_dir>/export/<name>/<timestamp>/`."""
+
+    def __init__(self, name="census", export_format="JSON"):
+        self.name, self.export_format = name, export_format
+
+    def after_eval(self, model, job_dir, metrics):
+        """Called after every evaluation; returns the new export's path or None."""
+
+    def at_end(self, model, job_dir, metrics):
+        """Called once when training has finished; returns the new export's path or None."""
+
+    def export(self, model, job_dir):
+        return export_model(model, os.path.join(job_dir, "export", self.name),
+                            self.export_format)
+
+
+class FinalExporter(Exporter):
+    """Exports once, when training ends."""
+
+    def at_end(self, model, job_dir, metrics):
+        return self.export(model, job_dir)
+
+
+class LatestExporter(Exporter):
+    """Exports after every evaluation and keeps the newest `exports_to_keep` versions."""
+
+    def __init__(self, name="census", export_format="JSON", exports_to_keep=5):
+        super().__init__(name, export_format)
+        self.exports_to_keep = exports_to_keep
+
+    def after_eval(self, model, job_dir, metrics):
+        path = self.export(model, job_dir)
+        for old in list_versions(os.path.dirname(path))[:-self.exports_to_keep]:
+            tf.io.gfile.rmtree(old)
+        return path
+
+
+class BestExporter(Exporter):
+    """Exports after an evaluation that beats every earlier one on `metric`."""
+
+    def __init__(self, name="census", export_format="JSON", metric="auc", higher_is_better=True):
+        super().__init__(name, export_format)
+        self.metric, self.sign = metric, 1 if higher_is_better else -1
+        self.best = -math.inf
+
+    def after_eval(self, model, job_dir, metrics):
+        score = self.sign * metrics[self.metric]
+        if score > self.best:
+            self.best = score
+            return self.export(model, job_dir)

@@ -12,7 +12,7 @@ from census import schema
 def parse_label_column(label_strings):
     """' <=50K' → 0, ' >50K' → 1 (spaces and a trailing '.' are tolerated)."""
     label = tf.strings.strip(tf.strings.regex_replace(label_strings, r"\.$", ""))
-    return tf.cast(tf.equal(label, schema.LABELS[1].strip()), tf.int32)
+    return tf.cast(tf.equal(label, schema.HIGH), tf.int32)
 
 
 def parse_csv(rows):

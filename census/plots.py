@@ -5,7 +5,9 @@ each figure exactly once (as the cell's result), and no figure stays in pyplot's
 """
 import matplotlib.pyplot as plt
 
-LABEL_COLORS = {"<=50K": "#4c72b0", ">50K": "#dd8452"}
+from census.schema import CLASSES, HIGH, LABEL_COLUMN
+
+LABEL_COLORS = dict(zip(CLASSES, ("#4c72b0", "#dd8452")))
 
 
 def _done(fig):
@@ -20,14 +22,14 @@ def label_balance(frames):
     names = list(frames)
     bottom = [0] * len(names)
     for label, color in LABEL_COLORS.items():
-        counts = [int((frames[n]["income_bracket"] == label).sum()) for n in names]
+        counts = [int((frames[n][LABEL_COLUMN] == label).sum()) for n in names]
         bars = ax.barh(names, counts, left=bottom, color=color, label=label)
         for bar, count, total in zip(bars, counts, [len(frames[n]) for n in names]):
             ax.text(bar.get_x() + bar.get_width() / 2, bar.get_y() + bar.get_height() / 2,
                     f"{count:,} ({count / total:.0%})", ha="center", va="center", color="white")
         bottom = [b + c for b, c in zip(bottom, counts)]
     ax.set_xlabel("rows")
-    ax.set_title("Label balance: about one person in four earns >50K")
+    ax.set_title(f"Label balance: about one person in four earns {HIGH}")
     ax.legend(loc="lower right")
     return _done(fig)
 
@@ -39,7 +41,7 @@ def distributions_by_label(frame, columns=("age", "hours_per_week", "capital_gai
         values = frame[column]
         log = column.startswith("capital")
         for label, color in LABEL_COLORS.items():
-            v = values[frame["income_bracket"] == label]
+            v = values[frame[LABEL_COLUMN] == label]
             if log:  # mostly zeros and a long tail: show the non-zero values on a log scale
                 v = v[v > 0]
                 ax.set_xscale("log")

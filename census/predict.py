@@ -9,9 +9,7 @@ a shape error from deep inside the graph.
 import json
 import os
 
-import tensorflow as tf
-
-from census import export, instances
+from census import instances
 from census.instances import PredictError
 
 OUTPUT_KEYS = ("class_ids", "classes", "logistic", "logits", "probabilities")
@@ -22,6 +20,8 @@ FITS = {"JSON": {"json"}, "CSV": {"json", "text"}, "EXAMPLE": {"json", "tfrecord
 
 def resolve_model_dir(model_dir):
     """An export version directory; a base directory (`…/export/census`) means its newest."""
+    import tensorflow as tf
+    from census import export
     if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
     versions = export.list_versions(model_dir)
@@ -50,6 +50,7 @@ def predict(model_dir, items, signature="serving_default", kind="json"):
     """Run the export's signature on `items` (what `read_instances(path, kind)` read);
     returns numpy arrays keyed like the outputs. Raises PredictError, in one sentence, for
     instances of a kind the export does not take, or a bad instance."""
+    import tensorflow as tf
     model = tf.saved_model.load(resolve_model_dir(model_dir))
     if signature not in model.signatures:
         raise PredictError(f"the export has no signature {signature!r} (it has: "

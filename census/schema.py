@@ -11,6 +11,8 @@ CSV_COLUMNS = (
 )
 LABEL_COLUMN = "income_bracket"
 LABELS = (" <=50K", " >50K")  # class 0, class 1: the label strings of the files
+CLASSES = tuple(label.strip() for label in LABELS)  # as cleaned frames hold them
+LOW, HIGH = CLASSES  # "<=50K", ">50K": the one place the course writes them
 MISSING = "?"  # UCI's marker for an unknown workclass, occupation or native country
 
 NUMERIC_COLUMNS = ("age", "education_num", "capital_gain", "capital_loss", "hours_per_week")
@@ -41,7 +43,6 @@ VOCABULARIES = {
                        "Nicaragua", "Scotland", "Thailand", "Yugoslavia", "El-Salvador",
                        "Trinadad&Tobago", "Peru", "Hong", "Holand-Netherlands", MISSING),
 }
-CATEGORICAL_COLUMNS = tuple(VOCABULARIES)
 
 # What a served model takes: every column but the sampling weight and the label.
 INPUT_COLUMNS = tuple(c for c in CSV_COLUMNS

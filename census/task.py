@@ -11,16 +11,23 @@ import os
 import sys
 import tempfile
 
-from census import flags
+from census import flags, quiet
 
 
 REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, hence what to tune
 
 
 def parser():
+    """The trainer's command line (`python -m census.task`, as Vertex AI runs it)."""
     p = argparse.ArgumentParser(prog="census train", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 allow_abbrev=False)  # --train-file must not pass for --train-files
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p):
+    """The 2017 trainer's flags, correctly spelled, and the course's few more."""
     p.add_argument("--train-files", nargs="+", help="training CSV files, local or gs:// "
                    "(default: the census training split, fetched and cleaned)")
     p.add_argument("--eval-files", nargs="+", help="evaluation CSV files (default: the "
@@ -48,16 +55,31 @@ def parser():
     p.add_argument("--hypertune-metric", choices=REPORTED_METRICS,
                    help="report this final eval metric (e.g. accuracy) "
                    "for hyperparameter tuning through cloudml-hypertune, as Vertex AI reads it")
-    return p
+
+
+def split_job_dir(trainer_args):
+    """(the --job-dir of a trainer command line, or None; its other flags): for launchers that
+    give each task or trial a folder of its own."""
+    job_dir, rest, args = None, [], list(trainer_args)
+    while args:
+        arg = args.pop(0)
+        if arg == "--job-dir" and args:
+            job_dir = args.pop(0)
+        elif arg.startswith("--job-dir="):
+            job_dir = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return job_dir, rest
 
 
 def run(args):
     """Train and export as the parsed flags say; returns the final metrics."""
     import tensorflow as tf
-    from census import data, training
+    from census import data
+    from census.distribute import tf_config
 
     tf.get_logger().setLevel(args.verbosity)
-    trial = training.read_tf_config().get("trial")
+    trial = tf_config.read_tf_config().get("trial")
     if trial:  # a tuning job's trial (2017's Cloud ML Engine, Vertex AI): its own folder,
         args.job_dir = os.path.join(args.job_dir, str(trial))  # as the 2017 trainer did
         print(f"census train: trial {trial} of a tuning job: writing to {args.job_dir}",
@@ -77,7 +99,8 @@ def run(args):
 
 
 def _train(args, train_files, eval_files):
-    from census import inputs, model, training
+    from census import export, inputs, model, training
+    from census.distribute import tf_config
     train_spec = training.TrainSpec(
         lambda: inputs.input_fn(train_files, num_epochs=args.num_epochs,
                                 batch_size=args.train_batch_size),
@@ -86,7 +109,7 @@ def _train(args, train_files, eval_files):
         lambda: inputs.input_fn(eval_files, num_epochs=None if args.eval_steps else 1,
                                 shuffle=False, batch_size=args.eval_batch_size),
         steps=args.eval_steps, every_steps=args.eval_every_steps,
-        exporters=[training.FinalExporter("census", args.export_format)])
+        exporters=[export.FinalExporter("census", args.export_format)])
 
     def build():
         return model.build_model(args.first_layer_size, args.num_layers, args.scale_factor,
@@ -94,19 +117,22 @@ def _train(args, train_files, eval_files):
                                  decay_steps=args.train_steps)
     metrics = training.train_and_evaluate(build, train_spec, eval_spec, args.job_dir,
                                           verbose=2 if args.verbosity != "ERROR" else 0)
-    if args.hypertune_metric and training.is_chief():
+    if args.hypertune_metric and tf_config.is_chief():
         import hypertune  # writes JSON lines to $CLOUD_ML_HP_METRIC_FILE
         hypertune.HyperTune().report_hyperparameter_tuning_metric(
             args.hypertune_metric, metrics[args.hypertune_metric], metrics["global_step"])
     return metrics
 
 
-def main(argv=None):
-    args = parser().parse_args(argv)
-    from census import data, training
+def main(argv=None, args=None):
+    """`census train` (or `python -m census.task`): train, print the final metrics as JSON."""
+    args = args or parser().parse_args(argv)
+    quiet.import_tensorflow()
+    from census import data
+    from census.distribute import tf_config
     try:
         metrics = run(args)
-    except (data.DataError, training.TFConfigError) as e:
+    except (data.DataError, tf_config.TFConfigError) as e:
         sys.exit(f"census train: {e}")
     print(json.dumps(metrics, indent=2))
     return metrics

@@ -14,12 +14,14 @@ import sys
 
 import pytest
 
-from census import cluster, course
+from census.course import chapters, environment, notebook
+from census.course import colab as colab_setup
+from census.distribute import namespace
 from conftest import BUILD, REPO, freeze, printed, pyenv_python, run, venv, versions
 
 RUNTIME = REPO / "rehearsals" / "colab-runtime-2026-08.txt"
 KERNEL = "colab-rehearsal"
-READY = [c.name for c in course.CHAPTERS if c.colab_ready]
+READY = [c.name for c in chapters.CHAPTERS if c.colab_ready]
 # The list names what the course imports; pip gives the rest of a new venv today's newest
 # versions, which Colab may not have. python-dateutil 4 is one: Colab keeps 2.x, which its
 # preinstalled google-cloud-bigquery (and so google-cloud-aiplatform) requires.
@@ -49,23 +51,23 @@ def colab(repo_snapshot, uci_dir, tmp_path_factory):
         run([folder / "bin" / "python", "-m", "pip", "uninstall", "--quiet", "-y", *added])
     wheels = wheelhouse(folder, repo_snapshot)
     content = tmp_path_factory.mktemp("content")  # Colab's working folder, outside any checkout
-    namespace = cluster.Namespace()
+    private = namespace.Namespace()
     env = dict(os.environ, JUPYTER_PATH=str(folder / "jupyter" / "share" / "jupyter"),
                CENSUS_COURSE_REPO=repo_snapshot.as_uri(), CENSUS_DATA_DIR=str(uci_dir),
                CENSUS_CACHE_DIR=str(tmp_path_factory.mktemp("census-cache")),
                PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels), PIP_DISABLE_PIP_VERSION_CHECK="1")
-    env.pop(course.ROOT_VARIABLE, None)
+    env.pop(environment.ROOT_VARIABLE, None)
     out = BUILD / "colab"
     out.mkdir(parents=True, exist_ok=True)
     yield {"venv": folder, "pristine": pristine, "content": content, "env": env, "out": out,
-           "namespace": namespace}
-    namespace.stop()
+           "namespace": private}
+    private.stop()
 
 
 def wheelhouse(folder, snapshot):
     """What pip would add to Colab for the course (every extra a chapter installs), downloaded
     while the network is there, with what it takes to build the two sdists offline."""
-    extras = sorted({e for c in course.CHAPTERS for e in c.colab_extras})
+    extras = sorted({e for c in chapters.CHAPTERS for e in c.colab_extras})
     wheels = BUILD / "colab-wheelhouse"
     report = BUILD / "colab-report.json"
     constraints = BUILD / "colab-constraints.txt"
@@ -85,12 +87,12 @@ def wheelhouse(folder, snapshot):
 
 @pytest.mark.parametrize("name", READY)
 def test_chapter_runs_on_colab(colab, name):
-    params = course.parameters(name, smoke=True)
+    params = chapters.parameters(name, smoke=True)
     if name == "06_saved_model_cli":  # its stand-alone path (make test runs the other one)
         params["MODEL_DIR"] = "jobs/no-such-export"
     env = dict(colab["env"])
     if name == "07_cloud_training":  # as on a Colab runtime that cannot make a namespace
-        env[cluster.NETNS_SWITCH] = "off"
+        env[namespace.NETNS_SWITCH] = "off"
     out = colab["out"] / f"{name}.ipynb"
     args = [sys.executable, "-m", "papermill", "--kernel", KERNEL, "--cwd", colab["content"],
             "--no-progress-bar", REPO / "notebooks" / f"{name}.ipynb", out]
@@ -99,9 +101,9 @@ def test_chapter_runs_on_colab(colab, name):
     run(colab["namespace"].wrap([str(a) for a in args]), env=env, timeout=1200)
     text = printed(out)
     assert "Python 3.13" in text and "TensorFlow 2.20.0" in text
-    assert not course.MACHINE_PATH.search(text), course.MACHINE_PATH.search(text)
+    assert not notebook.MACHINE_PATH.search(text), notebook.MACHINE_PATH.search(text)
     if name == "07_cloud_training":
-        assert cluster.COLAB_HOST_NETWORK in text
+        assert colab_setup.COLAB_HOST_NETWORK in text
 
 
 def test_console_scripts_of_the_installed_package_find_the_clone(colab, tmp_path):

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from census import course
+from census.course import chapters, notebook
 from conftest import BUILD, REPO, printed, run
 
 USER = "nobody"
@@ -78,15 +78,15 @@ def test_readme_without_make_runs_as_an_ordinary_user(home):
     """The README's plain commands, as written: a venv of Debian's python3, the pins, the
     package, then the data and every chapter in smoke mode — no root, no make."""
     block = readme_commands("Without make")
-    assert "python3 -m venv .venv" in block and "census.course run --smoke" in block
+    assert "python3 -m venv .venv" in block and "census course run --smoke" in block
     done = as_nobody(["bash", "-euo", "pipefail", "-c", block], home["clone"], home["env"],
                      timeout=2400)
     assert "Census Income (UCI Adult)" in done.stdout
     assert "Course summary" in done.stdout
-    for name in course.NAMES:
+    for name in chapters.NAMES:
         assert f"[course] {name} done" in done.stdout
         text = printed(home["clone"] / "build" / "course" / f"{name}.ipynb")
-        assert not course.MACHINE_PATH.search(text), (name, course.MACHINE_PATH.search(text))
+        assert not notebook.MACHINE_PATH.search(text), (name, notebook.MACHINE_PATH.search(text))
     assert (home["clone"] / ".venv" / "bin" / "census").is_file()
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from census import cloud
+from census.distribute import vertex
 from conftest import REPO, pyenv_python, run
 
 VERTEX_IMAGE_TENSORFLOW = "tensorflow==2.17.1"  # what tf-cpu.2-17.py310 holds
@@ -34,7 +34,7 @@ def test_the_trainer_on_a_vertex_training_image(uci_dir, tmp_path):
     run([python, "-m", "venv", image])
     run([image / "bin" / "python", "-m", "pip", "install", "--quiet", VERTEX_IMAGE_TENSORFLOW],
         timeout=1800)
-    sdist = cloud.build_sdist(tmp_path / "dist", REPO)
+    sdist = vertex.build_sdist(tmp_path / "dist", REPO)
     run([image / "bin" / "python", "-m", "pip", "install", "--quiet", sdist], timeout=1800)
     job = tmp_path / "job"
     from census import data

@@ -87,9 +87,9 @@ def fresh_aiplatform():
 
 
 def fails(check, *args, **kwargs):
-    """The CheckFailed a census.checks check raises on a wrong answer (a test failure if it
+    """The CheckFailed a census.course.checks check raises on a wrong answer (a test failure if it
     passes): its `.problem` and `.hint` are what the learner reads."""
-    from census import checks
+    from census.course import checks
     with pytest.raises(checks.CheckFailed) as error:
         check(*args, **kwargs)
     return error.value

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from census import checks, data, inputs, model, schema
+from census import data, inputs, model, schema
 from conftest import REPO, fails
+from census.course import checks
 
 
 @pytest.fixture(scope="module")

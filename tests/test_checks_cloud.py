@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from census import checks, cloud, cluster, predict, schema, serving, tuning
+from census import predict, schema
 from conftest import REPO, fails
+from census.distribute import tiers
+from census.distribute import cluster
+from census.distribute import vertex
+from census.tuning import study as tuning_study
+from census.tuning import local as tuning_local
+from census.serving import process as serving_process
+from census.course import checks
 
 PORTS = [2222, 2223, 2224, 2225]
 
@@ -29,26 +36,26 @@ def test_tf_config_stub_is_not_answered():
     def stub(layout, ports, task_type, index):
         raise NotImplementedError()
     with pytest.raises(checks.NotAnswered):
-        checks.check_tf_config(stub, cluster.layout_for(), PORTS)
+        checks.check_tf_config(stub, tiers.layout_for(), PORTS)
 
 
 @pytest.mark.parametrize("wrong, layout, fix", [
     (lambda l, p, t, i: {"cluster": l.cluster(p), "task": {"type": t, "index": i}},
-     cluster.layout_for(), "json.dumps"),
+     tiers.layout_for(), "json.dumps"),
     (lambda l, p, t, i: str({"cluster": l.cluster(p), "task": {"type": t, "index": i}}),
-     cluster.layout_for(), "not str(config)"),
+     tiers.layout_for(), "not str(config)"),
     (lambda l, p, t, i: json.dumps({"cluster": {"chief": [], "ps": [], **l.cluster(p)},
                                     "task": {"type": t, "index": i}}),
-     cluster.layout_for(mirrored=True), "a 'ps' key"),
+     tiers.layout_for(mirrored=True), "a 'ps' key"),
     (lambda l, p, t, i: json.dumps({"cluster": l.cluster(p[::-1]),
                                     "task": {"type": t, "index": i}}),
-     cluster.layout_for(), "order of layout.tasks()"),
+     tiers.layout_for(), "order of layout.tasks()"),
     (lambda l, p, t, i: json.dumps({"cluster": {k: [a.split(":")[1] for a in v]
                                                 for k, v in l.cluster(p).items()},
                                     "task": {"type": t, "index": i}}),
-     cluster.layout_for(), "'localhost:PORT'"),
+     tiers.layout_for(), "'localhost:PORT'"),
     (lambda l, p, t, i: json.dumps({"cluster": l.cluster(p), "task": {"type": t, "index": str(i)}}),
-     cluster.layout_for(), "as an int"),
+     tiers.layout_for(), "as an int"),
 ])
 def test_tf_config_wrong_answers(wrong, layout, fix):
     checks.check_tf_config(tf_config_right, layout, PORTS[:len(layout.tasks())])
@@ -88,7 +95,7 @@ def test_run_small_cluster_with_a_flag_the_trainer_refuses(census_files, tmp_pat
     def wrong(files, job_dir, train_steps):
         flags = ["--train-file", files.train, "--job-dir", job_dir, "--train-steps",
                  str(train_steps)]
-        return cluster.run(cluster.layout_for("CUSTOM", workers=1), flags, timeout=120,
+        return cluster.run(tiers.layout_for("CUSTOM", workers=1), flags, timeout=120,
                            out=io.StringIO())
     with pytest.raises(checks.CheckFailed) as error:
         checks.check_run_small_cluster(wrong, census_files, str(tmp_path / "job"), 10)
@@ -98,21 +105,21 @@ def test_run_small_cluster_with_a_flag_the_trainer_refuses(census_files, tmp_pat
 
 def vertex_job_right(tier, bucket, **changes):
     job_dir = f"{bucket}/census/jobs/{tier.lower()}"
-    options = dict(layout=cluster.layout_for(tier, evaluator=1), args=cloud.trainer_args(job_dir),
+    options = dict(layout=tiers.layout_for(tier, evaluator=1), args=vertex.trainer_args(job_dir),
                    package_uris=[f"{bucket}/census/census-0.1.0.tar.gz"],
                    machine_types={"ps": "n1-highmem-2"}, base_output_dir=job_dir)
     options.update(changes)
-    return cloud.job_spec(**options)
+    return vertex.job_spec(**options)
 
 
 @pytest.mark.parametrize("changes, fix", [
-    (dict(layout=cluster.TIERS["STANDARD_1"]), "evaluator=1"),
+    (dict(layout=tiers.TIERS["STANDARD_1"]), "evaluator=1"),
     (dict(machine_types=None), "machine_types={'ps': 'n1-highmem-2'}"),
     (dict(machine_types={"chief": "n1-highmem-2", "worker": "n1-highmem-2",
                          "ps": "n1-highmem-2"}), "only the parameter servers"),
-    (dict(args=cloud.trainer_args("gs://b/census/jobs/job1")), "cloud.trainer_args("),
-    (dict(args=cloud.trainer_args("gs://b/census/jobs/standard_1", mount=True)),
-     "cloud.trainer_args("),
+    (dict(args=vertex.trainer_args("gs://b/census/jobs/job1")), "vertex.trainer_args("),
+    (dict(args=vertex.trainer_args("gs://b/census/jobs/standard_1", mount=True)),
+     "vertex.trainer_args("),
     (dict(base_output_dir=None), "base_output_dir="),
 ])
 def test_vertex_job_wrong_answers(changes, fix):
@@ -122,8 +129,8 @@ def test_vertex_job_wrong_answers(changes, fix):
 
 
 def test_vertex_job_must_be_a_custom_job():
-    wrong = lambda tier, bucket: cloud.spec_dict(vertex_job_right(tier, bucket))  # noqa: E731
-    assert "cloud.job_spec" in fails(checks.check_vertex_job, wrong, "BASIC", "gs://b").hint
+    wrong = lambda tier, bucket: vertex.spec_dict(vertex_job_right(tier, bucket))  # noqa: E731
+    assert "vertex.job_spec" in fails(checks.check_vertex_job, wrong, "BASIC", "gs://b").hint
 
 
 # --- chapter 8 --------------------------------------------------------------------------------
@@ -197,7 +204,7 @@ def fake_trainer(tmp_path):
 
 @pytest.fixture(scope="module")
 def study():
-    return tuning.read_config(REPO / "hptuning_config.yaml")
+    return tuning_study.read_config(REPO / "hptuning_config.yaml")
 
 
 def flags(files, study_dir, steps=None, extra=()):
@@ -210,7 +217,7 @@ def flags(files, study_dir, steps=None, extra=()):
 def test_run_study_passes_with_a_stand_in_trainer(study, census_files, tmp_path, fake_trainer,
                                                   capsys):
     def right(study, files, study_dir, trials, train_steps):
-        return tuning.tune(study, flags(files, study_dir, train_steps), max_trials=trials,
+        return tuning_local.tune(study, flags(files, study_dir, train_steps), max_trials=trials,
                            parallel_trials=2, command=fake_trainer, seed=0)
     checks.check_run_study(right, study, census_files, str(tmp_path / "study"), 2, 20)
     assert "✓ 2 trials of 20 steps, two at a time: best accuracy" in capsys.readouterr().out
@@ -237,8 +244,8 @@ def test_run_study_wrong_answers(study, census_files, tmp_path, fake_trainer, mi
             trainer += ["--train-step", "20"]
         elif mistake == "own job dir":
             trainer = flags(files, str(tmp_path / "elsewhere"), train_steps)
-        return tuning.tune(study, trainer, **options)
-    study = tuning.Study(study.spec, max_trials=4, parallel_trials=1)  # the file's counts, serial
+        return tuning_local.tune(study, trainer, **options)
+    study = tuning_study.Study(study.spec, max_trials=4, parallel_trials=1)  # the file's counts, serial
     assert fix in fails(checks.check_run_study, wrong, study, census_files,
                           str(tmp_path / "study"), 2, 20).hint
 
@@ -258,7 +265,7 @@ def test_best_trial_stub_is_not_answered(study):
 
 
 @pytest.mark.parametrize("wrong, fix", [
-    (lambda t, s: best_right(t, tuning.Study(dict(s.spec, metrics=[
+    (lambda t, s: best_right(t, tuning_study.Study(dict(s.spec, metrics=[
         {"metricId": s.metric, "goal": "MAXIMIZE"}]))), "read study.goal"),
     (lambda t, s: (int(t[s.metric].idxmin()), best_right(t, s)[1]), "'trial' column"),
     (lambda t, s: (best_right(t, s)[0], t.loc[t["trial"] == best_right(t, s)[0]].iloc[0]
@@ -266,7 +273,7 @@ def test_best_trial_stub_is_not_answered(study):
     (lambda t, s: best_right(t, s)[0], "(trial, params)"),
 ])
 def test_best_trial_wrong_answers(study, wrong, fix):
-    minimize = tuning.Study(dict(study.spec, metrics=[{"metricId": "loss", "goal": "MINIMIZE"}]))
+    minimize = tuning_study.Study(dict(study.spec, metrics=[{"metricId": "loss", "goal": "MINIMIZE"}]))
     checks.check_best_trial(best_right, minimize, seed=1)
     assert fix in fails(checks.check_best_trial, wrong, minimize, seed=1).hint
 
@@ -275,7 +282,7 @@ def test_best_trial_wrong_answers(study, wrong, fix):
 
 @pytest.fixture(scope="module")
 def server(export_dir):
-    with serving.BackgroundServer(export_dir.parent, port=0) as running:
+    with serving_process.BackgroundServer(export_dir.parent, port=0) as running:
         yield running.url
 
 
@@ -354,7 +361,7 @@ def test_predict_with_retries_wrong_answers(server, people, wrong, fix):
 
 @pytest.mark.parametrize("wrong", [forever, retrying(wait=1.5)])
 def test_predict_with_retries_that_takes_too_long(server, people, monkeypatch, wrong):
-    from census.checks import serving as serving_checks
+    from census.course.checks import serving as serving_checks
     monkeypatch.setattr(serving_checks, "TIME_LIMIT", 2.5)
     hint = fails(checks.check_predict_with_retries, wrong, server, people).hint
     assert "stop after `attempts` tries, keep the waits short" in hint

@@ -1,4 +1,4 @@
-"""The checks of chapters 4-6 (census.checks.training, census.checks.export): realistic wrong
+"""The checks of chapters 4-6 (census.course.checks.training, census.course.checks.export): realistic wrong
 answers fail with a hint that names the fix."""
 import itertools
 import json
@@ -6,8 +6,9 @@ import json
 import pytest
 import tensorflow as tf
 
-from census import checks, export, inputs, schema, training
+from census import export, inputs, schema, training
 from conftest import REPO, fails
+from census.course import checks
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +64,16 @@ def eval_spec(shuffle=False, num_epochs=1, best=None):
             lambda: inputs.input_fn([eval_file], num_epochs=num_epochs, shuffle=shuffle,
                                     batch_size=100),
             every_steps=every_steps,
-            exporters=[training.FinalExporter("census", "JSON"),
-                       best or training.BestExporter("best", "JSON", metric="auc")])
+            exporters=[export.FinalExporter("census", "JSON"),
+                       best or export.BestExporter("best", "JSON", metric="auc")])
     return make_eval_spec
 
 
 @pytest.mark.parametrize("answer, fix", [
     (eval_spec(shuffle=True), "shuffle=False"),  # inputs.input_fn shuffles by default
     (eval_spec(num_epochs=None), "num_epochs=1"),
-    (eval_spec(best=training.BestExporter("best", "JSON", metric="loss")), "metric='auc'"),
-    (eval_spec(best=training.LatestExporter("best", "JSON")), "BestExporter"),
+    (eval_spec(best=export.BestExporter("best", "JSON", metric="loss")), "metric='auc'"),
+    (eval_spec(best=export.LatestExporter("best", "JSON")), "BestExporter"),
 ])
 def test_eval_spec_mistakes(small_eval, answer, fix):
     assert fix in fails(checks.check_eval_spec, answer, small_eval, 50).hint
@@ -91,7 +92,7 @@ def test_train_that_evaluates_once(census_files, small_eval, tmp_path):
             model.build_model,
             training.TrainSpec(lambda: inputs.input_fn([train_file], batch_size=128), steps),
             training.EvalSpec(lambda: inputs.input_fn([eval_file], num_epochs=1, shuffle=False),
-                              every_steps=steps, exporters=[training.FinalExporter()]),
+                              every_steps=steps, exporters=[export.FinalExporter()]),
             job_dir, verbose=0)
     error = fails(checks.check_train, train, str(tmp_path / "job"), census_files.train,
                   small_eval, 4)
@@ -181,17 +182,17 @@ def test_to_example_right(example_model, people, capsys):
     assert "P(>50K)" in capsys.readouterr().out
 
 
-def exporters(latest_keep=3, higher_is_better=False, final=training.FinalExporter):
-    return lambda: [final("census", "JSON"), training.FinalExporter("census_csv", "CSV"),
-                    training.LatestExporter("latest", "JSON", exports_to_keep=latest_keep),
-                    training.BestExporter("best", "JSON", metric="loss",
+def exporters(latest_keep=3, higher_is_better=False, final=export.FinalExporter):
+    return lambda: [final("census", "JSON"), export.FinalExporter("census_csv", "CSV"),
+                    export.LatestExporter("latest", "JSON", exports_to_keep=latest_keep),
+                    export.BestExporter("best", "JSON", metric="loss",
                                           higher_is_better=higher_is_better)]
 
 
 @pytest.mark.parametrize("answer, fix", [
     (exporters(higher_is_better=True), "higher_is_better=False"),
     (exporters(latest_keep=5), "exports_to_keep=3"),
-    (exporters(final=training.LatestExporter), "FinalExporter exports once"),
+    (exporters(final=export.LatestExporter), "FinalExporter exports once"),
 ])
 def test_make_exporters_mistakes(answer, fix):
     assert fix in fails(checks.check_make_exporters, answer).hint

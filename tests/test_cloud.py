@@ -7,29 +7,30 @@ import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
-from census import cloud, cluster
 from conftest import REPO
 from gcs_emulator import fake_gcs_server
 from vertex_recorder import VertexRecorder
+from census.distribute import tiers
+from census.distribute import vertex
 
 JOB_DIR = "gs://my-bucket/census/job1"
 PACKAGE = "gs://my-bucket/census/census-0.1.0.tar.gz"
 
 
 def pools(job):
-    return cloud.spec_dict(job)["workerPoolSpecs"]
+    return vertex.spec_dict(job)["workerPoolSpecs"]
 
 
-@pytest.mark.parametrize("tier", list(cluster.TIERS))
+@pytest.mark.parametrize("tier", list(tiers.TIERS))
 def test_spec_for_every_tier(tier):
-    layout = cluster.TIERS[tier]
-    job = cloud.job_spec(layout, cloud.trainer_args(JOB_DIR), package_uris=[PACKAGE])
+    layout = tiers.TIERS[tier]
+    job = vertex.job_spec(layout, vertex.trainer_args(JOB_DIR), package_uris=[PACKAGE])
     specs = pools(job)
     assert [p.get("replicaCount", 0) for p in specs] == layout.vertex_pools()
     for spec in specs:
         package = spec["pythonPackageSpec"]
-        assert package["executorImageUri"] == (cloud.TF_GPU_IMAGE if layout.gpus
-                                               else cloud.TF_CPU_IMAGE)
+        assert package["executorImageUri"] == (vertex.TF_GPU_IMAGE if layout.gpus
+                                               else vertex.TF_CPU_IMAGE)
         assert package["pythonModule"] == "census.task" and package["packageUris"] == [PACKAGE]
         args = package["args"]
         assert args[args.index("--job-dir") + 1] == JOB_DIR
@@ -45,19 +46,19 @@ def test_spec_for_every_tier(tier):
 
 def test_empty_pools_keep_their_place_and_containers_take_the_flags():
     # Chief and evaluator only: Vertex wants empty worker and ps pools in between.
-    layout = cluster.layout_for("CUSTOM", workers=0, ps=0, evaluator=1)
-    job = cloud.job_spec(layout, ["--job-dir", JOB_DIR], container_image="gcr.io/p/census:1")
+    layout = tiers.layout_for("CUSTOM", workers=0, ps=0, evaluator=1)
+    job = vertex.job_spec(layout, ["--job-dir", JOB_DIR], container_image="gcr.io/p/census:1")
     assert pools(job)[1:3] == [{}, {}]
     assert pools(job)[3]["containerSpec"] == {"imageUri": "gcr.io/p/census:1",
                                               "args": ["--job-dir", JOB_DIR]}
     with pytest.raises(ValueError):
-        cloud.job_spec(layout, [], package_uris=[PACKAGE], container_image="gcr.io/p/c:1")
+        vertex.job_spec(layout, [], package_uris=[PACKAGE], container_image="gcr.io/p/c:1")
 
 
 def test_both_forms_of_the_data_flags():
-    direct = cloud.trainer_args(JOB_DIR, train_steps=200)
-    mounted = cloud.trainer_args(JOB_DIR, train_steps=200, mount=True)
-    assert direct[direct.index("--train-files") + 1] == cloud.PUBLIC_DATA["train"]
+    direct = vertex.trainer_args(JOB_DIR, train_steps=200)
+    mounted = vertex.trainer_args(JOB_DIR, train_steps=200, mount=True)
+    assert direct[direct.index("--train-files") + 1] == vertex.PUBLIC_DATA["train"]
     assert mounted[mounted.index("--train-files") + 1] == \
         "/gcs/cloud-samples-data/ai-platform/census/data/adult.data.csv"
     assert mounted[mounted.index("--job-dir") + 1] == "/gcs/my-bucket/census/job1"
@@ -68,12 +69,12 @@ def test_both_forms_of_the_data_flags():
 
 
 def test_yaml_round_trip_has_ints_and_the_gcloud_command_reads_it(tmp_path):
-    job = cloud.job_spec(cluster.TIERS["STANDARD_1"], cloud.trainer_args(JOB_DIR),
+    job = vertex.job_spec(tiers.TIERS["STANDARD_1"], vertex.trainer_args(JOB_DIR),
                          package_uris=[PACKAGE], display_name="census-std1",
                          base_output_dir=JOB_DIR)
-    path = cloud.write_yaml(job, tmp_path / "job.yaml")
+    path = vertex.write_yaml(job, tmp_path / "job.yaml")
     spec = yaml.safe_load(open(path))
-    assert spec == cloud.spec_dict(job)
+    assert spec == vertex.spec_dict(job)
     assert [p["replicaCount"] for p in spec["workerPoolSpecs"]] == [1, 4, 3]
     assert all(type(p["replicaCount"]) is int for p in spec["workerPoolSpecs"])
     assert type(spec["workerPoolSpecs"][0]["diskSpec"]["bootDiskSizeGb"]) is int
@@ -85,14 +86,14 @@ def test_yaml_round_trip_has_ints_and_the_gcloud_command_reads_it(tmp_path):
     json_format.ParseDict(spec, parsed)
     assert parsed.worker_pool_specs[1].replica_count == 4
 
-    command = cloud.gcloud_command(job, "europe-west4", path)
+    command = vertex.gcloud_command(job, "europe-west4", path)
     assert shlex.split(command) == ["gcloud", "ai", "custom-jobs", "create",
                                     "--region=europe-west4", "--display-name=census-std1",
                                     f"--config={path}"]
 
 
 def test_sdist_holds_the_package_and_its_metadata(tmp_path):
-    path = cloud.build_sdist(tmp_path)
+    path = vertex.build_sdist(tmp_path)
     assert path.endswith("census-0.1.0.tar.gz")
     with tarfile.open(path) as tar:
         names = tar.getnames()
@@ -110,42 +111,42 @@ def test_upload_to_cloud_storage(tmp_path, monkeypatch):
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
         from google.cloud import storage
         client = storage.Client(project="test", credentials=AnonymousCredentials())
-        assert cloud.upload(package, PACKAGE, client) == PACKAGE
+        assert vertex.upload(package, PACKAGE, client) == PACKAGE
         blob = client.bucket("my-bucket").blob("census/census-0.1.0.tar.gz")
         assert blob.download_as_bytes() == b"sdist bytes"
 
 
 def test_without_a_project_it_says_what_it_would_submit(capsys, fresh_aiplatform):
-    job = cloud.job_spec(cluster.TIERS["BASIC"], cloud.trainer_args(JOB_DIR),
+    job = vertex.job_spec(tiers.TIERS["BASIC"], vertex.trainer_args(JOB_DIR),
                          package_uris=[PACKAGE])
-    assert cloud.submit(job, project=None, location="us-central1") is None
+    assert vertex.submit(job, project=None, location="us-central1") is None
     out = capsys.readouterr().out
     assert out.startswith("No project given: not submitting.")
     assert "gcloud ai custom-jobs create --region=us-central1 --display-name=census" in out
     assert yaml.safe_load(out.split("# job.yaml\n", 1)[1].split("\ngcloud ", 1)[0]) == \
-        cloud.spec_dict(job)
+        vertex.spec_dict(job)
 
 
 def test_the_sdk_sends_the_job_to_vertex(capsys, fresh_aiplatform):
-    layout = cluster.layout_for("STANDARD_1", evaluator=1)
-    job = cloud.job_spec(layout, cloud.trainer_args(JOB_DIR), package_uris=[PACKAGE],
+    layout = tiers.layout_for("STANDARD_1", evaluator=1)
+    job = vertex.job_spec(layout, vertex.trainer_args(JOB_DIR), package_uris=[PACKAGE],
                          display_name="census-std1", base_output_dir=JOB_DIR)
-    with VertexRecorder() as vertex:
-        submitted = cloud.submit(job, project="my-project", location="us-central1",
+    with VertexRecorder() as recorder:
+        submitted = vertex.submit(job, project="my-project", location="us-central1",
                                  staging_bucket="gs://my-bucket",
                                  credentials=AnonymousCredentials(),
-                                 api_endpoint=vertex.endpoint, api_transport="rest", wait=True)
-    [create] = vertex.find("POST")
+                                 api_endpoint=recorder.endpoint, api_transport="rest", wait=True)
+    [create] = recorder.find("POST")
     assert create["path"] == "/v1/projects/my-project/locations/us-central1/customJobs"
     body = create["body"]
     assert body["displayName"] == "census-std1"
     sent = body["jobSpec"]["workerPoolSpecs"]
     assert [int(p["replicaCount"]) for p in sent] == [1, 4, 3, 1]  # JSON int64s are strings
     assert all(p["pythonPackageSpec"]["pythonModule"] == "census.task" for p in sent)
-    assert sent[0]["pythonPackageSpec"]["args"] == cloud.trainer_args(JOB_DIR)
-    assert sent[0]["pythonPackageSpec"]["executorImageUri"] == cloud.TF_CPU_IMAGE
+    assert sent[0]["pythonPackageSpec"]["args"] == vertex.trainer_args(JOB_DIR)
+    assert sent[0]["pythonPackageSpec"]["executorImageUri"] == vertex.TF_CPU_IMAGE
     assert body["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"] == JOB_DIR
-    assert vertex.find("GET", "/customJobs/1")  # waited for the job
+    assert recorder.find("GET", "/customJobs/1")  # waited for the job
     assert submitted.resource_name == "projects/my-project/locations/us-central1/customJobs/1"
     out = capsys.readouterr().out
     assert "gcloud ai custom-jobs stream-logs 1 --region=us-central1" in out

@@ -10,34 +10,38 @@ import time
 
 import pytest
 
-from census import cluster, export
+from census import cli, export
 from conftest import REPO, SMOKE_STEPS
+from census.distribute import tiers
+from census.distribute import namespace
+from census.distribute import cluster
+from census.distribute import cli as cluster_cli
 
 
 def test_tiers_are_data_mapped_to_processes_and_vertex_pools():
-    standard = cluster.TIERS["STANDARD_1"]
+    standard = tiers.TIERS["STANDARD_1"]
     assert (standard.chief, standard.workers, standard.ps) == (1, 4, 3)
     assert len(standard.tasks()) == 8 and standard.vertex_pools() == [1, 4, 3]
-    assert cluster.TIERS["BASIC"].tasks() == [("chief", 0)]
-    assert cluster.TIERS["BASIC"].vertex_pools() == [1]
-    assert cluster.TIERS["BASIC"].strategy == "local"
-    assert cluster.TIERS["BASIC_GPU"].gpus == 1
+    assert tiers.TIERS["BASIC"].tasks() == [("chief", 0)]
+    assert tiers.TIERS["BASIC"].vertex_pools() == [1]
+    assert tiers.TIERS["BASIC"].strategy == "local"
+    assert tiers.TIERS["BASIC_GPU"].gpus == 1
 
-    scaled = cluster.layout_for("STANDARD_1", workers=2, ps=1)
+    scaled = tiers.layout_for("STANDARD_1", workers=2, ps=1)
     assert scaled.tasks() == [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]
-    assert scaled == cluster.layout_for() == cluster.LOCAL_DEFAULT
+    assert scaled == tiers.layout_for() == tiers.LOCAL_DEFAULT
     assert scaled.strategy == "parameter_server"
     assert scaled.cluster([1, 2, 3, 4]) == {"chief": ["localhost:1"], "ps": ["localhost:4"],
                                             "worker": ["localhost:2", "localhost:3"]}
-    assert cluster.layout_for(evaluator=1).vertex_pools() == [1, 2, 1, 1]
+    assert tiers.layout_for(evaluator=1).vertex_pools() == [1, 2, 1, 1]
 
-    mirrored = cluster.layout_for(mirrored=True)
+    mirrored = tiers.layout_for(mirrored=True)
     assert mirrored.tasks() == [("worker", 0), ("worker", 1)]
     assert mirrored.strategy == "multi_worker" and mirrored.vertex_pools() == [1, 1]
     with pytest.raises(ValueError):
-        cluster.layout_for(mirrored=True, ps=1)
+        tiers.layout_for(mirrored=True, ps=1)
     with pytest.raises(ValueError):
-        cluster.layout_for("STANDARD_2")
+        tiers.layout_for("STANDARD_2")
 
 
 @pytest.mark.parametrize("netns,why", [
@@ -46,14 +50,15 @@ def test_tiers_are_data_mapped_to_processes_and_vertex_pools():
     (None, "(CENSUS_NETNS=off)")])
 def test_refuses_to_run_without_a_private_network(tmp_path, capsys, monkeypatch, netns, why):
     if netns is None:  # the switch that rehearses a machine where no namespace can be made
-        monkeypatch.setenv(cluster.NETNS_SWITCH, "off")
+        monkeypatch.setenv(namespace.NETNS_SWITCH, "off")
     with pytest.raises(SystemExit) as exit:
-        cluster.main(["--", "--job-dir", str(tmp_path)], netns_commands=netns)
+        args = cli.parser().parse_args(["cluster", "--", "--job-dir", str(tmp_path)])
+        cluster_cli.run(args, netns_commands=netns)
     message = str(exit.value.code)
     assert message.startswith("census cluster: cannot create a loopback-only network namespace")
     assert why in message and "--allow-host-network" in message
     assert "open on all its interfaces" in message
-    assert not cluster.private_network_possible() if netns is None else True
+    assert not namespace.private_network_possible() if netns is None else True
     assert "started" not in capsys.readouterr().out  # no task was started
     assert os.listdir(tmp_path / "logs" / "cluster") == []
 
@@ -62,7 +67,7 @@ def run_cluster(job_dir, census_files, cluster_flags=(), trainer_flags=(), kill=
                 timeout=240):
     """Run `python -m census.cluster` for real. `kill=(role, line prefix)`: SIGKILL that task
     when the output shows the line. Returns (status, output, {role: pid})."""
-    command = [sys.executable, "-m", "census.cluster", "--timeout", str(timeout - 20),
+    command = [sys.executable, "-m", "census", "cluster", "--timeout", str(timeout - 20),
                *cluster_flags, "--", "--train-files", census_files.train,
                "--eval-files", census_files.eval, "--job-dir", str(job_dir), *trainer_flags]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
@@ -186,7 +191,7 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
 def test_a_2017_style_cluster_trains(census_files, tmp_path):
     """master + worker + ps, named and shaped as Cloud ML Engine's TF_CONFIG was (with
     `environment` and a `trial`): the unchanged trainer runs it, in a private network."""
-    namespace = cluster.Namespace()
+    private = namespace.Namespace()
     ports = cluster.free_ports(3)
     spec = {"master": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"],
             "ps": [f"localhost:{ports[2]}"]}
@@ -195,7 +200,7 @@ def test_a_2017_style_cluster_trains(census_files, tmp_path):
         for kind in ("master", "worker", "ps"):
             config = {"cluster": spec, "task": {"type": kind, "index": 0, "trial": "1"},
                       "environment": "cloud"}
-            procs[kind] = subprocess.Popen(namespace.wrap([
+            procs[kind] = subprocess.Popen(private.wrap([
                 sys.executable, "-m", "census.task", "--train-files", census_files.train,
                 "--eval-files", census_files.eval, "--job-dir", str(tmp_path / "job"),
                 "--train-steps", "40", "--eval-every-steps", "40", "--eval-steps", "2",
@@ -208,7 +213,7 @@ def test_a_2017_style_cluster_trains(census_files, tmp_path):
             if p.poll() is None:
                 p.kill()
             p.communicate()
-        namespace.stop()
+        private.stop()
     metrics = json.loads(out)
     assert metrics["global_step"] == 40
     assert metrics["exports"][0].startswith(str(tmp_path / "job" / "1" / "export" / "census"))

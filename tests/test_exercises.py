@@ -12,8 +12,12 @@ import sys
 import nbformat
 import pytest
 
-from census import course, exercises
 from test_notebooks import MACHINE_PATH
+from census.course import chapters
+from census.course import environment
+from census.course import sync
+from census.course import exercises
+from census.course import checks
 
 SOLUTIONS, EXERCISES = exercises.solutions(), exercises.exercises_dir()
 
@@ -24,20 +28,20 @@ def read(folder, name):
 
 def test_every_chapter_has_its_twins():
     for folder in (SOLUTIONS, EXERCISES):
-        assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(course.NAMES), folder
+        assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(chapters.NAMES), folder
 
 
 def test_exercises_are_regenerated_exactly():
     assert exercises.stale() == [], "run `make exercises`"
-    done = subprocess.run([sys.executable, "-m", "census.exercises", "check"], cwd=course.root(),
+    done = subprocess.run([sys.executable, "-m", "census", "exercises", "check"], cwd=environment.root(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "matches" in done.stdout, done.stderr
 
 
 def test_make_writes_the_exercises_once(tmp_path, monkeypatch):
     monkeypatch.setattr(exercises, "exercises_dir", lambda: tmp_path / "exercises")
-    assert exercises.make() == list(course.NAMES)
-    for name in course.NAMES:
+    assert exercises.make() == list(chapters.NAMES)
+    for name in chapters.NAMES:
         assert (tmp_path / "exercises" / f"{name}.ipynb").read_text() == \
             (EXERCISES / f"{name}.ipynb").read_text()
     assert exercises.make() == []
@@ -54,16 +58,16 @@ def test_a_broken_solution_region_is_named(tmp_path, monkeypatch):
         exercises.stale(["01_data"])
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_solution_format(name):
     """Title and badge, setup and parameters cells, 2–4 exercises numbered N.1, N.2, … each an
     answer cell (a function, nbgrader solution region) then its locked check cell."""
-    nb, n = read(SOLUTIONS, name), course.NAMES.index(name) + 1
+    nb, n = read(SOLUTIONS, name), chapters.NAMES.index(name) + 1
     nbformat.validate(nb)
     first = nb.cells[0].source
-    assert first.startswith(f"# Exercises — Chapter {n}: ") and course.badge(name, "solutions") in first
+    assert first.startswith(f"# Exercises — Chapter {n}: ") and chapters.badge(name, "solutions") in first
     assert f"(../notebooks/{name}.ipynb)" in first
-    assert nb.cells[course.setup_cell_index(nb)].source == course.setup_source(name)
+    assert nb.cells[sync.setup_cell_index(nb)].source == sync.setup_source(name)
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1 and "SMOKE = False" in parameters[0].source
     assert f'JOB_DIR = "jobs/exercises/{name}"' in parameters[0].source
@@ -82,14 +86,14 @@ def test_solution_format(name):
     for cell in nb.cells:
         assert not MACHINE_PATH.search(cell.source)
         assert cell.cell_type == "markdown" or not cell.outputs
-    if n < len(course.NAMES):
-        assert f"({course.NAMES[n]}.ipynb)" in nb.cells[-1].source, "point to the next exercises"
+    if n < len(chapters.NAMES):
+        assert f"({chapters.NAMES[n]}.ipynb)" in nb.cells[-1].source, "point to the next exercises"
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_exercise_holds_stubs_not_answers(name):
     nb = read(EXERCISES, name)
-    assert course.badge(name, "exercises") in nb.cells[0].source
+    assert chapters.badge(name, "exercises") in nb.cells[0].source
     text = "\n".join(c.source for c in nb.cells)
     assert "### BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
     for cell in filter(exercises.is_answer, nb.cells):
@@ -101,7 +105,7 @@ def test_nbgrader_takes_the_solutions_as_they_are(uci_dir, tmp_path):
     generate_assignment gives our exercises, autograde scores the checks (hidden tests
     included). The course directory lies outside the checkout: the notebooks find the
     course from the installed package."""
-    name, root = course.NAMES[0], tmp_path / "nbgrader-course"
+    name, root = chapters.NAMES[0], tmp_path / "nbgrader-course"
     for folder in ("source/census", "submitted/alice/census", "submitted/bob/census"):
         (root / folder).mkdir(parents=True)
     shutil.copy(SOLUTIONS / f"{name}.ipynb", root / "source" / "census")
@@ -116,7 +120,7 @@ def test_nbgrader_takes_the_solutions_as_they_are(uci_dir, tmp_path):
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
     released = exercises.read(root / "release" / "census" / f"{name}.ipynb")
-    badge = (course.badge(name, "solutions"), course.badge(name, "exercises"))
+    badge = (chapters.badge(name, "solutions"), chapters.badge(name, "exercises"))
     assert ([c.source.replace(*badge) for c in released.cells] ==
             [c.source for c in read(EXERCISES, name).cells])
     from nbgrader.api import Gradebook
@@ -127,11 +131,10 @@ def test_nbgrader_takes_the_solutions_as_they_are(uci_dir, tmp_path):
 
 
 def test_every_check_is_used_and_fed_a_wrong_answer():
-    """Each check of census.checks serves an exercise, and a test feeds it a wrong answer
+    """Each check of census.course.checks serves an exercise, and a test feeds it a wrong answer
     (tests/test_checks_*.py: `fails(checks.NAME, wrong_answer, …)`, then its hint)."""
-    from census import checks
-    notebooks = "\n".join(c.source for name in course.NAMES for c in read(SOLUTIONS, name).cells)
-    tests = "\n".join(p.read_text() for p in (course.root() / "tests").glob("test_checks_*.py"))
+    notebooks = "\n".join(c.source for name in chapters.NAMES for c in read(SOLUTIONS, name).cells)
+    tests = "\n".join(p.read_text() for p in (environment.root() / "tests").glob("test_checks_*.py"))
     for name in (n for n in checks.__all__ if n.startswith("check_")):
         assert f"checks.{name}(" in notebooks, f"{name} is used by no exercise"
         assert re.search(rf"\bfails\(checks\.{name}\b", tests), f"no wrong answer for {name}"
@@ -150,20 +153,20 @@ def graded(uci_dir, tmp_path_factory):
     return {(r.student, r.chapter): r for r in results}
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_solution_passes_every_check(graded, name):
     result = graded["solutions", name]
     assert result.other_errors == [], result.other_errors
     assert {e: s for e, (s, _) in result.checks.items()} == dict.fromkeys(result.checks, "passed"), \
         result.checks
     assert all(m.startswith("✓ ") for _, m in result.checks.values())
-    executed = exercises.read(course.root() / result.notebook)
+    executed = exercises.read(environment.root() / result.notebook)
     text = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
                      for o in c.outputs)
     assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_exercise_fails_only_at_its_checks(graded, name):
     """No exercise is broken before the learner starts: every cell runs, and each check says
     'not answered yet' (the stub's NotImplementedError) and nothing else."""
@@ -206,7 +209,7 @@ def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, 
     done = subprocess.run(
         [sys.executable, "-m", "census", "exercises", "grade", str(tmp_path / "class"),
          "--smoke", "--jobs", "2", "--out-dir", str(out), "--job-root", "jobs/test-grading-class"],
-        cwd=course.root(), env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
+        cwd=environment.root(), env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
                                   CENSUS_CACHE_DIR=str(tmp_path / "cache")),
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -235,6 +238,6 @@ def test_grade_refuses_what_is_not_a_submission(tmp_path):
     (tmp_path / "notes.ipynb").write_text("{}")
     for target, message in ((tmp_path / "missing", "no such file or folder"),
                             (tmp_path, "notes.ipynb: not a chapter's notebook")):
-        done = subprocess.run([sys.executable, "-m", "census.exercises", "grade", str(target)],
-                              cwd=course.root(), capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-m", "census", "exercises", "grade", str(target)],
+                              cwd=environment.root(), capture_output=True, text=True, timeout=120)
         assert done.returncode == 1 and message in done.stderr, done.stderr

@@ -14,17 +14,22 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from census.course import chapters
+from census.course import environment
+from census.course import sync
+from census.course import notebook
+from census.course import runner
+from census.course import cli as course_cli
 
-from census import course
 
-REPO = course.root()
+REPO = environment.root()
 NOTEBOOKS = REPO / "notebooks"
 SMOKE_ROOT = "jobs/test-smoke"  # job dirs of the smoke run (gitignored jobs/)
 MAX_TEXT_OUTPUT = 12_000  # characters per text output
 MAX_IMAGE = 120_000  # base64 characters per image
 MAX_NOTEBOOK = 600_000  # bytes per committed notebook
 CHAPTERS_WITH_PLOTS = ("01_data", "02_estimator", "03_datasets", "04_specs")
-MACHINE_PATH = course.MACHINE_PATH
+MACHINE_PATH = notebook.MACHINE_PATH
 
 
 def read(name):
@@ -42,16 +47,16 @@ def text_of(output):
 # --- the committed notebooks ------------------------------------------------------------------
 
 def test_every_chapter_is_listed_once():
-    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(course.NAMES)
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(chapters.NAMES)
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_committed_notebook_is_clean(name):
     """Outputs policy: committed with outputs from a full run, scrubbed, small, in order."""
     path = NOTEBOOKS / f"{name}.ipynb"
     nb = read(name)
     nbformat.validate(nb)
-    assert set(nb.metadata) <= set(course.KEPT_NOTEBOOK_METADATA), nb.metadata
+    assert set(nb.metadata) <= set(runner.KEPT_NOTEBOOK_METADATA), nb.metadata
     assert path.stat().st_size < MAX_NOTEBOOK
     counts = []
     for cell in nb.cells:
@@ -76,37 +81,37 @@ def test_committed_notebook_is_clean(name):
                    for o in c.outputs), "the plots are rendered into the committed outputs"
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_chapter_conventions(name):
     nb = read(name)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# Chapter ")
-    assert course.badge(name) in first.source
-    assert f"blob/main/notebooks/{name}.ipynb" in course.badge(name)
+    assert chapters.badge(name) in first.source
+    assert f"blob/main/notebooks/{name}.ipynb" in chapters.badge(name)
     assert "What you will learn" in first.source
     assert any(c.cell_type == "markdown" and "Then and now" in c.source and "|---|" in c.source
                for c in nb.cells), "a then-and-now table"
-    setup = nb.cells[course.setup_cell_index(nb)]
-    assert setup.source == course.setup_source(name), "run `python -m census.course sync`"
+    setup = nb.cells[sync.setup_cell_index(nb)]
+    assert setup.source == sync.setup_source(name), "run `python -m census.course sync`"
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1
     assert "SMOKE = False" in parameters[0].source
     assert f'JOB_DIR = "jobs/{name}"' in parameters[0].source
-    assert nb.cells.index(parameters[0]) > course.setup_cell_index(nb)
+    assert nb.cells.index(parameters[0]) > sync.setup_cell_index(nb)
     last = nb.cells[-1]
     assert last.cell_type == "markdown"
-    following = course.NAMES.index(name) + 1
-    if following < len(course.NAMES):
-        assert f"({course.NAMES[following]}.ipynb)" in last.source, "point to the next chapter"
+    following = chapters.NAMES.index(name) + 1
+    if following < len(chapters.NAMES):
+        assert f"({chapters.NAMES[following]}.ipynb)" in last.source, "point to the next chapter"
     assert f"(../exercises/{name}.ipynb)" in last.source, "point to the chapter's exercises"
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_papermill_sees_the_parameters(name):
     """`papermill … -p NAME VALUE` works for every parameter the runner passes."""
     import papermill
     declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
-    assert set(course.parameters(name, smoke=True)) <= set(declared)
+    assert set(chapters.parameters(name, smoke=True)) <= set(declared)
     if name == "04_specs":
         assert {"TRAIN_STEPS", "BATCH_SIZE", "EVAL_EVERY"} <= set(declared)
 
@@ -114,7 +119,7 @@ def test_papermill_sees_the_parameters(name):
 def test_readme_course_map_is_generated():
     readme = (REPO / "README.md").read_text()
     section = readme.split("\n## Course map\n", 1)[1].split("\n## ")[0]
-    assert course.course_map() in section
+    assert chapters.course_map() in section
     assert "\n## Notebooks\n" in readme
 
 
@@ -137,9 +142,9 @@ def test_setup_cell_finds_the_checkout_from_any_folder(monkeypatch, tmp_path):
     moves to the course and installs nothing; `!census` and console scripts find both."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", os.environ["PATH"])
-    monkeypatch.delenv(course.ROOT_VARIABLE, raising=False)
-    exec(course.setup_source("07_cloud_training"), {})
-    assert Path.cwd() == REPO and os.environ[course.ROOT_VARIABLE] == str(REPO)
+    monkeypatch.delenv(environment.ROOT_VARIABLE, raising=False)
+    exec(sync.setup_source("07_cloud_training"), {})
+    assert Path.cwd() == REPO and os.environ[environment.ROOT_VARIABLE] == str(REPO)
     assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable) or \
         os.path.dirname(sys.executable) in os.environ["PATH"].split(os.pathsep)
     assert list(tmp_path.iterdir()) == []  # nothing cloned, nothing installed
@@ -152,27 +157,27 @@ def test_setup_cell_on_colab_turns_a_failed_clone_into_one_sentence(tmp_path):
     (tmp_path / "standin" / "google" / "colab" / "__init__.py").write_text("")
     (tmp_path / "content").mkdir()
     cell = tmp_path / "setup.py"
-    cell.write_text(course.setup_source("01_data"))
+    cell.write_text(sync.setup_source("01_data"))
     missing = (tmp_path / "no-such-repo").as_uri()
     done = subprocess.run([sys.executable, str(cell)], cwd=tmp_path / "content",
                           capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(tmp_path / "standin"),
-                                   **{course.REPO_VARIABLE: missing}))
+                                   **{chapters.REPO_VARIABLE: missing}))
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     [line] = done.stderr.strip().splitlines()
-    assert line.startswith(f"Could not clone {missing} (") and course.REPO_VARIABLE in line
+    assert line.startswith(f"Could not clone {missing} (") and chapters.REPO_VARIABLE in line
     assert list((tmp_path / "content").iterdir()) == []
 
 
 def test_course_files_are_found_by_variable_package_or_folder(monkeypatch, tmp_path):
-    monkeypatch.delenv(course.ROOT_VARIABLE, raising=False)
+    monkeypatch.delenv(environment.ROOT_VARIABLE, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert course.root() == REPO  # this package's own checkout (an editable install)
-    monkeypatch.setenv(course.ROOT_VARIABLE, str(tmp_path))
-    with pytest.raises(course.CourseNotFound, match="holds no course"):
-        course.root()
-    monkeypatch.setenv(course.ROOT_VARIABLE, str(REPO))
-    assert course.root() == REPO
+    assert environment.root() == REPO  # this package's own checkout (an editable install)
+    monkeypatch.setenv(environment.ROOT_VARIABLE, str(tmp_path))
+    with pytest.raises(environment.CourseNotFound, match="holds no course"):
+        environment.root()
+    monkeypatch.setenv(environment.ROOT_VARIABLE, str(REPO))
+    assert environment.root() == REPO
 
 
 def test_scrub_keeps_outputs_and_drops_run_metadata():
@@ -184,7 +189,7 @@ def test_scrub_keeps_outputs_and_drops_run_metadata():
                                           outputs=[nbformat.v4.new_output(
                                               "execute_result", {"text/plain": "2"},
                                               execution_count=9)])]
-    nb = course.scrub(nb)
+    nb = runner.scrub(nb)
     assert set(nb.metadata) == {"kernelspec", "language_info"}
     assert [c.execution_count for c in nb.cells] == [1, 2]
     assert nb.cells[1].outputs[0].execution_count == 2
@@ -192,9 +197,9 @@ def test_scrub_keeps_outputs_and_drops_run_metadata():
 
 
 def test_helpers_show_no_machine_paths(tmp_path):
-    assert course.rel(REPO / "jobs" / "x") == "jobs/x"
-    assert course.rel(Path.home() / ".cache" / "census") == "~/.cache/census"
-    assert not MACHINE_PATH.search(course.tidy(f"see {REPO}/jobs/a and {Path.home()}/b"))
+    assert notebook.rel(REPO / "jobs" / "x") == "jobs/x"
+    assert notebook.rel(Path.home() / ".cache" / "census") == "~/.cache/census"
+    assert not MACHINE_PATH.search(notebook.tidy(f"see {REPO}/jobs/a and {Path.home()}/b"))
 
 
 # --- every chapter, once, in smoke mode: nbval runs it and checks its deterministic cells ------
@@ -211,8 +216,8 @@ def smoke_run(uci_dir, tmp_path_factory):
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(REPO / SMOKE_ROOT, ignore_errors=True)
     folder.mkdir(parents=True)
-    for name in course.NAMES:
-        params = course.parameters(name, smoke=True, job_root=SMOKE_ROOT)
+    for name in chapters.NAMES:
+        params = chapters.parameters(name, smoke=True, job_root=SMOKE_ROOT)
         if name == "09_online_prediction":  # other tests may be serving on 8501 meanwhile
             params["PORT"] = free_port()
         papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
@@ -229,7 +234,7 @@ def smoke_run(uci_dir, tmp_path_factory):
     def results():
         process.wait(timeout=1800)
         import xml.etree.ElementTree as ElementTree
-        failures = {name: "" for name in course.NAMES}
+        failures = {name: "" for name in chapters.NAMES}
         for case in ElementTree.parse(folder / "results.xml").iter("testcase"):
             name = Path(case.get("file") or case.get("classname", "")).stem.split(".")[-1]
             for problem in list(case.iter("failure")) + list(case.iter("error")):
@@ -244,18 +249,18 @@ def smoke_run(uci_dir, tmp_path_factory):
     log.close()
 
 
-@pytest.mark.parametrize("name", course.NAMES)
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_chapter_runs_in_smoke_mode(name, smoke_run):
     """Every cell runs, and the cells tagged nbval-check-output print what is committed."""
     assert smoke_run()[name] == "", smoke_run()[name]
 
 
 def test_the_smoke_run_as_a_whole(smoke_run):
-    for name in course.NAMES:
+    for name in chapters.NAMES:
         checked = [c for c in read(name).cells if "nbval-check-output" in c.metadata.get("tags", [])]
         assert checked and all(c.outputs for c in checked), f"{name}: committed outputs to check"
     assert smoke_run()["nbval"] == ""
-    results = json.loads((REPO / SMOKE_ROOT / "04_specs" / course.RESULTS_FILE).read_text())
+    results = json.loads((REPO / SMOKE_ROOT / "04_specs" / chapters.RESULTS_FILE).read_text())
     assert results["wide_and_deep"]["global_step"] > 0 and results["lightgbm"]["auc"] > 0.9
     assert results["export"].startswith(f"{SMOKE_ROOT}/04_specs/export/census/")
     # With chapter 4 run first, chapter 6 inspects its export instead of training one.
@@ -304,7 +309,7 @@ def test_tensorboard_command_from_chapter_4_serves_the_logs(smoke_run):
 
 def test_jupyterlab_lists_and_opens_the_notebooks(tmp_path):
     port, token = free_port(), secrets.token_hex(16)
-    command = course.lab_command(port, [
+    command = course_cli.lab_command(port, [
         "--no-browser", f"--IdentityProvider.token={token}",
         "--ServerApp.shutdown_no_activity_timeout=120",  # stops by itself if left behind
         "--MappingKernelManager.cull_idle_timeout=60"])
@@ -315,11 +320,11 @@ def test_jupyterlab_lists_and_opens_the_notebooks(tmp_path):
         wait_for(f"{base}/api/status?token={token}", process)
         listing = json.loads(get(f"{base}/api/contents/notebooks?token={token}"))
         names = sorted(item["name"] for item in listing["content"] if item["type"] == "notebook")
-        assert {f"{n}.ipynb" for n in course.NAMES} <= set(names)
-        for name in course.NAMES:
+        assert {f"{n}.ipynb" for n in chapters.NAMES} <= set(names)
+        for name in chapters.NAMES:
             model = json.loads(get(f"{base}/api/contents/notebooks/{name}.ipynb?token={token}"))
             assert model["type"] == "notebook" and model["content"]["cells"]
-        page = get(f"{base}/lab/tree/notebooks/{course.NAMES[0]}.ipynb?token={token}")
+        page = get(f"{base}/lab/tree/notebooks/{chapters.NAMES[0]}.ipynb?token={token}")
         assert "JupyterLab" in page or "jupyter-config-data" in page
 
 

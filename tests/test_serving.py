@@ -11,15 +11,22 @@ import httpx
 import numpy as np
 import pytest
 
-from census import client, predict, schema, serving
+from census import predict, schema
 from conftest import REPO, run_census
+from census import export
+from census.serving import process as serving_process
+from census.serving import batching
+from census.serving import protocol
+from census.serving import versions
+from census.serving import cli as serving_cli
+from census.serving import client
 
 INSTANCES = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines() if line]
 
 
 def publish(export_dir, base, version):
     """Copy an export into `base/<version>`: staged next to it, then renamed into place."""
-    path = serving.publish_version(export_dir, base, version)
+    path = export.publish(export_dir, base, version)
     assert sorted(p.name for p in base.parent.iterdir()) == ["census"]  # no staging left
     return path
 
@@ -50,7 +57,7 @@ def base(export_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(base):
-    with serving.BackgroundServer(base, poll_seconds=0.2) as running:
+    with serving_process.BackgroundServer(base, poll_seconds=0.2) as running:
         yield running
 
 
@@ -153,12 +160,12 @@ def test_vertex_container_routes_from_aip_variables(base, monkeypatch, local):
     for name, value in {"AIP_PREDICT_ROUTE": "/predict", "AIP_HEALTH_ROUTE": "/health",
                         "AIP_DEPLOYED_MODEL_ID": "789", "AIP_HTTP_PORT": "8080"}.items():
         monkeypatch.setenv(name, value)
-    with serving.BackgroundServer(base) as s, httpx.Client(base_url=s.url) as c:
+    with serving_process.BackgroundServer(base) as s, httpx.Client(base_url=s.url) as c:
         assert c.get("/health").status_code == 200
         r = c.post("/predict", json={"instances": INSTANCES})
         assert r.status_code == 200 and r.json()["deployedModelId"] == "789"
         close(r.json()["predictions"], local)
-    assert serving.parser().parse_args(["--model-base-path", "x"]).port is None  # → AIP port
+    assert serving_cli.options("x").port is None  # → AIP port
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -232,7 +239,7 @@ def test_unknown_models_versions_and_routes(http, method, path, status, message)
 
 def test_request_size_limit_413(http):
     big = json.dumps({"instances": [GOOD] * 5000}).encode()  # ≈ 1.7 MB
-    assert len(big) > serving.MAX_REQUEST_BYTES
+    assert len(big) > protocol.MAX_REQUEST_BYTES
     r = http.post("/v1/models/census:predict", content=big)
     assert r.status_code == 413 and "limit" in r.json()["error"]
 
@@ -271,12 +278,12 @@ def test_a_request_that_breaks_the_model_fails_alone(tmp_path):
     picky = keras.layers.Lambda(lambda age: tf.debugging.check_numerics(
         tf.math.log(100.0 - age[:, None]), "age over 100"))(inputs["age"])
     path = export.export_model(keras.Model(inputs, picky), str(tmp_path))
-    version = serving.load_version(path)
-    jobs = [serving.Job(version, "serving_default", "JSON", [{**GOOD, "age": age}], "instances",
-                        lambda out: {"predictions": serving.render_rows(out)})
+    version = versions.load_version(path)
+    jobs = [batching.Job(version, "serving_default", "JSON", [{**GOOD, "age": age}], "instances",
+                        lambda out: {"predictions": protocol.render_rows(out)})
             for age in (30, 120, 40)]
-    good, broken, other = serving.run_batch(jobs)
-    assert isinstance(broken, serving.ServingError) and broken.status == 500
+    good, broken, other = batching.run_batch(jobs)
+    assert isinstance(broken, protocol.ServingError) and broken.status == 500
     assert "age over 100" in broken.message
     for reply, age in ((good, 30), (other, 40)):
         logits = json.loads(reply)["predictions"][0]["logits"]
@@ -288,7 +295,7 @@ def test_a_request_that_breaks_the_model_fails_alone(tmp_path):
 def test_waits_for_a_version_then_loads_new_ones_and_pins(export_dir, tmp_path, local):
     base = tmp_path / "export" / "census"
     base.mkdir(parents=True)
-    with serving.BackgroundServer(base, poll_seconds=0.1, wait=False) as s, \
+    with serving_process.BackgroundServer(base, poll_seconds=0.1, wait=False) as s, \
             httpx.Client(base_url=s.url, timeout=30) as c:
         wait_for(lambda: s.server.started, what="server start")
         r = c.post("/v1/models/census:predict", json={"instances": INSTANCES})
@@ -419,7 +426,7 @@ def test_serve_process_and_client_table(base, export_dir, tmp_path):
     """`census serve` as its own process (on a free port), and `predict_url` against it prints
     the same table as local prediction."""
     port = serving_port()
-    proc = serving.start_process(base, port=port)
+    proc = serving_process.start_process(base, port=port)
     try:
         url = f"http://127.0.0.1:{port}"
         remote = client.predict_url(url, INSTANCES)
@@ -431,12 +438,12 @@ def test_serve_process_and_client_table(base, export_dir, tmp_path):
         assert predict.format_table(vertex) == predict.format_table(local_outputs)
     finally:
         # uvicorn shuts down on SIGTERM, then re-raises the signal: -15 is a clean exit
-        assert serving.stop_process(proc) in (0, -15)
+        assert serving_process.stop_process(proc) in (0, -15)
 
 
 def test_census_serve_and_census_predict_url_cli(base, export_dir):
     port = serving_port()
-    proc = serving.start_process(base, port=port)  # `python -m census serve`
+    proc = serving_process.start_process(base, port=port)  # `python -m census serve`
     try:
         done = run_census("predict", "--url", f"http://127.0.0.1:{port}",
                           "--json-instances", "test.json")
@@ -445,7 +452,7 @@ def test_census_serve_and_census_predict_url_cli(base, export_dir):
                                 "--json-instances", "test.json")
         assert done.stdout == local_done.stdout and done.stdout.startswith("CLASS_IDS")
     finally:
-        serving.stop_process(proc)
+        serving_process.stop_process(proc)
     done = run_census("serve", "--model-base-path", "no/such/dir")
     assert done.returncode != 0 and "no directory" in done.stderr
 
@@ -455,8 +462,8 @@ def test_server_process_stops_with_its_parent(base, tmp_path):
     import subprocess
     import sys
     port = serving_port()
-    script = (f"import os; from census import serving; "
-              f"p = serving.start_process({str(base)!r}, port={port}, "
+    script = (f"import os; from census.serving import process; "
+              f"p = process.start_process({str(base)!r}, port={port}, "
               f"log_path={str(tmp_path / 'serve.log')!r}); print(p.pid, flush=True); os._exit(0)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=180, cwd=REPO)
@@ -487,7 +494,7 @@ def by_format(exports):
     from census.instances import CSV_FIELDS
     rows = [", ".join("189778" if c == "fnlwgt" else str(i[c]).strip() for c in CSV_FIELDS)
             for i in INSTANCES]
-    servers = {fmt: serving.BackgroundServer(exports[fmt], poll_seconds=0.2)
+    servers = {fmt: serving_process.BackgroundServer(exports[fmt], poll_seconds=0.2)
                for fmt in ("CSV", "EXAMPLE")}
     yield servers, rows
     for s in servers.values():
@@ -625,7 +632,7 @@ def test_the_deliberate_differences_are_listed_in_help_and_chapter_9():
     said = " ".join(done.stdout.split())
     chapter = nbformat.read(REPO / "notebooks" / "09_online_prediction.ipynb", as_version=4)
     prose = " ".join(" ".join(c.source for c in chapter.cells if c.cell_type == "markdown").split())
-    for difference in serving.DIFFERENCES:
+    for difference in protocol.DIFFERENCES:
         assert " ".join(difference.split()) in said and difference in prose, difference
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from census import task
 from conftest import run_census
+from census.distribute import tf_config
 
 
 def test_raw_uci_files_train_as_the_2017_users_passed_them(uci_dir, tmp_path):
@@ -96,10 +97,9 @@ VERTEX = {"cluster": {"chief": ["cmle-training-workerpool0-0:2222"],
      {"cluster": {"chief": ["localhost:1"]}, "type": "chief", "index": 0, "trial": None}),
 ])
 def test_every_tf_config_the_services_write_is_read(config, expected):
-    from census import training
-    read = training.read_tf_config(json.dumps(config))
+    read = tf_config.read_tf_config(json.dumps(config))
     assert read == expected
-    tensorflow_form = json.loads(training.tf_config_for_tensorflow(read))
+    tensorflow_form = json.loads(tf_config.tf_config_for_tensorflow(read))
     assert "master" not in tensorflow_form["cluster"] and "evaluator" not in tensorflow_form[
         "cluster"]
 

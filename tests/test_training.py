@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from census import model, training
+from census import model
 from conftest import REPO, SMOKE_STEPS
+from census import export
+from census.distribute import tf_config
 
 
 def test_train_and_evaluate_writes_the_2017_job_dir(trained_job):
@@ -36,19 +38,19 @@ def test_a_short_run_already_learns(trained_job):
 
 def test_exporters(trained_job, tmp_path):
     m = model.build_model()
-    latest = training.LatestExporter("latest", exports_to_keep=2)
+    latest = export.LatestExporter("latest", exports_to_keep=2)
     paths = [latest.after_eval(m, str(tmp_path), {}) for _ in range(3)]
     assert sorted(os.listdir(tmp_path / "export" / "latest")) == [Path(p).name for p in paths[1:]]
 
-    best = training.BestExporter("best", metric="auc")
+    best = export.BestExporter("best", metric="auc")
     results = [best.after_eval(m, str(tmp_path), {"auc": auc}) for auc in (0.8, 0.7, 0.9)]
     assert results[0] and results[1] is None and results[2]
     assert len(os.listdir(tmp_path / "export" / "best")) == 2
 
-    assert training.FinalExporter().after_eval(m, str(tmp_path), {}) is None
+    assert export.FinalExporter().after_eval(m, str(tmp_path), {}) is None
 
 
-@pytest.mark.parametrize("tf_config, kind", [
+@pytest.mark.parametrize("config, kind", [
     ({}, "local"),
     ({"cluster": {"chief": ["a:1"]}}, "local"),  # a cluster of one: 2017's BASIC tier
     ({"cluster": {"chief": ["a:1"], "evaluator": ["e:1"]}}, "local"),
@@ -56,8 +58,8 @@ def test_exporters(trained_job, tmp_path):
     ({"cluster": {"worker": ["a:1", "b:1"]}}, "multi_worker"),
     ({"cluster": {"chief": ["a:1"], "worker": ["b:1"], "ps": ["c:1"]}}, "parameter_server"),
 ])
-def test_strategy_kind_follows_tf_config(tf_config, kind):
-    assert training.strategy_kind(tf_config.get("cluster", {})) == kind
+def test_strategy_kind_follows_tf_config(config, kind):
+    assert tf_config.strategy_kind(config.get("cluster", {})) == kind
 
 
 @pytest.mark.parametrize("task, chief", [
@@ -67,7 +69,7 @@ def test_only_the_chief_is_chief(monkeypatch, task, chief):
     config = ({"cluster": {"chief": ["a:1"], "worker": ["b:1"], "ps": ["c:1"]}, "task": task}
               if task else {})
     monkeypatch.setenv("TF_CONFIG", json.dumps(config))
-    assert training.is_chief() is chief
+    assert tf_config.is_chief() is chief
 
 
 def test_killed_job_resumes_from_its_last_evaluation(census_files, tmp_path):

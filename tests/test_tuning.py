@@ -15,9 +15,13 @@ import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
-from census import cloud, cluster, tuning
 from conftest import REPO
 from vertex_recorder import VertexRecorder
+from census.distribute import tiers
+from census.distribute import vertex
+from census.tuning import study as tuning_study
+from census.tuning import local as tuning_local
+from census.tuning import vertex as tuning_vertex
 
 CONFIG = REPO / "hptuning_config.yaml"
 JOB_DIR = "gs://my-bucket/census/hptuning"
@@ -27,7 +31,7 @@ PACKAGE = "gs://my-bucket/census/census-0.1.0.tar.gz"
 # --- configs ----------------------------------------------------------------------------------
 
 def test_the_2017_study_reads_and_converts_both_ways():
-    study = tuning.read_config(CONFIG)
+    study = tuning_study.read_config(CONFIG)
     assert (study.metric, study.goal, study.max_trials, study.parallel_trials) == \
         ("accuracy", "MAXIMIZE", 4, 2)
     by_id = {p["parameterId"]: p for p in study.parameters}
@@ -37,9 +41,9 @@ def test_the_2017_study_reads_and_converts_both_ways():
                                      "UNIT_REVERSE_LOG_SCALE",
                                      "doubleValueSpec": {"minValue": 0.1, "maxValue": 1.0}}
     # legacy → Vertex → legacy gives the file back
-    assert tuning.to_legacy(study) == yaml.safe_load(CONFIG.read_text())
-    vertex = tuning.to_vertex(study)
-    assert tuning.from_vertex(vertex) == study
+    assert tuning_study.to_legacy(study) == yaml.safe_load(CONFIG.read_text())
+    vertex = tuning_study.to_vertex(study)
+    assert tuning_study.from_vertex(vertex) == study
     # … and the Vertex form parses into the API's own types, and back from its JSON
     from google.cloud import aiplatform_v1
     from google.protobuf import json_format
@@ -47,19 +51,19 @@ def test_the_2017_study_reads_and_converts_both_ways():
     json_format.ParseDict(vertex, pb)
     assert pb.study_spec.parameters[2].scale_type == \
         aiplatform_v1.StudySpec.ParameterSpec.ScaleType.UNIT_REVERSE_LOG_SCALE
-    assert tuning.from_vertex(json_format.MessageToDict(pb)) == study  # int64s as strings
+    assert tuning_study.from_vertex(json_format.MessageToDict(pb)) == study  # int64s as strings
 
 
 def test_a_vertex_yaml_is_a_config_too(tmp_path):
-    study = tuning.read_config(CONFIG)
+    study = tuning_study.read_config(CONFIG)
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(tuning.to_vertex(study)))
-    assert tuning.read_config(path) == study
+    path.write_text(yaml.safe_dump(tuning_study.to_vertex(study)))
+    assert tuning_study.read_config(path) == study
     bad = tmp_path / "bad.yaml"
     bad.write_text("trainingInput:\n  hyperparameters:\n    goal: UP\n"
                    "    hyperparameterMetricTag: accuracy\n    params: []\n")
-    with pytest.raises(tuning.ConfigError):
-        tuning.read_config(bad)
+    with pytest.raises(tuning_study.ConfigError):
+        tuning_study.read_config(bad)
 
 
 # --- scales -----------------------------------------------------------------------------------
@@ -68,7 +72,7 @@ def samples(parameter, n=400):
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    return [tuning.suggest(study.ask(), parameter) for _ in range(n)]
+    return [tuning_study.suggest(study.ask(), parameter) for _ in range(n)]
 
 
 def test_reverse_log_samples_the_reflected_value_on_a_log_scale():
@@ -76,8 +80,8 @@ def test_reverse_log_samples_the_reflected_value_on_a_log_scale():
     spec = {"parameterId": "scale-factor", "scaleType": "UNIT_REVERSE_LOG_SCALE",
             "doubleValueSpec": {"minValue": 0.1, "maxValue": 1.0}}
     # x = min + max - r, with r log-uniform: r = min gives the top of the range
-    assert tuning.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 0.1}), spec) == 1.0
-    assert tuning.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 1.0}), spec) == 0.1
+    assert tuning_study.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 0.1}), spec) == 1.0
+    assert tuning_study.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 1.0}), spec) == 0.1
     reverse = samples(spec)
     log = samples(dict(spec, scaleType="UNIT_LOG_SCALE"))
     linear = samples(dict(spec, scaleType="UNIT_LINEAR_SCALE"))
@@ -95,14 +99,14 @@ def test_reverse_log_samples_the_reflected_value_on_a_log_scale():
 def test_discrete_whole_numbers_reach_an_integer_flag_as_integers():
     import optuna
     spec = {"parameterId": "train-batch-size", "discreteValueSpec": {"values": [64.0, 128.0]}}
-    value = tuning.suggest(optuna.trial.FixedTrial({"train-batch-size": 128}), spec)
-    assert tuning.trial_flags({"train-batch-size": value}) == ["--train-batch-size=128"]
+    value = tuning_study.suggest(optuna.trial.FixedTrial({"train-batch-size": 128}), spec)
+    assert tuning_study.trial_flags({"train-batch-size": value}) == ["--train-batch-size=128"]
     halves = {"parameterId": "dropout", "discreteValueSpec": {"values": [0.0, 0.5]}}
-    assert tuning.suggest(optuna.trial.FixedTrial({"dropout": 0.5}), halves) == 0.5
+    assert tuning_study.suggest(optuna.trial.FixedTrial({"dropout": 0.5}), halves) == 0.5
 
 
 def test_trial_flags_are_vertex_style():
-    assert tuning.trial_flags({"first-layer-size": 120, "scale-factor": 0.5}) == \
+    assert tuning_study.trial_flags({"first-layer-size": 120, "scale-factor": 0.5}) == \
         ["--first-layer-size=120", "--scale-factor=0.5"]
     from census import task
     args = task.parser().parse_args(["--job-dir", "j", "--first-layer-size=120",
@@ -152,7 +156,7 @@ def standin(tmp_path, monkeypatch):
 
 
 def tune_standin(config, job_dir, **kwargs):
-    return tuning.tune(config, ["--job-dir", str(job_dir)], command=[sys.executable, "-m",
+    return tuning_local.tune(config, ["--job-dir", str(job_dir)], command=[sys.executable, "-m",
                        "standin"], seed=0, **kwargs)
 
 
@@ -201,7 +205,7 @@ def test_rerunning_resumes_the_study(standin, tmp_path, capsys):
 
 def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path):
     job = tmp_path / "job"
-    command = [sys.executable, "-m", "census.tuning", "--config", str(standin), "--module",
+    command = [sys.executable, "-m", "census", "tune", "--config", str(standin), "--module",
                "standin", "--seed", "0", "--", "--job-dir", str(job)]
     env = dict(os.environ, STANDIN_HANG="1,2")
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -233,7 +237,7 @@ def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path)
 def test_real_trials_two_in_parallel(census_files, tmp_path):
     job = tmp_path / "job"
     done = subprocess.run(
-        [sys.executable, "-m", "census.tuning", "--config", str(CONFIG), "--max-trials", "2",
+        [sys.executable, "-m", "census", "tune", "--config", str(CONFIG), "--max-trials", "2",
          "--parallel-trials", "2", "--seed", "1", "--", "--train-files", census_files.train,
          "--eval-files", census_files.eval, "--job-dir", str(job), "--train-steps", "100",
          "--eval-every-steps", "100", "--verbosity", "ERROR"],
@@ -257,7 +261,7 @@ def test_real_trials_two_in_parallel(census_files, tmp_path):
 
 def test_when_no_trial_succeeds_census_tune_says_so_and_fails(standin, tmp_path):
     job = tmp_path / "job"
-    done = subprocess.run([sys.executable, "-m", "census.tuning", "--config", str(standin),
+    done = subprocess.run([sys.executable, "-m", "census", "tune", "--config", str(standin),
                            "--module", "standin", "--max-trials", "2", "--", "--job-dir",
                            str(job)], env=dict(os.environ, STANDIN_FAIL="1,2"),
                           capture_output=True, text=True, timeout=60)
@@ -318,44 +322,44 @@ def test_census_tune_is_the_command():
 # --- Vertex AI ----------------------------------------------------------------------------------
 
 def vertex_job():
-    study = tuning.read_config(CONFIG)
-    trial = cloud.job_spec(cluster.TIERS["BASIC"],
-                           tuning.trial_args(study, cloud.trainer_args(JOB_DIR)),
+    study = tuning_study.read_config(CONFIG)
+    trial = vertex.job_spec(tiers.TIERS["BASIC"],
+                           tuning_vertex.trial_args(study, vertex.trainer_args(JOB_DIR)),
                            package_uris=[PACKAGE], base_output_dir=JOB_DIR)
-    return study, tuning.hp_job(study, trial, display_name="census-hptuning")
+    return study, tuning_vertex.hp_job(study, trial, display_name="census-hptuning")
 
 
 def test_the_job_yaml_is_what_gcloud_reads(tmp_path):
     study, job = vertex_job()
-    path = tuning.write_yaml(job, tmp_path / "hptuning_job.yaml")
+    path = tuning_vertex.write_yaml(job, tmp_path / "hptuning_job.yaml")
     spec = yaml.safe_load(open(path))
-    assert spec["studySpec"] == tuning.to_vertex(study)["studySpec"]
+    assert spec["studySpec"] == tuning_study.to_vertex(study)["studySpec"]
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (4, 2)
     package = spec["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]
     assert package["pythonModule"] == "census.task"
     assert package["args"][-1] == "--hypertune-metric=accuracy"
-    assert tuning.gcloud_command(job, "us-central1", path).startswith(
+    assert tuning_vertex.gcloud_command(job, "us-central1", path).startswith(
         "gcloud ai hp-tuning-jobs create --region=us-central1 --display-name=census-hptuning "
         f"--config={path}")
 
 
 def test_the_sdk_sends_the_tuning_job_to_vertex(capsys, fresh_aiplatform):
     study, job = vertex_job()
-    assert tuning.submit(job, study, project=None) is None
+    assert tuning_vertex.submit(job, study, project=None) is None
     assert "gcloud ai hp-tuning-jobs create" in capsys.readouterr().out
-    with VertexRecorder() as vertex:
-        submitted = tuning.submit(job, study, project="P", location="us-central1",
+    with VertexRecorder() as recorder:
+        submitted = tuning_vertex.submit(job, study, project="P", location="us-central1",
                                   staging_bucket="gs://my-bucket",
                                   credentials=AnonymousCredentials(),
-                                  api_endpoint=vertex.endpoint, api_transport="rest", wait=True)
-    [create] = vertex.find("POST")
+                                  api_endpoint=recorder.endpoint, api_transport="rest", wait=True)
+    [create] = recorder.find("POST")
     assert create["path"] == "/v1/projects/P/locations/us-central1/hyperparameterTuningJobs"
     # The REST transport sends enums as numbers: read the body back through the API's type.
     from google.cloud import aiplatform_v1
     from google.protobuf import json_format
     pb = aiplatform_v1.HyperparameterTuningJob.pb()()
     json_format.ParseDict(create["body"], pb)
-    body = cloud.to_dict(pb)
+    body = vertex.to_dict(pb)
     assert body["displayName"] == "census-hptuning"
     assert (int(body["maxTrialCount"]), int(body["parallelTrialCount"])) == (4, 2)
     assert body["studySpec"]["metrics"] == [{"metricId": "accuracy", "goal": "MAXIMIZE"}]
@@ -370,7 +374,7 @@ def test_the_sdk_sends_the_tuning_job_to_vertex(capsys, fresh_aiplatform):
     pool = body["trialJobSpec"]["workerPoolSpecs"][0]
     assert pool["pythonPackageSpec"]["pythonModule"] == "census.task"
     assert pool["pythonPackageSpec"]["args"] == \
-        cloud.trainer_args(JOB_DIR) + ["--hypertune-metric=accuracy"]
+        vertex.trainer_args(JOB_DIR) + ["--hypertune-metric=accuracy"]
     assert pool["pythonPackageSpec"]["packageUris"] == [PACKAGE]
     assert body["trialJobSpec"]["baseOutputDirectory"]["outputUriPrefix"] == JOB_DIR
     assert submitted.resource_name == "projects/P/locations/us-central1/hyperparameterTuningJobs/1"
@@ -388,5 +392,5 @@ def test_a_study_config_is_checked_when_read(tmp_path, change, words):
     change(config["trainingInput"]["hyperparameters"])
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(tuning.ConfigError, match=words):
-        tuning.read_config(path)
+    with pytest.raises(tuning_study.ConfigError, match=words):
+        tuning_study.read_config(path)

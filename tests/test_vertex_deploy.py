@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from census import vertex_deploy
 from conftest import REPO
 from vertex_recorder import VertexRecorder
+from census.serving import vertex as vertex_endpoint
 
 INSTANCES = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines() if line]
 PARENT = "projects/course-project/locations/us-central1"
@@ -30,7 +30,7 @@ def recorder():
 
 def test_upload_deploy_predict_and_clean_up(recorder):
     from google.auth.credentials import AnonymousCredentials
-    result = vertex_deploy.run("gs://course-bucket/job/export/census/1795640000", INSTANCES,
+    result = vertex_endpoint.run("gs://course-bucket/job/export/census/1795640000", INSTANCES,
                                project="course-project", credentials=AnonymousCredentials(),
                                api_endpoint=recorder.endpoint, api_transport="rest")
     calls = [(r["method"], r["path"].removeprefix(f"/v1/{PARENT}")) for r in recorder.requests
@@ -49,7 +49,7 @@ def test_upload_deploy_predict_and_clean_up(recorder):
     bodies = {r["path"].rsplit("/", 1)[-1]: r["body"] for r in recorder.find("POST")}
     upload = bodies["models:upload"]["model"]
     assert upload["artifactUri"] == "gs://course-bucket/job/export/census/1795640000"
-    assert upload["containerSpec"]["imageUri"] == vertex_deploy.PREDICTION_IMAGE
+    assert upload["containerSpec"]["imageUri"] == vertex_endpoint.PREDICTION_IMAGE
     assert upload["displayName"] == "census"
     deployed = bodies[f"{endpoint_id}:deployModel"]["deployedModel"]
     assert deployed["model"] == f"{PARENT}/models/{model_id}@1"  # version 1 of the model
@@ -69,9 +69,9 @@ def test_clean_up_even_when_predict_fails(recorder, monkeypatch):
 
     def broken(endpoint, instances):
         raise RuntimeError("prediction failed")
-    monkeypatch.setattr(vertex_deploy, "predict", broken)
+    monkeypatch.setattr(vertex_endpoint, "predict", broken)
     with pytest.raises(RuntimeError, match="prediction failed"):
-        vertex_deploy.run("gs://course-bucket/m/1", INSTANCES, project="course-project",
+        vertex_endpoint.run("gs://course-bucket/m/1", INSTANCES, project="course-project",
                           credentials=AnonymousCredentials(), api_endpoint=recorder.endpoint,
                           api_transport="rest")
     assert not recorder.resources
@@ -79,7 +79,7 @@ def test_clean_up_even_when_predict_fails(recorder, monkeypatch):
 
 def test_guarded_without_a_project(monkeypatch, capsys):
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    assert vertex_deploy.run("gs://b/m/1", INSTANCES, project="") is None
+    assert vertex_endpoint.run("gs://b/m/1", INSTANCES, project="") is None
     assert "skipped" in capsys.readouterr().out
     with pytest.raises(ValueError, match="gs://"):
-        vertex_deploy.run("/local/dir", INSTANCES, project="p")
+        vertex_endpoint.run("/local/dir", INSTANCES, project="p")

@@ -1,0 +1,24 @@
+"""The course around the package: the chapters and what they run on, the classroom exercises.
+
+    chapters     the chapter list, badges, the course map, each chapter's papermill parameters
+    environment  where the course's files are (`root`) and what every chapter does first (`start`)
+    colab        on Colab: install what a chapter lacks, upgrade nothing
+    notebook     what chapters print with: `rel`, `tidy`, `tree`, `fresh_dir`, `save_summary`
+    runner       the chapters run with papermill (`make course`), their outputs scrubbed
+    sync         badges and setup cells, written from the chapter list
+    exercises    exercises/ made from solutions/ with nbgrader's preprocessors; grading
+    checks       the checks that the exercises call
+    cli          `census course`, `census exercises`
+
+It ships in the installed package, though no trainer needs it: the notebooks import `start`
+and the helpers wherever they run (Colab's non-editable install, an nbgrader course folder),
+and instructors grade with `census exercises` from an installed package. Its heavy imports
+(papermill, nbgrader, nbconvert) happen only in the commands that need them. Importing it, and
+`colab`, needs the standard library only: Colab's setup cell imports it before installing.
+
+The notebooks' names, at hand: `from census import course; course.start(); course.rel(path)`.
+"""
+from census.course.environment import start
+from census.course.notebook import fresh_dir, rel, save_summary, tidy, tree
+
+__all__ = ["start", "rel", "tidy", "tree", "fresh_dir", "save_summary"]

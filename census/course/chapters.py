@@ -1,0 +1,99 @@
+"""The chapters, in one list, and the repository they live in: the course map, the badges,
+each chapter's papermill parameters.
+"""
+import dataclasses
+
+REPO_URL = "https://github.com/census-course/census-course"  # the only copy of the URL
+
+
+REPO_VARIABLE = "CENSUS_COURSE_REPO"  # a fork or mirror to clone on Colab instead
+
+
+BRANCH = "main"
+
+
+@dataclasses.dataclass(frozen=True)
+class Chapter:
+    name: str  # file stem in notebooks/, solutions/, exercises/
+    title: str
+    summary: str  # one line for the course map
+    colab_extras: tuple = ()  # what its setup cell installs on Colab beside the package
+    colab_ready: bool = True  # a badge, and a place in the Colab rehearsal
+
+
+CHAPTERS = (
+    Chapter("01_data", "The Census Income data",
+            "Download the data (Cloud Storage, UCI fallback), read its columns, clean it, "
+            "plot it."),
+    Chapter("02_estimator", "The wide & deep model",
+            "From `DNNLinearCombinedClassifier` and feature columns to one tf-keras model with "
+            "preprocessing layers."),
+    Chapter("03_datasets", "Feeding the model with tf.data",
+            "`input_fn`: shuffle, repeat, batch, parse; tf.data against a plain Python loop, "
+            "measured."),
+    Chapter("04_specs", "TrainSpec, EvalSpec, train_and_evaluate",
+            "One call trains, evaluates and exports; curves, TensorBoard, and a LightGBM "
+            "baseline."),
+    Chapter("05_export", "Serving inputs and exporters",
+            "JSON, CSV and tf.Example receivers; Final, Latest and Best exporters; the export "
+            "tree."),
+    Chapter("06_saved_model_cli", "Inspecting and using the SavedModel",
+            "`saved_model_cli show` / `run`, `census predict` on test.json, "
+            "`tf.saved_model.load`."),
+    Chapter("07_cloud_training", "The same code on a cluster, and on Vertex AI",
+            "Scale tiers as local clusters (chief, workers, ps, evaluator) and as Vertex AI "
+            "custom jobs.", colab_extras=("colab",)),
+    Chapter("08_hyperparameter_tuning",
+            "Hyperparameter tuning: the 2017 study, locally and on Vertex AI",
+            "`hptuning_config.yaml` as a Vertex studySpec; `census tune` (Optuna, parallel "
+            "trials, resumable); results, plots, the HyperparameterTuningJob.",
+            colab_extras=("colab",)),
+    Chapter("09_online_prediction", "Online prediction: a model server and Vertex AI endpoints",
+            "`census serve` (TF Serving's REST API), versions, load; Model.upload / deploy / "
+            "predict.", colab_extras=("colab",)),
+)
+
+
+NAMES = tuple(chapter.name for chapter in CHAPTERS)
+
+
+BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
+
+
+MODEL_CHAPTER = "04_specs"  # later chapters reuse its export when it exists
+
+
+RESULTS_FILE = "results.json"  # chapter 4 writes its metrics here, in its job dir
+
+
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+def colab_url(name, folder="notebooks"):
+    owner_repo = REPO_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{folder}/{name}.ipynb"
+
+
+def badge(name, folder="notebooks"):
+    """The markdown of an 'Open in Colab' badge: a chapter's, or its exercises' or solutions'."""
+    return f"[![Open In Colab]({COLAB_BADGE})]({colab_url(name, folder)})"
+
+
+def course_map():
+    """The README's table of chapters: number, chapter, one line, badge, exercises."""
+    lines = ["| # | Chapter | What you do | Colab | Practice |", "|---|---|---|---|---|"]
+    for n, chapter in enumerate(CHAPTERS, 1):
+        name = chapter.name
+        practice = f"[exercises](exercises/{name}.ipynb), [solutions](solutions/{name}.ipynb)"
+        colab = badge(name) if chapter.colab_ready else "—"
+        lines.append(f"| {n} | [{chapter.title}](notebooks/{name}.ipynb) | {chapter.summary} | "
+                     f"{colab} | {practice} |")
+    return "\n".join(lines)
+
+
+def parameters(name, smoke=False, job_root="jobs"):
+    """The papermill parameters of one chapter: the smoke switch and its job dir(s)."""
+    params = {"SMOKE": smoke, "JOB_DIR": f"{job_root}/{name}"}
+    if name == "06_saved_model_cli":
+        params["MODEL_DIR"] = f"{job_root}/{MODEL_CHAPTER}/export/census"
+    return params

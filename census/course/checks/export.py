@@ -1,0 +1,335 @@
+"""Checks for chapters 5 and 6: serving inputs, exporters, and using an exported SavedModel."""
+import functools
+import math
+import os
+import tempfile
+
+from census import quiet
+from census.course.checks.core import CheckFailed, call, expect, passed
+from census.schema import HIGH, LOW
+
+__all__ = ["check_csv_features", "check_to_example", "check_make_exporters",
+           "check_probability_over_50k", "check_input_exprs", "check_least_sure"]
+
+
+@functools.lru_cache(maxsize=4)
+def _signatures(export_dir):
+    import tensorflow as tf
+    return tf.saved_model.load(str(export_dir)).signatures
+
+
+def _short(text, limit=160):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# --- chapter 5 ------------------------------------------------------------------------------
+
+def check_csv_features(csv_features, rows):
+    """csv_features(rows): a 1-D string tensor of CSV rows (no label) → the 13 model inputs,
+    as the CSV export's receiver parses them, in TensorFlow ops (it runs inside the graph)."""
+    import numpy as np
+    import tensorflow as tf
+    from census import export, schema
+    rows_tensor = tf.constant(rows)
+    with quiet.logs():
+        got = call(csv_features, rows_tensor, what=f"csv_features(<{len(rows)} CSV rows>)")
+    expect(isinstance(got, dict), f"csv_features returned {type(got).__name__}, not a dict",
+           "return a dict: input column name → tensor of values, one per row")
+    expect(schema.UNUSED_COLUMNS[0] not in got, "the features include fnlwgt",
+           "the row carries fnlwgt but the model does not use it: drop it, keep only "
+           "schema.INPUT_COLUMNS")
+    expect(schema.LABEL_COLUMN not in got, "the features include income_bracket",
+           "a client's row has no label: name the 14 fields of schema.CSV_COLUMNS without "
+           "income_bracket")
+    expect(set(got) == set(schema.INPUT_COLUMNS),
+           f"the keys are {sorted(got)[:4]}…, not the 13 input columns",
+           "return one entry per name in schema.INPUT_COLUMNS")
+    want = export.RECEIVERS["CSV"]()[1](rows_tensor)
+    for c in schema.INPUT_COLUMNS:
+        try:
+            value = tf.convert_to_tensor(got[c])
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{c} is a {type(got[c]).__name__}, not a tensor",
+                              "return the tensors tf.io.decode_csv gives, one per column") from None
+        if c in schema.NUMERIC_COLUMNS:
+            expect(value.dtype == tf.float32, f"{c} is {value.dtype.name}, not float32",
+                   "the model takes numbers as float32: give decode_csv a float default, "
+                   "[0.0], not [0], for every numeric field (schema.CSV_DEFAULTS has them)")
+        else:
+            expect(value.dtype == tf.string, f"{c} is {value.dtype.name}, not a string",
+                   "text fields need a string default in decode_csv: [\"\"]")
+        expect(value.shape.as_list() == [len(rows)], f"{c} has shape {value.shape.as_list()} "
+               f"for {len(rows)} rows", "decode the whole batch at once: "
+               "tf.io.decode_csv(rows, ...) gives one 1-D tensor per field")
+        if c in schema.NUMERIC_COLUMNS:
+            same = np.allclose(value.numpy(), want[c].numpy())
+        else:
+            same = (tf.strings.strip(value).numpy() == tf.strings.strip(want[c]).numpy()).all()
+        expect(same, f"the values of {c} are not the row's {c} field (first row: "
+               f"{value.numpy()[0]!r} instead of {want[c].numpy()[0]!r})",
+               "a row has 14 fields in file order (schema.CSV_COLUMNS without the label; "
+               "fnlwgt is the third): name all 14, then drop fnlwgt")
+    try:
+        tf.function(csv_features).get_concrete_function(tf.TensorSpec([None], tf.string))
+    except Exception as error:
+        raise CheckFailed(f"csv_features does not work inside a graph ({type(error).__name__}: "
+                          f"{_short(error)})", "a serving function runs in the SavedModel's "
+                          "graph: use TensorFlow ops only (tf.io.decode_csv), no .numpy() and "
+                          "no Python loop over the rows") from error
+    first = {c: want[c].numpy()[0] for c in ("age", "occupation")}
+    passed(f"csv_features parses {len(rows)} rows into the 13 inputs, in a graph too "
+           f"(first: age {first['age']:g}, {first['occupation'].decode().strip()})")
+
+
+def check_to_example(to_example, example_export, model, person):
+    """to_example(person) → a serialized tf.train.Example that the EXAMPLE export accepts,
+    giving the same prediction as the model on the person's columns."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+    from census import instances, schema
+    got = call(to_example, person, what="to_example(person)")
+    expect(not isinstance(got, tf.train.Example), "to_example returned the Example itself",
+           "the export takes serialized Examples (bytes): return example.SerializeToString()")
+    expect(isinstance(got, bytes), f"to_example returned {type(got).__name__}, not bytes",
+           "build a tf.train.Example and return example.SerializeToString()")
+    try:
+        example = tf.train.Example.FromString(got)
+    except DecodeError:
+        raise CheckFailed("these bytes are not a serialized tf.train.Example",
+                          "return tf.train.Example(features=...).SerializeToString()") from None
+    features = example.features.feature
+    missing = [c for c in schema.INPUT_COLUMNS if c not in features]
+    expect(not missing, f"the Example has no feature {missing[0]!r}" if missing else "",
+           "one feature per input column: every name in schema.INPUT_COLUMNS")
+    for c in schema.INPUT_COLUMNS:
+        kind = features[c].WhichOneof("kind")
+        if c in schema.NUMERIC_COLUMNS:
+            expect(kind == "float_list", f"{c} is stored as {kind}",
+                   "the export parses numbers as float32 (tf.io.FixedLenFeature([], "
+                   "tf.float32)): use a FloatList, even for whole numbers like age")
+            values = list(features[c].float_list.value)
+            expect(len(values) == 1 and math.isclose(values[0], person[c], rel_tol=1e-6),
+                   f"{c} holds {values}, not [{person[c]}]", f"FloatList(value=[person[{c!r}]])")
+        else:
+            expect(kind == "bytes_list", f"{c} is stored as {kind}",
+                   "text goes in a BytesList, encoded: BytesList(value=[text.encode()])")
+            values = [v.decode(errors="replace").strip() for v in features[c].bytes_list.value]
+            expect(values == [person[c].strip()], f"{c} holds {values}, not [{person[c]!r}]",
+                   f"BytesList(value=[person[{c!r}].encode()])")
+    extra = sorted(set(features) - set(schema.INPUT_COLUMNS))
+    serve = _signatures(example_export)["serving_default"]
+    try:
+        outputs = serve(examples=tf.constant([got]))
+    except Exception as error:
+        raise CheckFailed(f"the EXAMPLE export rejects your Example ({type(error).__name__}: "
+                          f"{_short(error)})", "the export expects exactly the features of "
+                          f"schema.INPUT_COLUMNS{f'; drop {extra}' if extra else ''}") from error
+    p = float(outputs["logistic"][0, 0])
+    want = float(tf.sigmoid(model(instances.to_tensors("JSON", [person]), training=False))[0, 0])
+    expect(abs(p - want) < 1e-5, f"the export predicts {p:.4f}, the model {want:.4f}",
+           "the Example must carry this person's values, one per input column")
+    passed(f"the EXAMPLE export reads your Example: P({HIGH}) = {p:.4f}, as the model says")
+
+
+def check_make_exporters(make_exporters):
+    """make_exporters(): 'census' (final, JSON), 'census_csv' (final, CSV), 'latest' (after
+    each evaluation, 3 kept), 'best' (each evaluation with the lowest loss so far).
+    Checked by replaying six evaluations with a stand-in for the export itself."""
+    from census import export
+    exporters = call(make_exporters, what="make_exporters()")
+    expect(isinstance(exporters, (list, tuple)), f"make_exporters returned "
+           f"{type(exporters).__name__}, not a list", "return a list of exporters")
+    expect(all(isinstance(e, export.Exporter) for e in exporters),
+           "not every item is an exporter", "use export.FinalExporter, LatestExporter and "
+           "BestExporter")
+    names = [e.name for e in exporters]
+    wanted = ["census", "census_csv", "latest", "best"]
+    missing = [n for n in wanted if n not in names]
+    expect(not missing, f"no exporter named {missing[0]!r}" if missing else "",
+           f"name them {', '.join(map(repr, wanted))}: an exporter's name is its first argument "
+           "and its folder under export/")
+    expect(len(names) == len(wanted), f"{len(names)} exporters ({names}), not 4",
+           "one exporter per name, no more")
+    losses = [0.42, 0.38, 0.40, 0.35, 0.37, 0.36]  # a new lowest at evaluations 1, 2 and 4
+    aucs = [0.80, 0.83, 0.84, 0.82, 0.85, 0.86]
+    accuracies = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85]
+    formats, counts = {}, {}
+
+    def fake_export(exporter, model, job_dir):  # an empty folder where the SavedModel would be
+        counts[exporter.name] = counts.get(exporter.name, 0) + 1
+        path = os.path.join(job_dir, "export", exporter.name, str(counts[exporter.name]))
+        os.makedirs(path)
+        formats.setdefault(exporter.name, set()).add(exporter.export_format)
+        return path
+
+    with tempfile.TemporaryDirectory(prefix="census-exporters-") as job_dir:
+        for e in exporters:
+            e.export = functools.partial(fake_export, e)
+        for metrics in zip(losses, aucs, accuracies):
+            for e in exporters:
+                e.after_eval(None, job_dir, dict(zip(("loss", "auc", "accuracy"), metrics)))
+        for e in exporters:
+            e.at_end(None, job_dir, dict(zip(("loss", "auc", "accuracy"), metrics)))
+        kept = {n: len(export.list_versions(os.path.join(job_dir, "export", n))) for n in wanted}
+    for name, fmt in (("census", "JSON"), ("census_csv", "CSV")):
+        expect(kept[name] == 1, f"'{name}' exported {kept[name]} times in a run of 6 "
+               "evaluations, not once", "FinalExporter exports once, when training ends")
+        expect(formats[name] == {fmt}, f"'{name}' exports {sorted(formats[name])}, not {fmt}",
+               f"export_format={fmt!r}")
+    expect(kept["latest"] == 3, f"'latest' kept {kept['latest']} versions after 6 "
+           "evaluations, not the newest 3", "LatestExporter('latest', exports_to_keep=3)")
+    expect(formats["latest"] == {"JSON"}, f"'latest' exports {sorted(formats['latest'])}",
+           "export for JSON clients: export_format='JSON'")
+    best = exporters[names.index("best")]
+    expect(isinstance(best, export.BestExporter), f"'best' is a {type(best).__name__}",
+           "to export each new best model: export.BestExporter")
+    expect(best.metric == "loss", f"'best' compares {best.metric!r}, not the loss",
+           "metric='loss' (a key of the evaluation metrics)")
+    expect(kept["best"] != 1, "'best' exported only after the first evaluation: it waits for "
+           "a loss higher than 0.42", "a lower loss is better: higher_is_better=False")
+    expect(kept["best"] == 3, f"'best' exported {kept['best']} times; the loss reached a new "
+           "low 3 times", "BestExporter('best', 'JSON', metric='loss', higher_is_better=False)")
+    expect(formats["best"] == {"JSON"}, f"'best' exports {sorted(formats['best'])}",
+           "export for JSON clients: export_format='JSON'")
+    passed("over 6 evaluations: 1 JSON and 1 CSV final export, the newest 3 kept in latest/, "
+           "3 new lowest losses in best/")
+
+
+# --- chapter 6 ------------------------------------------------------------------------------
+
+_SIGNATURE_HINTS = (  # (words in TensorFlow's error, the fix)
+    ("expected to be a float tensor", "numbers must be float32 tensors: "
+     "tf.constant([float(value)], tf.float32), not an int tensor"),
+    ("double tensor", "numbers must be float32 tensors, not float64: tf.constant([...], tf.float32)"),
+    ("scalar", "each input is a batch, even for one person: a list with one value, "
+     "e.g. tf.constant([person['age']], tf.float32)"),
+    ("missing a required argument", "the signature takes all 13 inputs, as keyword arguments: "
+     "signature(**{column: tensor for each column in schema.INPUT_COLUMNS})"),
+    ("unexpected keyword", "pass only the 13 inputs of schema.INPUT_COLUMNS"),
+    ("positional", "call the signature with keyword arguments: signature(age=..., ...)"),
+)
+
+
+def _call_model_code(fn, *args, what):
+    """call(), with a precise hint when TensorFlow rejected the inputs to the signature."""
+    with quiet.logs():
+        return call(fn, *args, what=what, hint=_SIGNATURE_HINTS)
+
+
+def _predict(export_dir, people):
+    """census.predict.predict, with the loaded export kept between checks."""
+    from census import instances, predict
+    serve = _signatures(predict.resolve_model_dir(str(export_dir)))["serving_default"]
+    return {k: v.numpy() for k, v in serve(**instances.to_tensors("JSON", people)).items()}
+
+
+def _probability(export_dir, person):
+    return float(_predict(export_dir, [person])["logistic"][0, 0])
+
+
+def check_probability_over_50k(probability_over_50k, export_dir, person):
+    """probability_over_50k(export_dir, person) → P(>50K) as a float, from the export."""
+    import numpy as np
+    got = _call_model_code(probability_over_50k, export_dir, person,
+                           what="probability_over_50k(export_dir, person)")
+    outputs = _predict(export_dir, [person])
+    want, logit = float(outputs["logistic"][0, 0]), float(outputs["logits"][0, 0])
+    if hasattr(got, "numpy"):
+        got = got.numpy()
+    size = np.size(got) if isinstance(got, (np.ndarray, list, tuple)) else None
+    expect(size is None, f"the answer is an array of {size} value(s), not a number",
+           "return one plain number: float(outputs['logistic'][0, 0])")
+    expect(isinstance(got, (float, np.floating)) and not isinstance(got, bool),
+           f"the answer is a {type(got).__name__}, not a number",
+           "return float(outputs['logistic'][0, 0])")
+    got = float(got)
+    expect(abs(got - (1 - want)) > 1e-5 or abs(want - 0.5) < 1e-5,
+           f"{got:.4f} is P({LOW}), the other class",
+           f"probabilities[:, 0] is class 0 ({LOW}): take logistic, or probabilities[:, 1]")
+    expect(abs(got - logit) > 1e-5, f"{got:.4f} is the logit, before the sigmoid",
+           "a probability is between 0 and 1: take the 'logistic' output")
+    expect(abs(got - want) < 1e-5, f"{got:.4f} instead of {want:.4f}",
+           "call signatures['serving_default'] with this person's 13 values and read "
+           "outputs['logistic'][0, 0]")
+    passed(f"P({HIGH}) = {got:.4f} for this {person['age']}-year-old "
+           f"{person['occupation'].strip()}, as `census predict` says")
+
+
+def check_input_exprs(input_exprs, export_dir, person):
+    """input_exprs(person) → the --input_exprs string of `saved_model_cli run` for the person,
+    read with saved_model_cli's own parser and run through the export's `predict` signature."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.tools import saved_model_cli
+    from census import schema
+    got = call(input_exprs, person, what="input_exprs(person)")
+    expect(isinstance(got, str), f"input_exprs returned {type(got).__name__}, not a string",
+           "return one string: 'age=[25.0];workclass=[\" Private\"];…'")
+    expect("'" not in got, "the string contains single quotes: in the shell, the first one "
+           "ends the '…' around --input_exprs", "write the text values in double quotes, "
+           "e.g. f'{name}=[\"{value}\"]' (json.dumps writes double quotes too)")
+    try:
+        feeds = saved_model_cli.preprocess_input_exprs_arg_string(got)
+    except RuntimeError as error:
+        hint = ("separate the inputs with ';', not ','" if ";" not in got else
+                "each input is name=<Python literal>, with text in quotes: "
+                "workclass=[\" Private\"]")
+        raise CheckFailed(f"saved_model_cli cannot read it: {_short(error)}", hint) from None
+    keys = sorted(feeds)
+    expect(not any(k != k.strip() for k in keys), f"input names with spaces: {keys[:3]}…",
+           "no spaces around '=' or ';': 'age=[25.0];workclass=…'")
+    missing = [c for c in schema.INPUT_COLUMNS if c not in feeds]
+    extra = [k for k in keys if k not in schema.INPUT_COLUMNS]
+    expect(not missing, f"no input {missing[0]!r}" if missing else "",
+           "give all 13 inputs of the signature, one name=value per input")
+    expect(not extra, f"{extra[0]!r} is not an input of the signature" if extra else "",
+           "give only the 13 inputs of schema.INPUT_COLUMNS")
+    arrays = {}
+    for c in schema.INPUT_COLUMNS:
+        shape = np.shape(feeds[c])
+        expect(shape == (1,), f"{c} has shape {shape}, but the signature takes a batch: "
+               "shape (-1)", f"put the value in a list: {c}=[...]")
+        if c in schema.NUMERIC_COLUMNS:
+            try:  # what feeding the CLI's session does
+                arrays[c] = np.asarray(feeds[c], dtype=np.float32)
+            except (TypeError, ValueError):
+                raise CheckFailed(f"{c}={feeds[c]!r} is not a number",
+                                  f"write numbers as numbers: {c}=[{float(person[c])!r}]") from None
+        else:
+            expect(isinstance(feeds[c][0], str), f"{c}={feeds[c]!r} is not text",
+                   f"write text in double quotes: {c}=[\"{person[c]}\"]")
+            arrays[c] = np.asarray(feeds[c], dtype=object)
+    outputs = _signatures(export_dir)["predict"](
+        **{c: tf.constant(arrays[c], dtype=schema.INPUT_DTYPES[c]) for c in arrays})
+    got_p, want = float(outputs["logistic"][0, 0]), _probability(export_dir, person)
+    expect(abs(got_p - want) < 1e-5, f"the export predicts {got_p:.4f} for these inputs, "
+           f"{want:.4f} for the person", "use the person's own values, each under its name")
+    passed(f"saved_model_cli reads {len(arrays)} inputs; the export answers "
+           f"P({HIGH}) = {got_p:.4f}, as for the person")
+
+
+def check_least_sure(least_sure, export_dir, people):
+    """least_sure(export_dir, people) → the person whose P(>50K) is nearest 0.5."""
+    import numpy as np
+    got = _call_model_code(least_sure, export_dir, people, what="least_sure(export_dir, people)")
+    p = _predict(export_dir, people)["logistic"][:, 0]
+    doubt = np.abs(p - 0.5)
+    expect(not isinstance(got, (int, np.integer)), f"the answer is a number ({got})",
+           "return the person (the dict from people), not their position: people[i]")
+    expect(isinstance(got, dict), f"the answer is a {type(got).__name__}, not a person",
+           "return the person: the dict from people")
+    expect(any(got is q or got == q for q in people), "the answer is not one of the people",
+           "return one of the dicts of people, unchanged")
+    index = next(i for i, q in enumerate(people) if got is q or got == q)
+    expect(index != int(np.argmax(doubt)) or doubt.min() == doubt.max(),
+           f"the model is surest about that person (P({HIGH}) = {p[index]:.3f})",
+           "least sure means a probability nearest 0.5: the smallest |p - 0.5|, not the largest")
+    expect(index != int(np.argmin(p)) or index == int(np.argmin(doubt)),
+           f"that person has the lowest P({HIGH}) ({p[index]:.3f}), not the one nearest 0.5",
+           "compare |p - 0.5|, the distance from an even bet")
+    expect(doubt[index] <= doubt.min() + 1e-6, f"P({HIGH}) = {p[index]:.3f} for that person; "
+           f"{p[int(np.argmin(doubt))]:.3f} is nearer 0.5",
+           f"take P({HIGH}) (the 'logistic' output) for all people, then the smallest |p - 0.5|")
+    passed(f"of {len(people)} people, the model is least sure about a {got['age']}-year-old "
+           f"{got['occupation'].strip()}: P({HIGH}) = {p[index]:.3f}")

@@ -1,0 +1,104 @@
+"""`census course` (run the chapters, write their outputs, sync badges and setup cells, the
+course map, JupyterLab) and `census exercises` (make exercises/ from solutions/, check, grade).
+"""
+import os
+import sys
+from pathlib import Path
+
+from census import flags
+from census.course.chapters import NAMES
+from census.course.environment import root
+
+
+def lab_command(port=8888, extra=()):
+    """`jupyter lab` on the repository, loopback only, opening chapter 1."""
+    return [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--port", str(port),
+            f"--ServerApp.root_dir={root()}",
+            f"--ServerApp.default_url=/lab/tree/notebooks/{NAMES[0]}.ipynb",
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []), *extra]
+
+
+
+def add_commands(subparsers):
+    """Add `census course` and `census exercises` to the `census` command's subparsers."""
+    course = subparsers.add_parser("course", allow_abbrev=False,
+                                   help="run the chapters, their outputs, JupyterLab")
+    sub = course.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r = sub.add_parser("run", allow_abbrev=False,
+                       help="execute the chapters with papermill into a build folder")
+    r.add_argument("--smoke", action="store_true", help="the quick settings of each chapter")
+    r.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
+    r.add_argument("--build-dir", default="build/course")
+    r.add_argument("--job-root", default="jobs")
+    r.add_argument("--log-output", action="store_true", help="stream cell outputs")
+    o = sub.add_parser("outputs", allow_abbrev=False,
+                       help="full run, scrubbed outputs written into notebooks/")
+    o.add_argument("--job-root", default="jobs")
+    o.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
+    sub.add_parser("sync", help="rewrite the badge and setup cell of every chapter and solution")
+    sub.add_parser("map", help="print the README's course map")
+    lab = sub.add_parser("lab", allow_abbrev=False, usage="census course lab [--port P] "
+                         "[-- JUPYTER OPTIONS]", help="JupyterLab on the course, on 127.0.0.1")
+    lab.add_argument("--port", type=flags.PORT, default=8888)
+    lab.add_argument("jupyter_options", nargs="*", metavar="-- JUPYTER OPTIONS",
+                     help="options for `jupyter lab`, after `--`")
+    course.set_defaults(run=run_course)
+
+    exercises = subparsers.add_parser("exercises", allow_abbrev=False,
+                                      help="make, check and grade the classroom exercises")
+    sub = exercises.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("make", help="write exercises/ from solutions/")
+    sub.add_parser("check", help="exit 1 if exercises/ differs from what `make` writes")
+    g = sub.add_parser("grade", allow_abbrev=False,
+                       help="run the checks of every submitted notebook")
+    g.add_argument("folders", nargs="+", help="submissions: FOLDER/<student>/NN_name.ipynb")
+    g.add_argument("--smoke", action="store_true", help="the notebooks' quick settings")
+    g.add_argument("--jobs", type=flags.whole(1), default=1, help="notebooks run at a time")
+    g.add_argument("--out-dir", default="build/grading", help="executed copies and grades.csv")
+    g.add_argument("--job-root", default="jobs/grading")
+    exercises.set_defaults(run=run_exercises)
+
+
+def run_course(args):
+    from census.course import chapters, runner, sync
+    os.chdir(root())
+    if args.action == "run":
+        seconds = runner.run(args.smoke, args.build_dir, args.job_root, args.chapters,
+                             args.log_output)
+        print(runner.summary(seconds, args.build_dir, args.job_root))
+    elif args.action == "outputs":
+        seconds = runner.write_outputs(args.job_root, chapters=args.chapters)
+        print(runner.summary(seconds, "build/outputs", args.job_root))
+    elif args.action == "sync":  # then `make exercises` carries the solutions' changes over
+        sync.sync()
+        sync.sync(folder="solutions")
+    elif args.action == "map":
+        print(chapters.course_map())
+    elif args.action == "lab":
+        os.execv(sys.executable, lab_command(args.port, args.jupyter_options))
+
+
+def run_exercises(args):
+    from census.course import exercises
+    prog = f"census exercises {args.action}"
+    try:
+        if args.action == "make":
+            changed = exercises.make()
+            print(f"exercises/: {len(changed)} notebook(s) written" +
+                  (f" ({', '.join(changed)})" if changed else ", all up to date"))
+        elif args.action == "check":
+            if changed := exercises.stale():
+                sys.exit(f"exercises/ is out of date for {', '.join(changed)}: "
+                         "run `make exercises`")
+            print("exercises/ matches solutions/")
+        else:
+            folders = [Path(f).resolve() for f in args.folders]
+            results = exercises.grade(folders, args.smoke, args.job_root, args.out_dir,
+                                      args.jobs)
+            print(exercises.report(results))
+            print(f"\ngrades: {args.out_dir}/grades.csv; executed notebooks: {args.out_dir}/")
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"{prog}: {error}")
+    except ImportError as error:  # nbgrader and papermill come with the `course` extra
+        sys.exit(f"{prog}: needs {error.name}, which is not installed "
+                 "(pip install 'census[course]')")

@@ -1,0 +1,68 @@
+"""Where the course runs: its files, found one way everywhere, and the set-up every chapter
+does first (`start`).
+"""
+import os
+import sys
+from pathlib import Path
+
+from census.course.chapters import NAMES, REPO_URL
+
+ROOT_VARIABLE = "CENSUS_COURSE_ROOT"  # where the course's files are, when it is not found
+
+
+class CourseNotFound(FileNotFoundError):
+    """The course's files (notebooks/, solutions/, test.json …) are nowhere to be found."""
+
+
+def is_course(folder):
+    return (Path(folder) / "notebooks" / f"{NAMES[0]}.ipynb").is_file()
+
+
+def root():
+    """The folder holding the course's files, found one way everywhere: `$CENSUS_COURSE_ROOT`
+    if set (Colab's setup cell sets it); else the checkout this package runs from (an
+    editable install, or a clone on sys.path); else the current folder or one above it (a
+    console script beside a clone). Raises CourseNotFound."""
+    if os.environ.get(ROOT_VARIABLE):
+        folder = Path(os.environ[ROOT_VARIABLE]).expanduser().resolve()
+        if not is_course(folder):
+            raise CourseNotFound(f"{ROOT_VARIABLE}={folder} holds no course "
+                                 f"(no notebooks/{NAMES[0]}.ipynb)")
+        return folder
+    here = Path.cwd().resolve()
+    for folder in (Path(__file__).resolve().parents[1], here, *here.parents):
+        if is_course(folder):
+            return folder
+    raise CourseNotFound(f"cannot find the course's files (notebooks/, solutions/, test.json): "
+                         f"work inside a clone of {REPO_URL}, or set {ROOT_VARIABLE} to one")
+
+
+MIN_TENSORFLOW = (2, 20)  # the oldest a rehearsal ran (Colab's)
+
+
+def start():
+    """What every chapter's setup cell calls: work from the course's folder (`root()`), so that
+    `jobs/…` and `test.json` are found wherever Jupyter, papermill or nbgrader started the
+    kernel; let `!census …` find the command and the course; print the versions in use."""
+    folder = root()
+    os.chdir(folder)
+    os.environ[ROOT_VARIABLE] = str(folder)
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    check_versions()
+
+
+def check_versions():
+    """Import TensorFlow without its start-up notes (`census.quiet`: a real error still
+    shows), check that it is recent enough, and print the versions in use. Raises SystemExit,
+    in one sentence, for a TensorFlow older than MIN_TENSORFLOW."""
+    import importlib.metadata
+    from census import quiet
+    tf = quiet.import_tensorflow()
+    import tf_keras
+    if tuple(map(int, tf.__version__.split(".")[:2])) < MIN_TENSORFLOW:
+        raise SystemExit(f"TensorFlow {tf.__version__} is older than the course needs "
+                         f"({'.'.join(map(str, MIN_TENSORFLOW))} or newer).")
+    print(f"TensorFlow {tf.__version__}, tf-keras {tf_keras.__version__}, "
+          f"census {importlib.metadata.version('census')}, Python {sys.version.split()[0]}")

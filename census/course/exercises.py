@@ -1,0 +1,275 @@
+"""Classroom exercises: `exercises/` is generated from `solutions/`, and submissions are graded.
+
+    census exercises make                   write exercises/ from solutions/ (`make exercises`)
+    census exercises check                  exit 1 if exercises/ is out of date
+    census exercises grade FOLDER… [--smoke] [--jobs 2]   run every submission's checks
+
+The solutions are the one source. An exercise is an answer cell, whose answer sits between
+nbgrader's `### BEGIN SOLUTION` and `### END SOLUTION` markers, then a locked check cell that
+calls `census.course.checks` (and may hide more calls between `### BEGIN HIDDEN TESTS` and
+`### END HIDDEN TESTS`). Both carry nbgrader's cell metadata, and the exercises are made by
+nbgrader's own preprocessors, so `nbgrader generate_assignment` and `nbgrader autograde` work
+on these notebooks as they are.
+"""
+import copy
+import csv
+import dataclasses
+import re
+import time
+from pathlib import Path
+
+from census.course.chapters import NAMES, badge
+from census.course.environment import root
+from census.course.notebook import rel
+
+
+def solutions():
+    return root() / "solutions"
+
+
+def exercises_dir():
+    return root() / "exercises"
+
+
+CELL_TIMEOUT = 900  # seconds: a learner's endless loop stops the notebook, not the grading
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def read(path):
+    import nbformat
+    return nbformat.read(path, as_version=4)
+
+
+def render(nb):
+    """A notebook as the exact text written to disk."""
+    import nbformat
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def grading(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+def is_answer(cell):
+    return bool(grading(cell).get("solution"))
+
+
+def is_check(cell):
+    return bool(grading(cell).get("grade"))
+
+
+def exercise_id(cell):
+    """'3.1' for the cells 'ex3-1' (answer) and 'ex3-1-check' (its check)."""
+    return re.match(r"ex(\d+)-(\d+)", grading(cell)["grade_id"]).expand(r"\1.\2")
+
+
+# --- exercises/ from solutions/ -------------------------------------------------------------
+
+def generate(solution, name):
+    """The exercise notebook of a solution notebook: answers replaced by nbgrader's stub
+    (`# YOUR CODE HERE` / `raise NotImplementedError()`), hidden tests removed, outputs
+    cleared, the Colab badge pointing at exercises/."""
+    from nbconvert.preprocessors import ClearOutputPreprocessor
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+    nb, resources = copy.deepcopy(solution), {}
+    for step in (ClearSolutions(), ClearHiddenTests(), ClearOutputPreprocessor()):
+        nb, resources = step.preprocess(nb, resources)
+    nb.cells[0].source = nb.cells[0].source.replace(
+        badge(name, "solutions"), badge(name, "exercises"))
+    return nb
+
+
+def changes(names=NAMES):
+    """{name: exercise text} for the chapters whose committed exercise notebook differs from
+    the one generated from its solution."""
+    out = {}
+    for name in names:
+        target, source = exercises_dir() / f"{name}.ipynb", solutions() / f"{name}.ipynb"
+        if not source.is_file():
+            raise FileNotFoundError(f"no {rel(source)}: every chapter needs its solutions")
+        try:
+            text = render(generate(read(source), name))
+        except RuntimeError as error:  # nbgrader's words for a broken region (no END SOLUTION…)
+            raise ValueError(f"{rel(source)}: {error}") from None
+        if not target.is_file() or target.read_text() != text:
+            out[name] = text
+    return out
+
+
+def stale(names=NAMES):
+    """The chapters whose exercise notebook is out of date."""
+    return list(changes(names))
+
+
+def make(names=NAMES):
+    """Write exercises/NAME.ipynb for every solution; return the names that changed."""
+    exercises_dir().mkdir(exist_ok=True)
+    written = changes(names)
+    for name, text in written.items():
+        (exercises_dir() / f"{name}.ipynb").write_text(text)
+    return list(written)
+
+
+# --- grading --------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Result:
+    """One submission: each exercise's status and message, and errors outside the checks."""
+    student: str
+    chapter: str
+    checks: dict  # exercise id -> (status, message); passed | failed | not answered | missing
+    other_errors: list  # (where, message): cells that failed outside the checks, or the run
+    notebook: str  # the executed copy, relative to the repository
+    seconds: float = 0.0  # wall time of the run
+
+    @property
+    def score(self):
+        return sum(status == "passed" for status, _ in self.checks.values())
+
+
+def restore_checks(submission, source):
+    """nbgrader's rule: check cells run as the instructor wrote them (hidden tests included),
+    whatever the learner did to them; a deleted check stays missing."""
+    originals = {grading(c)["grade_id"]: c.source for c in source.cells if is_check(c)}
+    for cell in submission.cells:
+        if is_check(cell) and grading(cell).get("grade_id") in originals:
+            cell.source = originals[grading(cell)["grade_id"]]
+    return submission
+
+
+def error_message(output):
+    lines = [ANSI.sub("", line) for line in output.get("traceback", [])]
+    text = [line.strip() for line in lines if line.strip().startswith(("✗", "Hint:"))]
+    return " ".join(text) or f"{output.ename}: {output.evalue}"
+
+
+def outcome(executed, source, student, chapter, notebook):
+    """Read the checks' verdicts off an executed notebook."""
+    checks = {exercise_id(c): ("missing", "the check cell was deleted")
+              for c in source.cells if is_check(c)}
+    other = []
+    for number, cell in enumerate(executed.cells, 1):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if is_check(cell) and exercise_id(cell) in checks:
+            if errors:
+                status = "not answered" if errors[0].ename == "NotAnswered" else "failed"
+                checks[exercise_id(cell)] = (status, error_message(errors[0]))
+            elif cell.execution_count is None:
+                checks[exercise_id(cell)] = ("failed", "the notebook stopped before this check")
+            else:
+                text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+                done = [line for line in text.splitlines() if line.startswith("✓")]
+                checks[exercise_id(cell)] = ("passed", done[-1] if done else "✓")
+        elif errors:
+            other.append((f"cell {number}", error_message(errors[0])))
+    return Result(student, chapter, checks, other, notebook)
+
+
+def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
+              out_dir="build/grading"):
+    """Execute one submission (checks restored, every cell run even after a failure) into
+    out_dir/student/chapter.ipynb and return its Result."""
+    import nbformat
+    import papermill
+    source = read(solutions() / f"{chapter}.ipynb")
+    executed = root() / out_dir / student / f"{chapter}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        submitted = read(path)
+    except Exception as error:  # not a notebook (a broken save, another format): say so
+        checks = {exercise_id(c): ("failed", "the notebook could not be read")
+                  for c in source.cells if is_check(c)}
+        reason = f"not a readable notebook: {error}".splitlines()[0]
+        return Result(student, chapter, checks, [("file", reason)], rel(path))
+    nbformat.write(restore_checks(submitted, source), executed)
+    stopped, start = None, time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(executed), str(executed), cwd=str(exercises_dir()), kernel_name="python3",
+            parameters={"SMOKE": smoke, "JOB_DIR": f"{job_root}/{student}/{chapter}"},
+            allow_errors=True, execution_timeout=CELL_TIMEOUT, progress_bar=False)
+    except papermill.PapermillExecutionError:
+        pass  # with allow_errors, papermill still raises once every cell has run
+    except Exception as error:  # a timeout or a dead kernel: grade what ran
+        stopped = f"{type(error).__name__}: {error}"
+    result = outcome(read(executed), source, student, chapter, rel(executed))
+    result.seconds = time.perf_counter() - start
+    if stopped:
+        result.other_errors.append(("run", f"the notebook stopped: {stopped}"))
+    return result
+
+
+def submissions(folders):
+    """(path, student, chapter) for every notebook under the folders; the student is the path
+    of its folder below the one given (or that folder's name); the chapter is the file name."""
+    found = []
+    for folder in map(Path, folders):
+        if folder.is_file():
+            paths, base = [folder], folder.parent.parent
+        elif folder.is_dir():
+            paths, base = sorted(folder.rglob("*.ipynb")), folder
+        else:
+            raise FileNotFoundError(f"no such file or folder: {folder}")
+        for path in paths:
+            if ".ipynb_checkpoints" in path.parts:
+                continue
+            if path.stem not in NAMES:
+                examples = ", ".join(f"{n}.ipynb" for n in NAMES[:2])
+                raise ValueError(f"{path}: not a chapter's notebook; name submissions like the "
+                                 f"exercises ({examples}, …)")
+            student = path.parent.relative_to(base).as_posix()
+            found.append((path, folder.name if student == "." else student, path.stem))
+    return found
+
+
+def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading", jobs=1,
+          echo=print):
+    """Grade every submission under the folders, `jobs` notebooks at a time; write
+    out_dir/grades.csv and return the Results in submission order."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+    work = submissions(folders)
+    echo(f"[grade] {len(work)} notebook(s), {jobs} at a time{' (smoke)' if smoke else ''}")
+    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(grade_one, path, student, chapter, smoke, job_root, out_dir)
+                   for path, student, chapter in work]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            r = results[-1]
+            echo(f"[grade] {r.student}/{r.chapter}: {r.score}/{len(r.checks)} passed "
+                 f"({r.seconds:.0f} s)")
+    write_csv(results, root() / out_dir / "grades.csv")
+    return results
+
+
+def write_csv(results, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["student", "chapter", "exercise", "status", "message"])
+        for r in results:
+            for exercise, (status, message) in r.checks.items():
+                out.writerow([r.student, r.chapter, exercise, status, message])
+
+
+def report(results):
+    """A table (one row per submission, ✓/✗/– per exercise), then what failed and why."""
+    marks = {"passed": "✓", "failed": "✗", "not answered": "–", "missing": "?"}
+    width = max([len(r.student) for r in results] + [7])
+    lines = []
+    for r in results:
+        cells = "  ".join(f"{e} {marks[s]}" for e, (s, _) in r.checks.items())
+        lines.append(f"{r.student:<{width}}  {r.chapter:<24}  {cells}   "
+                     f"{r.score}/{len(r.checks)}")
+    details = [f"  {r.student}/{r.chapter} {e}: {m}" for r in results
+               for e, (s, m) in r.checks.items() if s in ("failed", "missing")]
+    details += [f"  {r.student}/{r.chapter} {where}: {m}" for r in results
+                for where, m in r.other_errors]
+    lines += ["", "✓ passed  ✗ wrong  – not answered  ? check cell deleted"]
+    if details:
+        lines += ["", "What went wrong:", *details]
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""What the chapters print with: paths as a reader should see them (never this machine's),
+short listings of job dirs, fresh job dirs, chapter 4's summary.
+"""
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from census.course.chapters import RESULTS_FILE
+from census.course.environment import CourseNotFound, root
+
+# Absolute paths of this machine, and of machines in general: never in a committed notebook
+# or in what a chapter prints (rel() and tidy() show paths relative to the course instead).
+MACHINE_PATH = re.compile(r"(?<![\w.:/])(/(work|home|root|tmp|Users|var/folders|content)/|"
+                          r"[A-Z]:\\\\)")
+
+
+def rel(path):
+    """A path as a reader should see it: relative to the course's folder, or under ~."""
+    path = Path(path).resolve()
+    try:
+        base = root()
+    except CourseNotFound:
+        base = Path.cwd().resolve()
+    for folder, shown in ((base, ""), (Path.home().resolve(), "~")):
+        try:
+            tail = path.relative_to(folder).as_posix()
+        except ValueError:
+            continue
+        return f"{shown}/{tail}" if shown else (tail or ".")
+    return os.path.relpath(path, base)
+
+
+def tidy(text):
+    """Text with every absolute path of this machine replaced as `rel` would show it."""
+    pattern = re.compile(r"(?<![\w.~])/[^\s'\",;:()\[\]]+")
+    return pattern.sub(lambda m: rel(m.group(0)), str(text))
+
+
+def tree(path, depth=4, limit=40, per_dir=6):
+    """An `ls -R`-like listing of a directory, relative names, at most `per_dir` entries per
+    directory (the rest counted) and `limit` lines in all."""
+    root = Path(path)
+    lines = [rel(root) + "/"]
+
+    def walk(folder, prefix, level):
+        entries = sorted(folder.iterdir(), key=lambda p: (p.is_file(), p.name))
+        hidden = len(entries) - per_dir
+        if hidden > 1:
+            entries = entries[:per_dir - 1] + [f"… {hidden + 1} more"]
+        for i, entry in enumerate(entries):
+            if isinstance(entry, str):
+                lines.append(f"{prefix}└── {entry}")
+                continue
+            last = i == len(entries) - 1
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{entry.name}"
+                         f"{'/' if entry.is_dir() else ''}")
+            if entry.is_dir() and level < depth:
+                walk(entry, prefix + ("    " if last else "│   "), level + 1)
+    walk(root, "", 1)
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"… ({len(lines) - limit} more lines)"]
+    return "\n".join(lines)
+
+
+def fresh_dir(path):
+    """Empty a job dir (so logs and curves show one run only) and return it as a string."""
+    shutil.rmtree(path, ignore_errors=True)
+    Path(path).mkdir(parents=True)
+    return str(path)
+
+
+def save_summary(job_dir, results):
+    """Chapter 4's numbers, read back by `make course`'s summary."""
+    Path(job_dir, RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")

@@ -1,0 +1,84 @@
+"""Evaluation beside training (chapter 7), as the 2017 `train_and_evaluate` evaluated.
+
+- `EvaluateOnChief` (a Keras callback): under ParameterServerStrategy the chief evaluates a
+  local copy of the model after each interval, since `fit(validation_data=…)` there needs a
+  step count, splits it unevenly over the workers' copies of the eval set, and cannot evaluate
+  exactly through the model's lookup tables.
+- `evaluate_checkpoints`: the sidecar evaluator, a task of its own (TF_CONFIG type
+  "evaluator", outside the training cluster, as in 2017). It is `tf_keras.utils.
+  SidecarEvaluator`, which TensorFlow's migration guide names as the replacement of the
+  Estimator's evaluator: it evaluates each checkpoint the chief writes (`ckpt-0001`, …) until
+  the last; `SidecarLog` keeps its results.
+"""
+import concurrent.futures
+import os
+
+import tensorflow as tf
+import tf_keras as keras
+
+
+class EvaluateOnChief(keras.callbacks.Callback):
+    """After each training interval, evaluate `model_fn()`'s copy of the model, with the
+    trained weights, on `input_fn()` for `steps` batches (None: to the end), and log its
+    metrics as `fit(validation_data=…)` would: `val_loss`, `val_accuracy`, `val_auc`."""
+
+    def __init__(self, model_fn, input_fn, steps=None):
+        super().__init__()
+        self.local, self.input_fn, self.steps = model_fn(), input_fn, steps
+
+    def _evaluate(self):
+        results = self.local.evaluate(self.input_fn(), steps=self.steps, verbose=0,
+                                      return_dict=True)
+        return {f"val_{k}": v for k, v in results.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.local.set_weights(self.model.get_weights())
+        # In another thread: strategy scopes are per thread, and outside fit's PSS scope the
+        # local copy runs on the chief instead of being scheduled onto the workers.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            logs.update(pool.submit(self._evaluate).result())
+
+
+class SidecarLog(keras.callbacks.Callback):
+    """What the sidecar evaluator found, checkpoint by checkpoint: a line on stdout,
+    `metrics.csv` (checkpoint, global_step, then each metric) and TensorBoard events in
+    `out_dir`. The checkpoint is named from the restored step count (`steps_per_eval` steps
+    per interval, `ckpt-{interval:04d}`, as the trainer names them)."""
+
+    def __init__(self, out_dir, steps_per_eval):
+        super().__init__()
+        self.out_dir, self.steps_per_eval = out_dir, steps_per_eval
+        tf.io.gfile.makedirs(out_dir)
+        self.writer = tf.summary.create_file_writer(out_dir)
+        self.rows, self.metrics = [], {}  # the CSV is rewritten whole: gs:// cannot append
+
+    def on_test_end(self, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        checkpoint = f"ckpt-{round(step / self.steps_per_eval):04d}"
+        results = {k: float(v) for k, v in (logs or {}).items()}
+        self.metrics = dict(results, global_step=step)
+        with self.writer.as_default(step=step):
+            for k, v in results.items():
+                tf.summary.scalar(k, v)
+        self.writer.flush()
+        names = sorted(results)
+        self.rows.append(",".join([checkpoint, str(step), *(f"{results[k]:.6g}" for k in names)]))
+        with tf.io.gfile.GFile(os.path.join(self.out_dir, "metrics.csv"), "w") as f:
+            f.write("\n".join([",".join(["checkpoint", "global_step", *names]), *self.rows, ""]))
+        print(f"evaluated {checkpoint} (step {step}): "
+              + ", ".join(f"{k} {v:.4f}" for k, v in results.items()), flush=True)
+
+
+def evaluate_checkpoints(model_fn, input_fn, steps, evaluations, steps_per_eval, job_dir):
+    """The sidecar evaluator: `tf_keras.utils.SidecarEvaluator` on `<job_dir>/checkpoints`,
+    evaluating `model_fn()` on `input_fn()` (`steps` batches, None: to the end) each time the
+    chief writes a checkpoint, until checkpoint number `evaluations`, the last. Results go to
+    `<job_dir>/eval_sidecar/`. Returns the last evaluation's metrics (`global_step`
+    included) and `exports: []`. It waits for checkpoints as long as they take to come: a
+    launcher stops it if the chief fails."""
+    log = SidecarLog(os.path.join(job_dir, "eval_sidecar"), steps_per_eval)
+    keras.utils.SidecarEvaluator(
+        model_fn(), input_fn(), os.path.join(job_dir, "checkpoints"), steps=steps,
+        max_evaluations=evaluations, callbacks=[log]).start()
+    log.writer.close()
+    return dict(log.metrics, exports=[])

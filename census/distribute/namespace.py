@@ -1,0 +1,92 @@
+"""A loopback-only network namespace for a local cluster (chapter 7), as root or not.
+
+TF's gRPC servers listen on every network interface, whatever TF_CONFIG says, so a local
+cluster's tasks run inside one namespace whose only interface is loopback: nothing outside
+this machine can reach them. Root makes a plain one (`unshare --net`); an ordinary user makes
+one inside a user namespace of its own (`unshare --user --map-root-user --net`, which Linux
+allows without privileges), and each task joins both with `nsenter`. Where none can be made
+(macOS, Windows, a locked-down container) `Namespace` says so in one sentence;
+`CENSUS_NETNS=off` makes it act as there, to rehearse that case.
+"""
+import os
+import subprocess
+import sys
+
+
+class NamespaceError(Exception):
+    """No loopback-only network namespace can be made here; the message says why."""
+
+
+NETNS_SWITCH = "CENSUS_NETNS"  # "off": act as if no network namespace could be made
+
+
+# A namespace's first process: brings the loopback interface up (ioctl SIOCSIFFLAGS, so that
+# no `ip` command is needed), says so, and lives until the launcher closes its stdin.
+_HOLDER = r"""
+import fcntl, socket, struct, sys
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    flags = struct.unpack("16sh", fcntl.ioctl(s, 0x8913, struct.pack("16sh", b"lo", 0)))[1]
+    fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def netns_commands():
+    """(the `unshare` command that makes the namespace, the `nsenter` flags that join it).
+
+    Root keeps its full rights in a plain network namespace. An ordinary user gets one owned
+    by a user namespace of its own, and a task must join both (`nsenter --net` alone is
+    refused: "reassociate to namespace 'ns/net' failed: Operation not permitted")."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ("unshare", "--net"), ("--net",)
+    return (("unshare", "--user", "--map-root-user", "--net"),
+            ("--user", "--net", "--preserve-credentials"))
+
+
+class Namespace:
+    """A loopback-only network namespace, held by one small process; `wrap(argv)` runs a
+    command inside it. `commands`: (unshare argv, nsenter flags), default `netns_commands()`.
+    Raises NamespaceError, in one sentence, where none can be made."""
+
+    def __init__(self, commands=None):
+        unshare, self.join = commands or netns_commands()
+        err = None
+        if os.environ.get(NETNS_SWITCH) == "off":
+            self.proc, err = None, f"{NETNS_SWITCH}=off"
+        else:
+            try:
+                self.proc = subprocess.Popen([*unshare, sys.executable, "-c", _HOLDER],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True)
+            except OSError as e:  # no `unshare` (macOS, Windows)
+                self.proc, err = None, e.strerror or str(e)
+        if self.proc and self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            stderr = self.proc.communicate()[1]
+            err = (stderr.strip().splitlines() or [f"exit status {self.proc.returncode}"])[-1]
+            self.proc = None
+        if err:
+            raise NamespaceError(
+                f"cannot create a loopback-only network namespace with `{' '.join(unshare)}` "
+                f"({err}); TF's gRPC servers listen on every network interface, so a local "
+                "cluster runs inside one. Pass --allow-host-network to run on this machine's "
+                "network instead: the task ports are then open on all its interfaces for "
+                "as long as the cluster runs.")
+
+    def wrap(self, argv):
+        return ["nsenter", "-t", str(self.proc.pid), *self.join, "--", *argv]
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def private_network_possible():
+    """Whether `census cluster` can isolate its tasks here (it makes and drops a namespace)."""
+    try:
+        Namespace().stop()
+        return True
+    except NamespaceError:
+        return False

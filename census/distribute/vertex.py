@@ -1,0 +1,233 @@
+"""The same trainer on Vertex AI: a CustomJob for any scale tier, as YAML, gcloud, or the SDK.
+
+2017: `gcloud ml-engine jobs submit training JOB --scale-tier STANDARD_1 --module-name
+trainer.task --package-path trainer/ -- --train-files gs://… …`. Today a Vertex AI CustomJob
+lists worker pools ([0] chief, [1] workers, [2] parameter servers, [3] evaluator), each with a
+machine type, a replica count and what to run: our package's sdist on a prebuilt TensorFlow
+training image (`python -m census.task` with the trainer flags), or a container of your own.
+
+    job = job_spec(tiers.layout_for("STANDARD_1"), trainer_args("gs://BUCKET/census/job1"),
+                   package_uris=["gs://BUCKET/census/census-0.1.0.tar.gz"])
+    write_yaml(job, "job.yaml"); print(gcloud_command(job, "us-central1", "job.yaml"))
+    submit(job, project=None)   # without a project: prints what it would submit
+
+Nothing here needs credentials except `submit` with a project, and `upload`.
+"""
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import json_format
+
+from census.distribute import tiers
+
+# Prebuilt Vertex AI training images: `<region>-docker.pkg.dev/vertex-ai/training/
+# tf-{cpu,gpu}.<major>-<minor>.py310:latest`. The newest TensorFlow these are built for lags
+# ours (2.21); pip installs the package's own tensorflow/tf-keras ranges over it.
+TF_CPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
+TF_GPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
+POOLS = ("chief", "worker", "ps", "evaluator")  # Vertex's worker pool order
+MACHINE_TYPES = {"chief": "n1-standard-4", "worker": "n1-standard-4", "ps": "n1-standard-4",
+                 "evaluator": "n1-standard-4"}
+GPU_TYPE = "NVIDIA_TESLA_T4"  # BASIC_GPU's accelerator (the 2017 tier had a K80)
+MODULE = "census.task"
+# The census data in Google's public bucket (the 2017 post's files, moved).
+PUBLIC_DATA = {"train": "gs://cloud-samples-data/ai-platform/census/data/adult.data.csv",
+               "eval": "gs://cloud-samples-data/ai-platform/census/data/adult.test.csv"}
+
+
+def tiers_table():
+    """Each 2017 scale tier: its processes and the replica counts of Vertex's worker pools."""
+    return [{"scale tier (2017)": name, "chief": t.chief, "workers": t.workers, "ps": t.ps,
+             "gpus": t.gpus, "Vertex pools [chief, workers, ps, evaluator]": t.vertex_pools()}
+            for name, t in tiers.TIERS.items()]
+
+
+def gcs_mount(uri):
+    """`gs://bucket/path` → `/gcs/bucket/path`: the same object through the Cloud Storage
+    FUSE mount that Vertex AI training jobs have."""
+    if not uri.startswith("gs://"):
+        raise ValueError(f"not a gs:// URI: {uri}")
+    return "/gcs/" + uri[len("gs://"):]
+
+
+def trainer_args(job_dir, train_files=(PUBLIC_DATA["train"],), eval_files=(PUBLIC_DATA["eval"],),
+                 train_steps=5000, eval_steps=100, mount=False, extra=()):
+    """The 2017 trainer flags with cloud paths (`tf.io.gfile` reads gs:// itself); `mount`:
+    the `/gcs/…` form of every gs:// path instead."""
+    path = gcs_mount if mount else (lambda p: p)
+    return ["--train-files", *map(path, train_files), "--eval-files", *map(path, eval_files),
+            "--job-dir", path(job_dir) if job_dir.startswith("gs://") else job_dir,
+            "--train-steps", str(train_steps), "--eval-steps", str(eval_steps), *extra]
+
+
+def job_spec(layout, args, package_uris=None, image=None, container_image=None,
+             machine_types=None, display_name="census", base_output_dir=None):
+    """A `google.cloud.aiplatform_v1.CustomJob` running `layout` (a `tiers.Layout`):
+    the python package at `package_uris` (`python -m census.task ARGS` on `image`, default
+    the prebuilt TF training image), or `container_image` run with ARGS."""
+    from google.cloud import aiplatform_v1 as v1
+    if bool(package_uris) == bool(container_image):
+        raise ValueError("give package_uris (a python package) or container_image, not both")
+    machine_types = {**MACHINE_TYPES, **(machine_types or {})}
+    image = image or (TF_GPU_IMAGE if layout.gpus else TF_CPU_IMAGE)
+    pools = []
+    for kind, count in zip(POOLS, layout.vertex_pools()):
+        if not count:
+            pools.append(v1.WorkerPoolSpec())  # an empty pool keeps the later pools' places
+            continue
+        machine = v1.MachineSpec(machine_type=machine_types[kind])
+        if layout.gpus and kind in ("chief", "worker"):
+            machine.accelerator_type = v1.AcceleratorType[GPU_TYPE]
+            machine.accelerator_count = layout.gpus
+        pool = v1.WorkerPoolSpec(machine_spec=machine, replica_count=count,
+                                 disk_spec=v1.DiskSpec(boot_disk_type="pd-ssd",
+                                                       boot_disk_size_gb=100))
+        if container_image:
+            pool.container_spec = v1.ContainerSpec(image_uri=container_image, args=list(args))
+        else:
+            pool.python_package_spec = v1.PythonPackageSpec(
+                executor_image_uri=image, package_uris=list(package_uris),
+                python_module=MODULE, args=list(args))
+        pools.append(pool)
+    spec = v1.CustomJobSpec(worker_pool_specs=pools)
+    if base_output_dir:
+        spec.base_output_directory = v1.GcsDestination(output_uri_prefix=base_output_dir)
+    return v1.CustomJob(display_name=display_name, job_spec=spec)
+
+
+_INT64 = {_descriptor.FieldDescriptor.TYPE_INT64, _descriptor.FieldDescriptor.TYPE_UINT64,
+          _descriptor.FieldDescriptor.TYPE_SINT64, _descriptor.FieldDescriptor.TYPE_FIXED64,
+          _descriptor.FieldDescriptor.TYPE_SFIXED64}
+
+
+def _int64s_to_ints(message_descriptor, value):
+    """Proto3 JSON writes 64-bit integers as strings ("replicaCount": "4"); make them ints."""
+    for field in message_descriptor.fields:
+        if field.json_name not in value:
+            continue
+        items = value[field.json_name]
+        repeated = (field.is_repeated if hasattr(field, "is_repeated")  # protobuf >= 6
+                    else field.label == field.LABEL_REPEATED)  # protobuf 5 (Colab)
+        if field.message_type is not None:
+            if field.message_type.GetOptions().map_entry:
+                continue  # string maps (labels, env) only
+            for item in (items if repeated else [items]):
+                if isinstance(item, dict):
+                    _int64s_to_ints(field.message_type, item)
+        elif field.type in _INT64:
+            value[field.json_name] = [int(x) for x in items] if repeated else int(items)
+
+
+def to_dict(message):
+    """A proto-plus or protobuf message as the JSON-style dict the REST API and gcloud take
+    (camelCase keys), with 64-bit integers as numbers."""
+    pb = type(message).pb(message) if hasattr(type(message), "pb") else message
+    value = json_format.MessageToDict(pb)
+    _int64s_to_ints(pb.DESCRIPTOR, value)
+    return value
+
+
+def spec_dict(job):
+    """The CustomJobSpec part of a CustomJob: what `gcloud ai custom-jobs create --config`
+    reads (the display name and region are flags)."""
+    return to_dict(job)["jobSpec"]
+
+
+def write_yaml(job, path):
+    """Write `job`'s spec as the YAML file for `gcloud ai custom-jobs create --config`."""
+    Path(path).write_text(yaml.safe_dump(spec_dict(job), sort_keys=False))
+    return str(path)
+
+
+def gcloud_command(job, region, config_path):
+    """The gcloud command that submits `job` from its YAML file."""
+    return shlex.join(["gcloud", "ai", "custom-jobs", "create", f"--region={region}",
+                       f"--display-name={job.display_name}", f"--config={config_path}"])
+
+
+def source_root():
+    """The course's checkout (`census.course.root()`), whose pyproject.toml builds the sdist."""
+    from census.course import environment
+    root = environment.root()
+    if not (root / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"no pyproject.toml in {root}: build the sdist from a clone")
+    return root
+
+
+def build_sdist(out_dir, root=None):
+    """Build census's source distribution (the package Vertex AI installs on a prebuilt
+    training image) into `out_dir` with PyPA's `build` (`python -m build --sdist`, in an
+    isolated environment with the build backend pyproject.toml asks for); returns its path.
+    Raises RuntimeError with build's last line if it fails."""
+    root, out_dir = Path(root or source_root()), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = set(out_dir.glob("*.tar.gz"))
+    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out_dir),
+                           str(root)], capture_output=True, text=True)
+    if done.returncode:
+        why = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        raise RuntimeError(f"building the sdist of {root} failed: {why}")
+    [path] = set(out_dir.glob("*.tar.gz")) - before
+    return str(path)
+
+
+def upload(path, gs_uri, client=None):
+    """Copy a local file to `gs://bucket/object` with google-cloud-storage; returns gs_uri."""
+    from google.cloud import storage
+    bucket, _, name = gs_uri[len("gs://"):].partition("/")
+    client = client or storage.Client()
+    client.bucket(bucket).blob(name).upload_from_filename(str(path))
+    return gs_uri
+
+
+def describe(job, region="us-central1", config_path="job.yaml"):
+    """What would be submitted: the spec's YAML and the gcloud command."""
+    return (f"# {config_path}\n{yaml.safe_dump(spec_dict(job), sort_keys=False)}\n"
+            f"{gcloud_command(job, region, config_path)}")
+
+
+def dry_run(description, out):
+    """What a submission without a project does: say so, show the job, return None."""
+    print("No project given: not submitting. This is the job it would create:\n", file=out)
+    print(description, file=out)
+
+
+def sdk_custom_job(display_name, job_spec, project, location, staging_bucket=None,
+                   credentials=None, **sdk_options):
+    """The SDK's CustomJob for a `CustomJobSpec`, after `aiplatform.init` (the tests pass
+    `api_endpoint`/`api_transport` to send its requests to a local recorder)."""
+    from google.cloud import aiplatform
+    aiplatform.init(project=project, location=location, staging_bucket=staging_bucket,
+                    credentials=credentials, **sdk_options)
+    return aiplatform.CustomJob(
+        display_name=display_name, worker_pool_specs=list(job_spec.worker_pool_specs),
+        base_output_dir=job_spec.base_output_directory.output_uri_prefix or None,
+        project=project, location=location, credentials=credentials,
+        staging_bucket=staging_bucket)
+
+
+def submit(job, project=None, location="us-central1", staging_bucket=None, credentials=None,
+           api_endpoint=None, api_transport=None, wait=False, config_path="job.yaml",
+           out=None):
+    """Create `job` on Vertex AI through the google-cloud-aiplatform SDK and return the SDK's
+    `CustomJob` (`wait`: block until it ends). Without a project: print what would be
+    submitted and return None. `credentials`: default (`gcloud auth application-default
+    login`) when None; `api_endpoint`/`api_transport` point the SDK elsewhere (tests)."""
+    out = out or sys.stdout
+    if not project:
+        return dry_run(describe(job, location, config_path), out)
+    custom = sdk_custom_job(job.display_name, job.job_spec, project, location, staging_bucket,
+                            credentials, api_endpoint=api_endpoint, api_transport=api_transport)
+    custom.submit()
+    job_id = custom.resource_name.rsplit("/", 1)[-1]
+    print(f"Submitted {custom.resource_name}\n  console: {custom._dashboard_uri()}\n"
+          f"  logs:    gcloud ai custom-jobs stream-logs {job_id} --region={location}",
+          file=out)
+    if wait:
+        custom.wait()
+        print(f"{custom.resource_name}: {custom.state.name}", file=out)
+    return custom

@@ -1,0 +1,183 @@
+"""Requests and replies (chapter 9): TensorFlow Serving's REST API (tensorflow/serving
+`g3doc/api_rest.md`) and a Vertex AI endpoint's predict format, independent of the web
+framework around them.
+
+    GET  /v1/models/census[/versions/N]             version status
+    GET  /v1/models/census[/versions/N]/metadata    signature_def, as `saved_model_cli` shows it
+    POST /v1/models/census[/versions/N]:predict     {"instances": [...]}  -> {"predictions": [...]}
+                                                    {"inputs": {...}}     -> {"outputs": {...}}
+    POST /v1/models/census[/versions/N]:classify    {"examples": [...]}   -> {"results": [...]}
+    POST /v1/endpoints/E/deployedModels/M:predict   {"instances", "parameters"}
+                                                    -> {"predictions", "deployedModelId"}
+
+Every error is `{"error": "..."}`, as TF Serving answers, with 400, 404, 413, 429 or 503 (500
+only for a model that fails on a checked request). `DIFFERENCES` lists where this server
+departs from TF Serving on purpose.
+"""
+import json
+
+from census import instances, predict, schema
+
+DEFAULT_PORT = 8501
+
+
+DEFAULT_MODEL_NAME = "census"
+
+
+# Vertex AI's limit for an online prediction request: 1.5 MB.
+MAX_REQUEST_BYTES = 1_500_000
+
+
+PARSE_IN_THREAD_BYTES = 262_144  # bodies above this are parsed off the event loop
+
+
+# Where `census serve` differs from TensorFlow Serving's REST API (tensorflow/serving
+# g3doc/api_rest.md), on purpose; `census serve --help` and chapter 9 list them.
+DIFFERENCES = (
+    "values no census answer can have (NaN, Infinity, negative money, age or hours, numbers "
+    "beyond float32) get a 400 naming the instance and field; TF Serving passes them on",
+    "a request body over 1.5 MB (Vertex AI's limit) gets a 413",
+    ":classify takes the 13 inputs as features for any of the course's signatures (TF "
+    "Serving needs a classify signature); a CSV export refuses it",
+    ":regress gets a 400: the model is a classifier",
+    "version labels (/labels/NAME) and the gRPC API are not served",
+    "Vertex AI's routes are served too: {\"instances\", \"parameters\"} in, "
+    "{\"predictions\", \"deployedModelId\"} out",
+)
+
+
+class ServingError(Exception):
+    """A request that gets an HTTP error: `{"error": message}` with `status`."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_body(body):
+    """Request bytes → a JSON object, or a 400 naming the problem."""
+    if not body:
+        raise ServingError(400, "JSON Parse error: the request body is empty")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ServingError(400, f"JSON Parse error: the body is not UTF-8 ({e.reason} at "
+                           f"byte {e.start})") from None
+    try:  # NaN, Infinity and -Infinity are read, as TF Serving reads them (then refused)
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ServingError(400, f"JSON Parse error: {e.msg} at line {e.lineno} column "
+                           f"{e.colno}") from None
+    except (ValueError, RecursionError) as e:
+        raise ServingError(400, f"JSON Parse error: {e}") from None
+    if not isinstance(value, dict):
+        raise ServingError(400, "the request body must be a JSON object, like "
+                           '{"instances": [...]}')
+    return value
+
+
+def check_keys(body, allowed):
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ServingError(400, f"unknown key {unknown[0]!r} in the request (expected: "
+                           f"{', '.join(allowed)})")
+
+
+def rows_of(items, what="instances"):
+    """The shape of the request: a non-empty list. Each item is checked with the batch, in
+    the worker thread, as the signature's format wants it (`job_columns`)."""
+    if not isinstance(items, list):
+        raise ServingError(400, f"{what} must be a JSON list, one item per instance, got "
+                           f"{type(items).__name__}")
+    if not items:
+        raise ServingError(400, f"{what} is empty: send at least one instance")
+    return items
+
+
+def inputs_to_instances(inputs, fmt):
+    """TF Serving's columnar `inputs` → rows, so that they are checked alike: for the JSON
+    format a map of each input name to its list of values; for the one-input formats (CSV,
+    EXAMPLE) that map, or the input's list of values itself."""
+    single = instances.SINGLE_INPUT.get(fmt)
+    if single and isinstance(inputs, list):
+        return inputs
+    if not isinstance(inputs, dict):
+        raise ServingError(400, "inputs must be a JSON object mapping each input name to a "
+                           "list of values (columnar format)")
+    if single:
+        if set(inputs) != {single}:
+            raise ServingError(400, f"inputs: this signature ({fmt} format) has one input, "
+                               f"{single!r}")
+        return rows_of(inputs[single], "inputs")
+    if not inputs:
+        raise ServingError(400, "inputs is empty: send the 13 input columns")
+    lengths = {}
+    for name, values in inputs.items():
+        if not isinstance(values, list):
+            raise ServingError(400, f"inputs[{name!r}] must be a list of values, one per row")
+        lengths[name] = len(values)
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(lengths.items()))
+        raise ServingError(400, f"inputs must all have the same number of rows ({detail})")
+    n = next(iter(lengths.values()))
+    return [{name: values[i] for name, values in inputs.items()} for i in range(n)]
+
+
+def classify_examples(context, examples, fmt):
+    """TF Serving's classify request: each example's features, with the context's shared ones
+    (a feature may not be in both); a one-value list is that value. For an EXAMPLE export the
+    features become serialized tf.train.Example protos, as TF Serving makes them."""
+    if fmt == "CSV":
+        raise ServingError(400, "this signature (CSV format) takes CSV rows: use :predict "
+                           "with one row per instance")
+    if not isinstance(context, dict):
+        raise ServingError(400, "context must be a JSON object of features")
+    items = []
+    for n, example in enumerate(rows_of(examples, "examples"), 1):
+        if not isinstance(example, dict):
+            raise ServingError(400, f"examples: instance {n}: expected a JSON object of "
+                               "features")
+        shared = sorted(set(context) & set(example))
+        if shared:
+            raise ServingError(400, f"examples: instance {n}: feature {shared[0]!r} is also "
+                               "in the context (a feature goes in one of them)")
+        items.append({k: v[0] if isinstance(v, list) and len(v) == 1 else v
+                      for k, v in {**context, **example}.items()})
+    if fmt == "EXAMPLE":
+        try:
+            items = [instances.to_example(instances.check_fields(n, i))
+                     for n, i in enumerate(items, 1)]
+        except instances.PredictError as e:
+            raise ServingError(400, f"examples: {e}") from None
+    return items
+
+
+def plain_columns(outputs):
+    """{output: numpy array} → {output: list of per-row lists}, strings decoded: the values of
+    `census.predict.rows`, converted one column at a time (far fewer Python calls)."""
+    columns = {}
+    for k in predict.OUTPUT_KEYS:
+        values = outputs[k].tolist()
+        if outputs[k].dtype == object:
+            values = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in values]
+        columns[k] = values
+    return columns
+
+
+def render_rows(outputs):
+    """Row format, as `census.predict.rows`: one dict per instance."""
+    columns = plain_columns(outputs)
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def render_columns(outputs):
+    return plain_columns(outputs)
+
+
+def render_classify(outputs):
+    """TF Serving's classify result: per example, [[label, score], ...] for every class."""
+    results = []
+    for probs in outputs["probabilities"].tolist():
+        results.append([[label, score] for label, score in zip(schema.LABELS, probs)])
+    return results

@@ -1,0 +1,112 @@
+"""Online prediction on Vertex AI: today's `gcloud ml-engine models create` / `versions create` /
+`predict`, through the google-cloud-aiplatform SDK.
+
+    2017 (Cloud ML Engine)                       today (Vertex AI)
+    gcloud ml-engine models create census        Model.upload(artifact_uri=gs://…/<ts>/, image)
+    gcloud ml-engine versions create v1 …        Endpoint.create() + model.deploy(endpoint, …)
+    gcloud ml-engine predict --model census …    endpoint.predict(instances=[…])
+    gcloud ml-engine versions delete v1          endpoint.undeploy_all(); endpoint.delete()
+                                                 model.delete()
+
+Everything here needs a Google Cloud project: without one, `run` says so and does nothing (the
+course's notebooks pass `PROJECT = ""`). The tests point the real SDK at a local recorder of the
+Vertex REST API (`aiplatform.init(api_endpoint="http://127.0.0.1:P", api_transport="rest",
+credentials=AnonymousCredentials())`) and check the requests it sends.
+
+The artifacts must be in Cloud Storage (`gs://BUCKET/…/export/census/<timestamp>/`). The
+prebuilt TensorFlow image below is the newest the SDK lists (TF 2.15): a SavedModel written by
+TF 2.21 loads there only if it uses no newer ops; otherwise serve with a custom container that
+runs `census serve --host 0.0.0.0` (it honours AIP_HTTP_PORT / AIP_PREDICT_ROUTE /
+AIP_HEALTH_ROUTE).
+"""
+import os
+
+PREDICTION_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+DEFAULT_LOCATION = "us-central1"
+DEFAULT_MACHINE_TYPE = "n1-standard-2"
+
+
+def init(project, location=DEFAULT_LOCATION, credentials=None, api_endpoint=None,
+         api_transport=None):
+    """`aiplatform.init` with the course's settings (endpoint and transport for the tests)."""
+    from google.cloud import aiplatform
+    kwargs = {"project": project, "location": location}
+    if credentials is not None:
+        kwargs["credentials"] = credentials
+    if api_endpoint:
+        kwargs["api_endpoint"] = api_endpoint
+    if api_transport:
+        kwargs["api_transport"] = api_transport
+    aiplatform.init(**kwargs)
+    return aiplatform
+
+
+def stage_export(version_dir, gcs_uri):
+    """Copy a local export version into Cloud Storage (`gs://BUCKET/…/<timestamp>/`), where
+    Model.upload reads it; returns the gs:// URI. TensorFlow's file system speaks gs://."""
+    from census import export
+    base, _, version = str(gcs_uri).rstrip("/").rpartition("/")
+    return export.publish(version_dir, base, version)
+
+
+def upload(artifact_uri, display_name="census", image_uri=PREDICTION_IMAGE, parent_model=None):
+    """Register the SavedModel directory as a Model (a new version of `parent_model`, if given:
+    the 2017 `versions create`)."""
+    from google.cloud import aiplatform
+    return aiplatform.Model.upload(display_name=display_name, artifact_uri=artifact_uri,
+                                   serving_container_image_uri=image_uri,
+                                   parent_model=parent_model, sync=True)
+
+
+def deploy(model, endpoint=None, display_name="census", machine_type=DEFAULT_MACHINE_TYPE,
+           traffic_percentage=100):
+    """Deploy `model` to `endpoint` (a new one if None); returns the endpoint."""
+    from google.cloud import aiplatform
+    endpoint = endpoint or aiplatform.Endpoint.create(display_name=display_name, sync=True)
+    model.deploy(endpoint=endpoint, machine_type=machine_type, min_replica_count=1,
+                 max_replica_count=1, traffic_percentage=traffic_percentage, sync=True)
+    return endpoint
+
+
+def predict(endpoint, instances):
+    """The same instances as `census predict`; returns (predictions, deployed_model_id)."""
+    result = endpoint.predict(instances=instances)
+    return list(result.predictions), result.deployed_model_id
+
+
+def clean_up(model=None, endpoint=None):
+    """Undeploy everything from the endpoint, delete it, delete the model (nothing keeps
+    billing after the chapter)."""
+    if endpoint is not None:
+        endpoint.undeploy_all(sync=True)
+        endpoint.delete(sync=True)
+    if model is not None:
+        model.delete(sync=True)
+
+
+def run(artifact_uri, instances, project=None, location=DEFAULT_LOCATION, credentials=None,
+        api_endpoint=None, api_transport=None, image_uri=PREDICTION_IMAGE,
+        machine_type=DEFAULT_MACHINE_TYPE, display_name="census", keep=False):
+    """Upload, deploy, predict and clean up. Guarded: with no project (the argument, or
+    $GOOGLE_CLOUD_PROJECT when it is None) it prints why it skips and returns None."""
+    if project is None:
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        print("Vertex AI deployment skipped: no Google Cloud project given "
+              "(set PROJECT, or $GOOGLE_CLOUD_PROJECT, and log in with "
+              "`gcloud auth application-default login`).")
+        return None
+    if not str(artifact_uri).startswith("gs://"):
+        raise ValueError(f"Vertex AI reads models from Cloud Storage: artifact_uri must be "
+                         f"gs://…, not {artifact_uri!r}")
+    init(project, location, credentials, api_endpoint, api_transport)
+    model = endpoint = None
+    try:
+        model = upload(artifact_uri, display_name, image_uri)
+        endpoint = deploy(model, display_name=display_name, machine_type=machine_type)
+        predictions, deployed_model_id = predict(endpoint, instances)
+        return {"model": model.resource_name, "endpoint": endpoint.resource_name,
+                "deployed_model_id": deployed_model_id, "predictions": predictions}
+    finally:
+        if not keep:
+            clean_up(model, endpoint)

@@ -1,0 +1,289 @@
+"""`census tune`: a study run on this machine, Optuna in the part of the tuning service.
+
+    census tune --config hptuning_config.yaml --parallel-trials 2 -- --job-dir jobs/tune …
+
+Chapter 8. Every trial is a subprocess of the unchanged trainer (`python -m census.task`) with
+the trainer flags, its own job dir `JOB/<trial id>`, Vertex-style `--param=value` flags and its
+own `$CLOUD_ML_HP_METRIC_FILE`, which the trainer writes through `cloudml-hypertune`, as on
+Vertex. The study lives in `JOB/study.journal` (Optuna's journal storage): rerun the same
+command and it resumes. A trial that fails or outlives `--trial-timeout` is recorded as
+FAILED, with the trainer's last line as its reason, and the study goes on; Ctrl-C stops the
+running trials.
+"""
+import contextlib
+import dataclasses
+import glob
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from census import export, processes
+from census.tuning.study import (ConfigError, METRIC_FLAG, Study, check_against_trainer,
+                                 read_config, suggest, trial_flags)
+
+STUDY_NAME = "census"
+
+
+JOURNAL = "study.journal"
+
+
+RESULTS = "trials.csv"
+BEST = "best.json"
+
+
+class TrialFailed(Exception):
+    pass
+
+
+def read_metric(path, tag):
+    """The last value reported for `tag` in a cloudml-hypertune metric file (JSON lines)."""
+    value = None
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                if tag in record:
+                    value = float(record[tag])
+    if value is None:
+        raise TrialFailed(f"no {tag!r} in {path}")
+    return value
+
+
+def last_line(path):
+    """The last line a trainer wrote (its own error, or a traceback's last line)."""
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def job_dir_and_flags(trainer_args):
+    """(the study's folder, from --job-dir; the other trainer flags). Raises ConfigError."""
+    from census import task
+    job_dir, rest = task.split_job_dir(trainer_args)
+    if not job_dir:
+        raise ConfigError("the trainer flags need --job-dir (the study's folder)")
+    return job_dir, rest
+
+
+def reason(trial):
+    """Why a trial failed: what the tuner recorded, or "interrupted" for one an earlier run
+    left running when it was killed."""
+    from optuna.trial import TrialState
+    if trial.user_attrs.get("reason"):
+        return trial.user_attrs["reason"]
+    return "interrupted" if trial.state == TrialState.FAIL and "seconds" not in trial.user_attrs \
+        else ""
+
+
+class LocalTuner:
+    """Runs `study` with Optuna; every trial `command + trainer_args + --param=value`."""
+
+    def __init__(self, study, trainer_args, command=None, trial_timeout=None, seed=None,
+                 out=None):
+        self.study = study
+        self.job_dir, self.trainer_args = job_dir_and_flags(trainer_args)
+        self.command = list(command or [sys.executable, "-m", "census.task"])
+        self.trial_timeout, self.seed = trial_timeout, seed
+        self.out = out or sys.stdout
+        self.running, self.stopping, self._lock = {}, False, threading.Lock()
+
+    # Optuna's study in JOB/study.journal
+    def optuna_study(self):
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        os.makedirs(self.job_dir, exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(os.path.join(self.job_dir, JOURNAL)))
+        sampler = optuna.samplers.TPESampler(multivariate=True, constant_liar=True,
+                                             seed=self.seed, n_startup_trials=min(
+                                                 10, max(2, self.study.max_trials // 2)))
+        return optuna.create_study(storage=storage, sampler=sampler, study_name=STUDY_NAME,
+                                   direction=self.study.goal.lower(), load_if_exists=True)
+
+    def _abandon_stale(self, study):
+        """Trials left RUNNING by an earlier run that was killed: FAILED (`reason` then says
+        "interrupted": they never reported how long they ran)."""
+        from optuna.trial import TrialState
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(t.number, state=TrialState.FAIL)
+
+    @staticmethod
+    def counted(trial):
+        """A trial that counts towards maxTrials: finished, and not cut short by Ctrl-C."""
+        return trial.state.is_finished() and reason(trial) != "interrupted"
+
+    def objective(self, trial):
+        params = {p["parameterId"]: suggest(trial, p) for p in self.study.parameters}
+        trial_id = str(trial.number + 1)  # Vertex numbers trials from 1
+        trial_dir = os.path.join(self.job_dir, trial_id)
+        shutil.rmtree(trial_dir, ignore_errors=True)
+        os.makedirs(trial_dir)
+        metric_file = os.path.join(trial_dir, "hypertune", "output.metrics")
+        argv = [*self.command, *self.trainer_args, "--job-dir", trial_dir,
+                f"{METRIC_FLAG}={self.study.metric}", *trial_flags(params)]
+        for key, value in (("trial_id", trial_id), ("params", params),
+                           ("job_dir", trial_dir), ("command", shlex.join(argv))):
+            trial.set_user_attr(key, value)
+        env = dict(os.environ, CLOUD_ML_HP_METRIC_FILE=metric_file, CLOUD_ML_TRIAL_ID=trial_id)
+        if self.stopping:
+            trial.set_user_attr("reason", "interrupted")
+            raise TrialFailed("interrupted")
+        start = time.monotonic()
+        with open(os.path.join(trial_dir, "trainer.log"), "w") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)  # its own group: kill it whole
+            with self._lock:
+                self.running[trial.number] = proc
+            try:
+                returncode = proc.wait(timeout=self.trial_timeout)
+                why = None if returncode == 0 else \
+                    f"exit status {returncode}: {last_line(log.name)}"
+            except subprocess.TimeoutExpired:
+                processes.stop([proc], grace=0, group=True)
+                proc.wait()
+                why = f"timeout after {self.trial_timeout:g} s"
+            except KeyboardInterrupt:  # one trial at a time: Ctrl-C lands here
+                processes.stop([proc], grace=0, group=True)
+                trial.set_user_attr("reason", "interrupted")
+                raise
+            finally:
+                with self._lock:
+                    self.running.pop(trial.number, None)
+        trial.set_user_attr("seconds", round(time.monotonic() - start, 1))
+        if self.stopping:
+            why = "interrupted"
+        if why is None and not os.path.isfile(metric_file):
+            why = "no metric reported"
+        if why:
+            trial.set_user_attr("reason", why)
+            raise TrialFailed(why)
+        return read_metric(metric_file, self.study.metric)
+
+    def stop(self):
+        """Stop the study: kill every running trial's process group."""
+        self.stopping = True
+        with self._lock:
+            for proc in self.running.values():
+                processes.stop([proc], grace=0, group=True)
+
+    def progress(self, study, trial):
+        done = sum(self.counted(t) for t in study.get_trials(deepcopy=False))
+        params = trial.user_attrs.get("params", {})
+        shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+        result = (f"{self.study.metric}={trial.value:.4f}" if trial.value is not None
+                  else f"({reason(trial) or 'failed'})")
+        print(f"[tune] trial {trial.user_attrs.get('trial_id')} "
+              f"{trial.state.name.replace('COMPLETE', 'SUCCEEDED').replace('FAIL', 'FAILED')}"
+              f" {result} {shown} in {trial.user_attrs.get('seconds', 0):.0f} s "
+              f"({done}/{self.study.max_trials})", file=self.out, flush=True)
+
+    def run(self, max_trials=None, parallel_trials=None):
+        """Run the study to `max_trials` counted trials (resuming one that exists); returns
+        the results table (a pandas DataFrame), also saved as JOB/trials.csv."""
+        max_trials = max_trials or self.study.max_trials
+        self.study.max_trials = max_trials
+        parallel = parallel_trials or self.study.parallel_trials
+        with warnings_off():  # optuna's ExperimentalWarnings (multivariate TPE, journal)
+            study = self.optuna_study()
+        self._abandon_stale(study)
+        done = sum(self.counted(t) for t in study.get_trials(deepcopy=False))
+        remaining = max(0, max_trials - done)
+        print(f"[tune] study {os.path.join(self.job_dir, JOURNAL)}: {done} trials done, "
+              f"{remaining} to run, {parallel} at a time", file=self.out, flush=True)
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def on_sigint(signum, frame):
+                self.stop()
+                raise KeyboardInterrupt
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            if remaining:
+                with warnings_off():
+                    study.optimize(self.objective, n_trials=remaining,
+                                   n_jobs=min(parallel, remaining), catch=(TrialFailed,),
+                                   callbacks=[self.progress])
+        except KeyboardInterrupt:
+            self.stop()
+            print("[tune] interrupted: running trials stopped; rerun the same command to "
+                  "resume", file=self.out, flush=True)
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        table = results(study, self.study)
+        table.to_csv(os.path.join(self.job_dir, RESULTS), index=False)
+        keep_best(study, self.job_dir)
+        return table
+
+
+@contextlib.contextmanager
+def warnings_off():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _short(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def results(optuna_study, study):
+    """One row per trial: trial id, each parameter, the metric, state, seconds, reason."""
+    import pandas as pd
+    rows = []
+    for t in optuna_study.get_trials(deepcopy=False):
+        row = {"trial": int(t.user_attrs.get("trial_id", t.number + 1))}
+        row.update(t.user_attrs.get("params", {}))
+        row[study.metric] = t.value
+        row["state"] = {"COMPLETE": "SUCCEEDED", "FAIL": "FAILED"}.get(t.state.name,
+                                                                        t.state.name)
+        row["seconds"] = t.user_attrs.get("seconds")
+        row["reason"] = reason(t)
+        rows.append(row)
+    columns = ["trial", *(p["parameterId"] for p in study.parameters), study.metric, "state",
+               "seconds", "reason"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def best_trial(optuna_study):
+    try:
+        return optuna_study.best_trial
+    except ValueError:  # no trial succeeded
+        return None
+
+
+def keep_best(optuna_study, job_dir):
+    """The best trial's export, copied to JOB/export/census/<version>, and JOB/best.json."""
+    best = best_trial(optuna_study)
+    if best is None:
+        return None
+    trial_dir = best.user_attrs["job_dir"]
+    versions = sorted(glob.glob(os.path.join(trial_dir, "export", "census", "*")))
+    info = {"trial": best.user_attrs["trial_id"], "value": best.value,
+            "params": best.user_attrs["params"], "job_dir": trial_dir, "export": None}
+    if versions:
+        target = os.path.join(job_dir, "export", "census")
+        shutil.rmtree(target, ignore_errors=True)  # one version: the best trial's
+        info["export"] = export.publish(versions[-1], target)
+    Path(job_dir, BEST).write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def tune(config, trainer_args, max_trials=None, parallel_trials=None, command=None,
+         trial_timeout=None, seed=None, out=None):
+    """Run the study in `config` (a path or a Study) locally; returns the results table."""
+    study = config if isinstance(config, Study) else read_config(config)
+    study = dataclasses.replace(study, spec=json.loads(json.dumps(study.spec)))
+    if command is None or command[-1] == "census.task":  # the course's trainer: we know it
+        check_against_trainer(study, job_dir_and_flags(trainer_args)[1])
+    tuner = LocalTuner(study, trainer_args, command, trial_timeout, seed, out)
+    return tuner.run(max_trials, parallel_trials)
