@@ -1,10 +1,25 @@
 """census: the 2017 `train_and_evaluate` census example, on TensorFlow 2.21 + tf-keras.
 
-Modules, one job each: schema (the data's facts), data (download and clean), inputs
-(tf.data pipeline), model (wide & deep), training (specs, exporters, train_and_evaluate),
-export (SavedModel with the 2017 signature), predict (local prediction), task (trainer CLI),
-cli (the `census` command).
+What the chapters teach, one module each:
+
+    schema      the data's facts: columns, types, vocabularies, labels, ranges      chapter 1
+    data        the UCI files fetched, verified, cleaned, described                  chapter 1
+    model       the wide & deep model, preprocessing inside                          chapter 2
+    inputs      the tf.data input pipeline (`input_fn`)                               chapter 3
+    pipelines   input pipelines compared, from a Python loop to sharded tf.data       chapter 3
+    training    TrainSpec, EvalSpec, train_and_evaluate: plain tf-keras, packaged    chapter 4
+    baseline    a LightGBM baseline on the same split                                 chapter 4
+    export      the SavedModel with the 2017 signature; the exporters                 chapter 5
+    instances   what a prediction takes, read and checked, for each export format     chapter 6
+    predict     local prediction (`gcloud ml-engine local predict`, today)            chapter 6
+    task        the trainer's command line (`census train`, `python -m census.task`)
+    plots       the chapters' figures
+
+Around them: `distribute` (TF_CONFIG, strategies, local clusters, Vertex AI jobs: chapter
+7), `tuning` (chapter 8), `serving` (chapter 9), `course` (the chapters' set-up and helpers,
+the exercises and their checks); and `cli` (the `census` command), `flags` (its numeric
+flags), `processes` (stopping child processes), `quiet` (library noise, not errors).
 """
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer C++ log lines (2.21 still prints a few)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer C++ log lines (`quiet` drops the rest)

@@ -23,6 +23,7 @@ NEEDS_TENSORFLOW = ("train", "predict", "serve")  # their TF start-up notes are 
 
 
 def parser():
+    """The `census` command's parser: the learner's commands, then each subpackage's."""
     from census.course import cli as course_cli
     from census.distribute import cli as cluster_cli
     from census.serving import cli as serving_cli
@@ -76,6 +77,7 @@ def parser():
 
 
 def run_data(args):
+    """`census data`: fetch, verify, clean and describe; exit 1 with the reason if it cannot."""
     from census import data
     try:
         print(data.describe(data.fetch(args.data_dir, args.cache_dir)))
@@ -84,6 +86,8 @@ def run_data(args):
 
 
 def run_predict(args):
+    """`census predict`: read the instances, predict locally or through a server, print the table
+    (or JSON lines); exit 1 with one sentence for a bad input."""
     from census import predict
     kind, path = next((k, v) for k, v in (("json", args.json_instances),
                                           ("text", args.text_instances),
@@ -106,6 +110,7 @@ def run_predict(args):
 
 
 def main(argv=None):
+    """Run the `census` command line `argv` (default: sys.argv[1:])."""
     args = parser().parse_args(argv)
     if args.command in NEEDS_TENSORFLOW:
         quiet.import_tensorflow()

@@ -23,7 +23,10 @@ SIGNATURE_KEYS = ("serving_default", "predict")
 
 
 def predictions(logits):
-    """The 2017 head's outputs from a (batch, 1) logit: class_ids, classes, logistic, …"""
+    """The 2017 classifier head's five outputs from `logits`, float32 (batch, 1):
+    `class_ids` int64 (batch, 1), `classes` string (batch, 1) (the label strings of the
+    files, `schema.LABELS`), `logistic` and `logits` float32 (batch, 1), `probabilities`
+    float32 (batch, 2)."""
     logistic = tf.sigmoid(logits)
     class_ids = tf.cast(logistic > 0.5, tf.int64)
     return {
@@ -35,14 +38,16 @@ def predictions(logits):
     }
 
 
-def _json_receiver():
-    """One 1-D placeholder per input column: features are the receiver tensors themselves."""
+def json_receiver():
+    """The JSON format's receiver: one string or float32 input of shape (batch,) per column,
+    named as the column; the features are the received tensors themselves. Returns
+    (input signature, a function from received to features), as every receiver does."""
     spec = {c: tf.TensorSpec([None], schema.INPUT_DTYPES[c], name=c)
             for c in schema.INPUT_COLUMNS}
     return [spec], lambda received: received
 
 
-def _csv_receiver():
+def csv_receiver():
     """One string per instance: a CSV row like the training files, without the label.
 
     The row still carries `fnlwgt`, which the model does not use: the receiver tensor (a row)
@@ -57,18 +62,21 @@ def _csv_receiver():
     return [tf.TensorSpec([None], tf.string, name="csv_row")], to_features
 
 
-def _example_receiver():
-    """Serialized tf.train.Example protos, one per instance, parsed in the graph."""
+def example_receiver():
+    """The EXAMPLE format's receiver: serialized tf.train.Example protos (string, (batch,)),
+    one per instance, parsed in the graph into the 13 features."""
     spec = {c: tf.io.FixedLenFeature([], schema.INPUT_DTYPES[c]) for c in schema.INPUT_COLUMNS}
     return ([tf.TensorSpec([None], tf.string, name="examples")],
             lambda serialized: tf.io.parse_example(serialized, spec))
 
 
-RECEIVERS = {"JSON": _json_receiver, "CSV": _csv_receiver, "EXAMPLE": _example_receiver}
+RECEIVERS = {"JSON": json_receiver, "CSV": csv_receiver, "EXAMPLE": example_receiver}
 
 
 def serving_archive(model, export_format="JSON"):
-    """A keras ExportArchive holding `model` with the serving signature for `export_format`."""
+    """A `tf_keras.export.ExportArchive` holding `model` (raw features in, a logit out) with
+    one serving function for `export_format` (JSON, CSV or EXAMPLE) under both signature
+    keys, `serving_default` and `predict`. Raises ValueError for another format."""
     if export_format not in RECEIVERS:
         raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, "
                          f"not {export_format!r}")
@@ -135,7 +143,8 @@ def publish(version_dir, export_dir_base, version=None, move=False):
 
 
 def list_versions(export_dir_base):
-    """The numeric version directories under `export_dir_base`, oldest first."""
+    """The numeric version directories under `export_dir_base` (local or gs://), oldest first;
+    [] if there is no such directory."""
     if not tf.io.gfile.isdir(export_dir_base):
         return []
     names = [n.rstrip("/") for n in tf.io.gfile.listdir(export_dir_base)]
@@ -158,6 +167,7 @@ class Exporter:
         """Called once when training has finished; returns the new export's path or None."""
 
     def export(self, model, job_dir):
+        """A new version of `model` in `<job_dir>/export/<name>/`; its path."""
         return export_model(model, os.path.join(job_dir, "export", self.name),
                             self.export_format)
 
@@ -166,6 +176,7 @@ class FinalExporter(Exporter):
     """Exports once, when training ends."""
 
     def at_end(self, model, job_dir, metrics):
+        """Exports: training has ended."""
         return self.export(model, job_dir)
 
 
@@ -177,6 +188,7 @@ class LatestExporter(Exporter):
         self.exports_to_keep = exports_to_keep
 
     def after_eval(self, model, job_dir, metrics):
+        """Exports, then deletes all but the newest `exports_to_keep` versions."""
         path = self.export(model, job_dir)
         for old in list_versions(os.path.dirname(path))[:-self.exports_to_keep]:
             tf.io.gfile.rmtree(old)
@@ -192,6 +204,8 @@ class BestExporter(Exporter):
         self.best = -math.inf
 
     def after_eval(self, model, job_dir, metrics):
+        """Exports if `metrics[metric]` (a float) is the best so far. Raises KeyError for a
+        metric the evaluation does not give."""
         score = self.sign * metrics[self.metric]
         if score > self.best:
             self.best = score

@@ -31,7 +31,10 @@ def _check_count(spec, field, value, optional=False):
 
 @dataclasses.dataclass
 class TrainSpec:
-    input_fn: Callable[[], tf.data.Dataset]  # an endless dataset of (features, label) batches
+    """What to train on and for how long (2017: `tf.estimator.TrainSpec`): `input_fn()` gives
+    an endless tf.data.Dataset of (features, label) batches (`census.inputs.input_fn`);
+    `max_steps` batches in all. Raises ValueError for a count below 1."""
+    input_fn: Callable[[], tf.data.Dataset]
     max_steps: int
 
     def __post_init__(self):
@@ -40,6 +43,11 @@ class TrainSpec:
 
 @dataclasses.dataclass
 class EvalSpec:
+    """What to evaluate on, how often, and what to export (2017: `tf.estimator.EvalSpec`;
+    `every_steps` stands for its `throttle_secs`, counted in steps). `input_fn()` gives the
+    evaluation batches; `steps` batches per evaluation (None: until the dataset ends);
+    `exporters` run after each evaluation and at the end. Raises ValueError for a count
+    below 1."""
     input_fn: Callable[[], tf.data.Dataset]
     steps: Optional[int] = None  # batches per evaluation; None: until the dataset ends
     every_steps: int = 500  # evaluate (and back up, and run exporters) this often
@@ -61,6 +69,7 @@ class RunExporters(keras.callbacks.Callback):
         self.exporters, self.job_dir, self.paths = exporters, job_dir, []
 
     def on_epoch_end(self, epoch, logs=None):
+        """After an evaluation: each exporter's `after_eval`, with its metrics."""
         metrics = eval_metrics(logs)
         for exporter in self.exporters:
             self.paths.append(exporter.after_eval(self.model, self.job_dir, metrics))

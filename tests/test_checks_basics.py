@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from census import data, inputs, model, schema
+from census import instances, data, inputs, model, schema
 from conftest import REPO, fails
 from census.course import checks
 
@@ -115,8 +115,7 @@ def people():
 
 
 def columns(group):
-    return {c: tf.constant([p[c] for p in group], dtype=schema.INPUT_DTYPES[c])
-            for c in schema.INPUT_COLUMNS}
+    return instances.to_tensors("JSON", group)
 
 
 def test_check_predict_people():

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from census import data
+from census import data, sources
 from census.schema import CSV_COLUMNS
 from gcs_emulator import fake_gcs_server
 
@@ -111,7 +111,7 @@ def gcs(tmp_path, uci_dir, monkeypatch):
     uci_prefix, variant_prefix = seed / "course-bucket/census/data", seed / "derived-bucket/gcs-variant"
     uci_prefix.mkdir(parents=True)
     variant_prefix.mkdir(parents=True)
-    for uci_name, gcs_name in zip(data.UCI_NAMES, data.GCS_NAMES):
+    for uci_name, gcs_name in zip(sources.UCI_NAMES, sources.GCS_NAMES):
         shutil.copyfile(uci_dir / uci_name, uci_prefix / uci_name)  # the server skips symlinks
         (variant_prefix / gcs_name).write_bytes(gcs_style((uci_dir / uci_name).read_bytes()))
     with fake_gcs_server(seed, log_path=tmp_path / "fake-gcs.log") as url:
@@ -170,7 +170,7 @@ def test_gcs_variant_cleans_to_the_same_bytes(uci_dir, tmp_path):
 def test_local_dir_with_bucket_names_is_checked_for_structure_only(uci_dir, tmp_path):
     folder = tmp_path / "bucket-copy"
     folder.mkdir()
-    for uci_name, gcs_name in zip(data.UCI_NAMES, data.GCS_NAMES):
+    for uci_name, gcs_name in zip(sources.UCI_NAMES, sources.GCS_NAMES):
         (folder / gcs_name).write_bytes(gcs_style((uci_dir / uci_name).read_bytes()))
     files = data.fetch(folder, tmp_path / "cache", progress=False)
     assert "structure only" in files.report.train.check
@@ -203,7 +203,7 @@ def test_tampered_file_is_refused_and_nothing_stale_stays_in_cache(uci_dir, tmp_
     data.fetch(uci_dir, cache, progress=False)  # a good earlier run fills the cache
     tampered = tmp_path / "tampered"
     tampered.mkdir()
-    for name in data.UCI_NAMES:
+    for name in sources.UCI_NAMES:
         shutil.copyfile(uci_dir / name, tampered / name)
     content = bytearray((tampered / "adult.data").read_bytes())
     content[0:1] = b"4"  # first age 39 -> 49: still a valid row, only the checksum can tell
@@ -212,7 +212,7 @@ def test_tampered_file_is_refused_and_nothing_stale_stays_in_cache(uci_dir, tmp_
         data.fetch(tampered, cache, progress=False)
     message = str(error.value)
     assert str(tampered / "adult.data") in message and "sha256" in message
-    assert data.SHA256["adult.data"] in message and hashlib.sha256(content).hexdigest() in message
+    assert sources.SHA256["adult.data"] in message and hashlib.sha256(content).hexdigest() in message
     assert leftovers(cache) == []
 
 
@@ -239,7 +239,7 @@ def test_sha256_constants_match_the_published_list(uci_dir):
     for line in (uci_dir.parent / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
         published[name.rsplit("/", 1)[-1]] = digest
-    assert data.SHA256 == {name: published[name] for name in data.UCI_NAMES}
+    assert sources.SHA256 == {name: published[name] for name in sources.UCI_NAMES}
 
 
 def test_load_frame(uci_dir, tmp_path):
@@ -280,7 +280,7 @@ def test_gcs_emulator_download_verify_clean_and_cache(uci_dir, tmp_path, gcs, cl
     assert (tmp_path / "c2/raw/adult.test.csv").is_file()
 
     # An empty prefix is a failed source, not a crash.
-    with pytest.raises(data.DataUnavailable, match="no adult.data.csv"):
+    with pytest.raises(sources.DataUnavailable, match="no adult.data.csv"):
         data.fetch(cache_dir=tmp_path / "c3", gcs_uri="gs://course-bucket/elsewhere/",
                    uci_url=nowhere, progress=False)
 
@@ -316,12 +316,12 @@ def test_bad_or_interrupted_download_is_not_kept(uci_dir, tmp_path, uci_server):
     make_zip(uci_server.zip, tampered)
     with pytest.raises(data.DataError, match="sha256 mismatch for adult.data") as error:
         data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=False)
-    assert not isinstance(error.value, data.DataUnavailable)
+    assert not isinstance(error.value, sources.DataUnavailable)
     assert leftovers(cache) == []
 
     make_zip(uci_server.zip, uci_server.files)
     uci_server.truncate = True  # the connection drops halfway through the zip
-    with pytest.raises(data.DataUnavailable, match="download interrupted after"):
+    with pytest.raises(sources.DataUnavailable, match="download interrupted after"):
         data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=False)
     assert leftovers(cache) == []
 
@@ -334,11 +334,11 @@ def test_bad_or_interrupted_download_is_not_kept(uci_dir, tmp_path, uci_server):
 def test_no_network_fails_fast_with_advice(tmp_path, closed_port):
     nowhere = f"http://127.0.0.1:{closed_port}/adult.zip"
     start = time.monotonic()
-    with pytest.raises(data.DataUnavailable) as error:
+    with pytest.raises(sources.DataUnavailable) as error:
         data.fetch(cache_dir=tmp_path, uci_url=nowhere, progress=False)
     assert time.monotonic() - start < 5
     message = str(error.value)
-    assert f"{data.GCS_URI}: connection refused" in message
+    assert f"{sources.GCS_URI}: connection refused" in message
     assert f"{nowhere}: connection refused" in message
     assert "--data-dir" in message and "CENSUS_DATA_DIR" in message
     assert "Traceback" not in message and len(message.splitlines()) == 4
@@ -348,14 +348,14 @@ def test_no_network_fails_fast_with_advice(tmp_path, closed_port):
 
 def test_silent_servers_time_out(tmp_path, monkeypatch):
     """A host that accepts connections but never answers (a black-holing firewall, say)."""
-    monkeypatch.setattr(data, "TIMEOUT", 0.5)
+    monkeypatch.setattr(sources, "TIMEOUT", 0.5)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # the kernel completes the handshakes; nobody ever reads or writes
         host = f"http://127.0.0.1:{silent.getsockname()[1]}"
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
         start = time.monotonic()
-        with pytest.raises(data.DataUnavailable) as error:
+        with pytest.raises(sources.DataUnavailable) as error:
             data.fetch(cache_dir=tmp_path, uci_url=f"{host}/adult.zip", progress=False)
         assert time.monotonic() - start < 5
     assert str(error.value).count("no answer within 0.5 s") == 2

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from census import model, schema
+from census import instances, model, schema
 
 PERSON = {"age": 39.0, "workclass": "State-gov", "education": "Bachelors", "education_num": 13.0,
           "marital_status": "Never-married", "occupation": "Adm-clerical",
@@ -13,7 +13,7 @@ PERSON = {"age": 39.0, "workclass": "State-gov", "education": "Bachelors", "educ
 
 def batch(**changes):
     person = dict(PERSON, **changes)
-    return {c: tf.constant([person[c]], dtype=schema.INPUT_DTYPES[c]) for c in person}
+    return instances.to_tensors("JSON", [person])
 
 
 def test_layer_sizes_follow_the_2017_rule():

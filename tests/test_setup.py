@@ -99,3 +99,26 @@ def test_the_wheel_holds_every_module(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "census").rglob("*.py")}
     assert modules <= names, sorted(modules - names)
+
+
+def test_the_readme_layout_table_matches_the_tree():
+    """Every module and subpackage of census/ is named in its row of the Layout table, and
+    every name there exists; every other row is a path of the repository."""
+    text = (REPO / "README.md").read_text().split("\n## Layout\n", 1)[1].split("\n## ")[0]
+    rows = {path: what for path, what in re.findall(r"^\| (.+?) \| (.+) \|$", text, re.M)
+            if path != "path"}
+    folders = {f"census/{p.relative_to(REPO / 'census').as_posix()}/".replace("census/./", "census/")
+               for p in [REPO / "census", *(REPO / "census").iterdir()]
+               if p.is_dir() and (p / "__init__.py").is_file()}
+    for folder in folders:
+        named = set(re.findall(r"`([a-z_]+)/?`", rows[f"`{folder}`"]))
+        here = {p.stem for p in (REPO / folder).glob("*.py") if p.stem[0] != "_"}
+        here |= {p.name for p in (REPO / folder).iterdir()
+                 if (p / "__init__.py").is_file() and f"{folder}{p.name}/" not in folders}
+        assert here <= named, (folder, sorted(here - named))
+        assert named - {"census"} <= here | {f.split("/")[-2] for f in folders}, \
+            (folder, sorted(named - here))
+    for path in rows:
+        if not path.startswith("`census/"):
+            for name in re.findall(r"`([^`]+)`", path):
+                assert (REPO / name).exists(), name

@@ -14,6 +14,8 @@ BRANCH = "main"
 
 @dataclasses.dataclass(frozen=True)
 class Chapter:
+    """One chapter: its file name, title, one line for the course map, and what its setup cell
+    installs on Colab."""
     name: str  # file stem in notebooks/, solutions/, exercises/
     title: str
     summary: str  # one line for the course map
@@ -70,6 +72,7 @@ COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
 def colab_url(name, folder="notebooks"):
+    """The Colab URL that opens notebook `name` of `folder` from the repository on GitHub."""
     owner_repo = REPO_URL.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{folder}/{name}.ipynb"
 

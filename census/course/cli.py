@@ -60,6 +60,8 @@ def add_commands(subparsers):
 
 
 def run_course(args):
+    """`census course ACTION`: run the chapters, write their outputs, sync, print the map, or start
+    JupyterLab."""
     from census.course import chapters, runner, sync
     os.chdir(root())
     if args.action == "run":
@@ -79,6 +81,7 @@ def run_course(args):
 
 
 def run_exercises(args):
+    """`census exercises ACTION`: make, check or grade; exit 1 with one sentence if it cannot."""
     from census.course import exercises
     prog = f"census exercises {args.action}"
     try:

@@ -24,6 +24,7 @@ class SetupError(SystemExit):
 
 
 def on_colab():
+    """Whether this runs on Colab (its `google.colab` module is there)."""
     return importlib.util.find_spec("google.colab") is not None
 
 

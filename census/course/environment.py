@@ -15,6 +15,7 @@ class CourseNotFound(FileNotFoundError):
 
 
 def is_course(folder):
+    """Whether `folder` holds the course's files (its notebooks/)."""
     return (Path(folder) / "notebooks" / f"{NAMES[0]}.ipynb").is_file()
 
 

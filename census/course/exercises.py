@@ -24,10 +24,12 @@ from census.course.notebook import rel
 
 
 def solutions():
+    """The solutions/ folder of the course."""
     return root() / "solutions"
 
 
 def exercises_dir():
+    """The exercises/ folder of the course."""
     return root() / "exercises"
 
 
@@ -36,6 +38,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def read(path):
+    """A notebook file, as nbformat version 4."""
     import nbformat
     return nbformat.read(path, as_version=4)
 
@@ -48,14 +51,17 @@ def render(nb):
 
 
 def grading(cell):
+    """A cell's nbgrader metadata ({} if none)."""
     return cell.metadata.get("nbgrader", {})
 
 
 def is_answer(cell):
+    """Whether a cell is an exercise's answer (an nbgrader solution cell)."""
     return bool(grading(cell).get("solution"))
 
 
 def is_check(cell):
+    """Whether a cell is an exercise's check (an nbgrader graded cell)."""
     return bool(grading(cell).get("grade"))
 
 
@@ -125,6 +131,7 @@ class Result:
 
     @property
     def score(self):
+        """The number of checks passed."""
         return sum(status == "passed" for status, _ in self.checks.values())
 
 
@@ -139,6 +146,7 @@ def restore_checks(submission, source):
 
 
 def error_message(output):
+    """A failed check's two lines (problem and hint), or the error's type and text."""
     lines = [ANSI.sub("", line) for line in output.get("traceback", [])]
     text = [line.strip() for line in lines if line.strip().startswith(("✗", "Hint:"))]
     return " ".join(text) or f"{output.ename}: {output.evalue}"
@@ -247,6 +255,7 @@ def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading"
 
 
 def write_csv(results, path):
+    """`results` as a CSV file at `path`: learner, chapter, exercise, status, message."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         out = csv.writer(f)

@@ -46,6 +46,7 @@ BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 
 
 def setup_cell_index(nb):
+    """The index of a notebook's code cell tagged `setup`; LookupError if it has none."""
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and "setup" in cell.metadata.get("tags", []):
             return i

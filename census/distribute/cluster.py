@@ -22,7 +22,7 @@ from census.distribute.namespace import Namespace
 
 
 class ClusterError(Exception):
-    pass
+    """A local cluster cannot be started as asked; the message says why."""
 
 
 def free_ports(n):

@@ -32,6 +32,8 @@ class EvaluateOnChief(keras.callbacks.Callback):
         return {f"val_{k}": v for k, v in results.items()}
 
     def on_epoch_end(self, epoch, logs=None):
+        """After an interval: the local copy takes the trained weights and evaluates; its metrics
+        join `logs`."""
         self.local.set_weights(self.model.get_weights())
         # In another thread: strategy scopes are per thread, and outside fit's PSS scope the
         # local copy runs on the chief instead of being scheduled onto the workers.
@@ -53,6 +55,7 @@ class SidecarLog(keras.callbacks.Callback):
         self.rows, self.metrics = [], {}  # the CSV is rewritten whole: gs:// cannot append
 
     def on_test_end(self, logs=None):
+        """After an evaluation: its line, its CSV row, its TensorBoard scalars."""
         step = int(self.model.optimizer.iterations.numpy())
         checkpoint = f"ckpt-{round(step / self.steps_per_eval):04d}"
         results = {k: float(v) for k, v in (logs or {}).items()}

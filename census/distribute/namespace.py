@@ -75,9 +75,11 @@ class Namespace:
                 "as long as the cluster runs.")
 
     def wrap(self, argv):
+        """`argv` to run inside the namespace (`nsenter … -- argv`)."""
         return ["nsenter", "-t", str(self.proc.pid), *self.join, "--", *argv]
 
     def stop(self):
+        """End the holder process: the namespace goes once no task is in it."""
         if self.proc:
             self.proc.kill()
             self.proc.communicate()

@@ -224,7 +224,8 @@ def submit(job, project=None, location="us-central1", staging_bucket=None, crede
                             credentials, api_endpoint=api_endpoint, api_transport=api_transport)
     custom.submit()
     job_id = custom.resource_name.rsplit("/", 1)[-1]
-    print(f"Submitted {custom.resource_name}\n  console: {custom._dashboard_uri()}\n"
+    print(f"Submitted {custom.resource_name}\n"
+          f"  state:   gcloud ai custom-jobs describe {job_id} --region={location}\n"
           f"  logs:    gcloud ai custom-jobs stream-logs {job_id} --region={location}",
           file=out)
     if wait:

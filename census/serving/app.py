@@ -39,6 +39,8 @@ class Server:
 
     # versions
     def version(self, name, number=None):
+        """The loaded Version asked for (latest if `number` is None); 404, 400 or 503 as TF Serving
+        answers."""
         if name != self.watcher.name:
             raise ServingError(404, f"Servable not found for request: "
                                f"{'Specific' if number else 'Latest'}({name}"
@@ -57,6 +59,7 @@ class Server:
         return version
 
     def status(self, name, number=None):
+        """TF Serving's GetModelStatus reply: each version's state, newest first."""
         if name != self.watcher.name:
             raise ServingError(404, f"Could not find any versions of model {name}")
         status = self.watcher.status()
@@ -73,11 +76,13 @@ class Server:
             for n, (state, err) in sorted(status.items(), reverse=True)]}
 
     def metadata(self, name, number=None):
+        """TF Serving's GetModelMetadata reply: the version's signature_defs."""
         version = self.version(name, number)
         return {"model_spec": {"name": name, "signature_name": "", "version": str(version.number)},
                 "metadata": {"signature_def": {"signature_def": version.signature_defs}}}
 
     def health(self):
+        """{} once a version serves (Vertex AI's health check), else a 503."""
         if self.watcher.latest() is None:
             raise ServingError(503, "no model version loaded yet")
         return {}
@@ -151,9 +156,11 @@ class ModelName(Convertor):
     regex = "[^/:]+"
 
     def convert(self, value):
+        """The name, as it is."""
         return value
 
     def to_string(self, value):
+        """The name, as it is."""
         return value
 
 
@@ -211,6 +218,7 @@ async def read_body(request, max_request_bytes):
 
 
 def reply(value, status=200):
+    """A JSON response: `value` (bytes already encoded, or a JSON-ready value) with `status`."""
     body = value if isinstance(value, bytes) else json.dumps(value).encode()
     return Response(body, status_code=status, media_type="application/json")
 

@@ -34,6 +34,7 @@ class Job:
 
     @property
     def rows(self):
+        """How many rows (instances) the job holds."""
         return len(self.instances)
 
 

@@ -2,8 +2,11 @@
 import argparse
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
+import time
 
 from census import flags
 from census.serving.protocol import DEFAULT_MODEL_NAME, DEFAULT_PORT, DIFFERENCES, MAX_REQUEST_BYTES
@@ -24,6 +27,7 @@ def add_command(subparsers):
 
 
 def add_arguments(p):
+    """The options of `census serve`, on parser `p`."""
     p.add_argument("--model-base-path", required=True,
                    help="the export base directory, JOB_DIR/export/census")
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
@@ -78,7 +82,6 @@ def build(args):
 def run(args):
     """`census serve`: serve until interrupted (Ctrl-C / SIGTERM)."""
     import uvicorn
-    from census.serving import process
     if not os.path.isdir(args.model_base_path):
         sys.exit(f"census serve: no directory {args.model_base_path} (expected the export base "
                  "directory, JOB_DIR/export/census)")
@@ -90,8 +93,20 @@ def run(args):
             sys.exit(f"census serve: $AIP_HTTP_PORT {e}")
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.stop_with_parent:
-        process.stop_with_parent()
+        stop_with_parent()
     print(f"census serve: model {args.model_name} from {args.model_base_path} on "
           f"http://{args.host}:{port}/v1/models/{args.model_name}", flush=True)
     uvicorn.run(build(args), host=args.host, port=port, log_level=args.log_level,
                 access_log=False, http=args.http, timeout_graceful_shutdown=5)
+
+
+def stop_with_parent():
+    """SIGTERM ourselves (uvicorn then shuts down cleanly) once our parent process is gone, so
+    a server started from a notebook never outlives its kernel."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=watch, name="census-stop-with-parent", daemon=True).start()

@@ -17,6 +17,7 @@ from census.instances import PredictError
 
 
 def predict_path(model="census", version=None, verb="predict"):
+    """The path of TF Serving's predict (or other `verb`) route for a model and version."""
     return f"/v1/models/{model}{f'/versions/{version}' if version else ''}:{verb}"
 
 

@@ -6,8 +6,6 @@ interpreter, and the server stops when the notebook's kernel does, even abruptly
 """
 import atexit
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -48,13 +46,16 @@ class BackgroundServer:
 
     @property
     def watcher(self):
+        """The server's ModelWatcher."""
         return self.app.state.server.watcher
 
     @property
     def batcher(self):
+        """The server's Batcher."""
         return self.app.state.server.batcher
 
     def wait_until_serving(self, timeout=120):
+        """Wait until the server listens and serves a version; TimeoutError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.started and self.watcher.loaded_event.is_set():
@@ -65,6 +66,7 @@ class BackgroundServer:
         raise TimeoutError(f"no version served within {timeout} s")
 
     def stop(self):
+        """Shut the server down and close its socket."""
         self.server.should_exit = True
         self.thread.join(timeout=30)
         self.socket.close()
@@ -112,15 +114,3 @@ def start_process(model_base_path, port=DEFAULT_PORT, model_name=DEFAULT_MODEL_N
 def stop_process(proc, timeout=30):
     """SIGTERM (uvicorn shuts down gracefully), then SIGKILL if it lingers; its exit status."""
     return processes.stop([proc], grace=timeout)[0]
-
-
-def stop_with_parent():
-    """SIGTERM ourselves (uvicorn then shuts down cleanly) once our parent process is gone, so
-    a server started from a notebook never outlives its kernel."""
-    parent = os.getppid()
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)
-    threading.Thread(target=watch, name="census-stop-with-parent", daemon=True).start()

@@ -78,6 +78,7 @@ def parse_body(body):
 
 
 def check_keys(body, allowed):
+    """A 400 naming the first key of `body` that is not among `allowed`."""
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise ServingError(400, f"unknown key {unknown[0]!r} in the request (expected: "
@@ -172,6 +173,7 @@ def render_rows(outputs):
 
 
 def render_columns(outputs):
+    """Columnar format: {output: one list per instance}."""
     return plain_columns(outputs)
 
 

@@ -104,13 +104,16 @@ class ModelWatcher:
 
     # readers
     def latest(self):
+        """The newest loaded Version, or None."""
         loaded = self._loaded
         return loaded[max(loaded)] if loaded else None
 
     def get(self, number):
+        """Loaded version `number`, or None."""
         return self._loaded.get(number)
 
     def status(self):
+        """{version number: (state, error message)}, TF Serving's states."""
         return dict(self._status)
 
     # the watcher
@@ -161,12 +164,14 @@ class ModelWatcher:
             self._stop.wait(self.poll_seconds)
 
     def start(self):
+        """Start watching, in a thread of its own; returns the watcher."""
         self._thread = threading.Thread(target=self._run, name="census-model-watcher",
                                         daemon=True)
         self._thread.start()
         return self
 
     def stop(self):
+        """Stop watching (waits for a load in progress, at most 30 s)."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)

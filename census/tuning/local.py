@@ -10,7 +10,6 @@ command and it resumes. A trial that fails or outlives `--trial-timeout` is reco
 FAILED, with the trainer's last line as its reason, and the study goes on; Ctrl-C stops the
 running trials.
 """
-import contextlib
 import dataclasses
 import glob
 import json
@@ -24,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from census import export, processes
+from census import export, processes, quiet
 from census.tuning.study import (ConfigError, METRIC_FLAG, Study, check_against_trainer,
                                  read_config, suggest, trial_flags)
 
@@ -39,7 +38,7 @@ BEST = "best.json"
 
 
 class TrialFailed(Exception):
-    pass
+    """A trial ended without a metric; the message is its reason."""
 
 
 def read_metric(path, tag):
@@ -96,6 +95,8 @@ class LocalTuner:
 
     # Optuna's study in JOB/study.journal
     def optuna_study(self):
+        """The Optuna study in JOB/study.journal, created or resumed: TPE, multivariate, with a
+        constant liar for parallel trials."""
         import optuna
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -121,6 +122,8 @@ class LocalTuner:
         return trial.state.is_finished() and reason(trial) != "interrupted"
 
     def objective(self, trial):
+        """One trial: the trainer in a subprocess with this trial's flags, its own job dir and
+        metric file; the metric it reported. Raises TrialFailed with the reason."""
         params = {p["parameterId"]: suggest(trial, p) for p in self.study.parameters}
         trial_id = str(trial.number + 1)  # Vertex numbers trials from 1
         trial_dir = os.path.join(self.job_dir, trial_id)
@@ -175,6 +178,7 @@ class LocalTuner:
                 processes.stop([proc], grace=0, group=True)
 
     def progress(self, study, trial):
+        """After each trial: one line (its id, state, metric or reason, values, seconds)."""
         done = sum(self.counted(t) for t in study.get_trials(deepcopy=False))
         params = trial.user_attrs.get("params", {})
         shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
@@ -191,7 +195,7 @@ class LocalTuner:
         max_trials = max_trials or self.study.max_trials
         self.study.max_trials = max_trials
         parallel = parallel_trials or self.study.parallel_trials
-        with warnings_off():  # optuna's ExperimentalWarnings (multivariate TPE, journal)
+        with quiet.warnings_ignored():  # optuna's ExperimentalWarnings (multivariate TPE, journal)
             study = self.optuna_study()
         self._abandon_stale(study)
         done = sum(self.counted(t) for t in study.get_trials(deepcopy=False))
@@ -206,7 +210,7 @@ class LocalTuner:
             previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             if remaining:
-                with warnings_off():
+                with quiet.warnings_ignored():
                     study.optimize(self.objective, n_trials=remaining,
                                    n_jobs=min(parallel, remaining), catch=(TrialFailed,),
                                    callbacks=[self.progress])
@@ -222,14 +226,6 @@ class LocalTuner:
         table.to_csv(os.path.join(self.job_dir, RESULTS), index=False)
         keep_best(study, self.job_dir)
         return table
-
-
-@contextlib.contextmanager
-def warnings_off():
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _short(value):
@@ -255,6 +251,7 @@ def results(optuna_study, study):
 
 
 def best_trial(optuna_study):
+    """The best finished trial of an Optuna study, or None if none succeeded."""
     try:
         return optuna_study.best_trial
     except ValueError:  # no trial succeeded

@@ -41,7 +41,7 @@ METRIC_FLAG = "--hypertune-metric"  # the trainer flag that names the metric to 
 
 
 class ConfigError(ValueError):
-    pass
+    """A study config that cannot run; the message is one sentence."""
 
 
 @dataclasses.dataclass
@@ -55,14 +55,17 @@ class Study:
 
     @property
     def metric(self):
+        """The metric's name (hyperparameterMetricTag)."""
         return self.spec["metrics"][0]["metricId"]
 
     @property
     def goal(self):
+        """MAXIMIZE or MINIMIZE."""
         return self.spec["metrics"][0]["goal"]
 
     @property
     def parameters(self):
+        """The parameters, each a Vertex ParameterSpec as a dict."""
         return self.spec["parameters"]
 
 
@@ -154,6 +157,8 @@ def to_vertex(study):
 
 
 def validate(study):
+    """Check a Study's structure (one metric, its goal, each parameter's one value spec, scales,
+    ranges, trial counts, algorithm); ConfigError if wrong."""
     if len(study.spec.get("metrics", [])) != 1:
         raise ConfigError("exactly one metric, please")
     if study.goal not in ("MAXIMIZE", "MINIMIZE"):
@@ -199,6 +204,12 @@ def trainer_error(flags):
     return None
 
 
+def is_trainer_flag(name):
+    """Whether `--NAME` is a flag of the course's trainer that a study may tune."""
+    return (name not in NOT_TUNABLE
+            and trainer_error([f"--{name}=1"]) != f"unrecognized arguments: --{name}=1")
+
+
 def check_against_trainer(study, trainer_args=()):
     """The study asks for what the course's trainer reports and takes, checked before any
     trial starts: a metric it reports (`census.task.REPORTED_METRICS`), and parameters that
@@ -214,8 +225,7 @@ def check_against_trainer(study, trainer_args=()):
                           f"{', '.join(task.REPORTED_METRICS)})")
     for p in study.parameters:
         name = p["parameterId"]
-        if name in NOT_TUNABLE or trainer_error([f"--{name}=1"]) == \
-                f"unrecognized arguments: --{name}=1":
+        if not is_trainer_flag(name):
             raise ConfigError(f"parameter {name!r} is not a trainer flag that can be tuned "
                               "(see `census train --help`)")
         if "doubleValueSpec" in p or "integerValueSpec" in p:
@@ -274,6 +284,7 @@ def suggest(trial, parameter):
 
 
 def flag_value(value):
+    """A parameter value as the trainer flag takes it (floats in full, as repr writes them)."""
     if isinstance(value, float):
         return repr(value)
     return str(value)

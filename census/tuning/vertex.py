@@ -51,11 +51,13 @@ def job_dict(job):
 
 
 def write_yaml(job, path):
+    """The job as YAML for `gcloud ai hp-tuning-jobs create --config`, at `path`; returns the path."""
     Path(path).write_text(yaml.safe_dump(job_dict(job), sort_keys=False))
     return str(path)
 
 
 def gcloud_command(job, region, config_path):
+    """The gcloud command that creates the job from its YAML file."""
     return shlex.join(["gcloud", "ai", "hp-tuning-jobs", "create", f"--region={region}",
                        f"--display-name={job.display_name}", f"--config={config_path}",
                        f"--max-trial-count={job.max_trial_count}",
@@ -89,6 +91,7 @@ def sdk_parameter_spec(study):
 
 
 def describe(job, region="us-central1", config_path="hptuning_job.yaml"):
+    """What would be submitted: the job's YAML and the gcloud command."""
     return (f"# {config_path}\n{yaml.safe_dump(job_dict(job), sort_keys=False)}\n"
             f"{gcloud_command(job, region, config_path)}")
 

@@ -1,7 +1,7 @@
 """Checks for chapter 2's exercises: the layer-size rule, calling the model, a new cross."""
 import numpy as np
 
-from census import inputs, model, schema
+from census import inputs, model
 from census import quiet
 from census.course.checks.core import call, expect, passed
 from census.schema import HIGH, LOW
@@ -38,9 +38,8 @@ def check_hidden_units(hidden_units):
 
 
 def _columns(people):
-    import tensorflow as tf
-    return {c: tf.constant([p[c] for p in people], dtype=schema.INPUT_DTYPES[c])
-            for c in schema.INPUT_COLUMNS}
+    from census import instances
+    return instances.to_tensors("JSON", people)
 
 
 def check_predict_people(predict_people, people):

@@ -137,11 +137,10 @@ def _export_auc(export_dir, eval_file):
     """The AUC of an export's logits on every row of eval_file, computed as the model does."""
     import tensorflow as tf
     import tf_keras as keras
-    from census import data, schema
+    from census import data, instances, schema
     frame = data.load_frame(eval_file)
     signature = tf.saved_model.load(export_dir).signatures["serving_default"]
-    columns = {c: tf.constant(frame[c].to_numpy(), dtype=schema.INPUT_DTYPES[c])
-               for c in schema.INPUT_COLUMNS}
+    columns = instances.to_tensors("JSON", frame[list(schema.INPUT_COLUMNS)].to_dict("records"))
     labels = (frame[schema.LABEL_COLUMN].astype(str).str.strip().str.rstrip(".") ==
               schema.HIGH).to_numpy()
     auc = keras.metrics.AUC(from_logits=True)

@@ -1,7 +1,5 @@
 """Checks for chapter 8's exercises: a study over learning rate and batch size, a real local
 study, and the best trial of a results table."""
-import contextlib
-import io
 import json
 import math
 import re
@@ -14,24 +12,6 @@ __all__ = ["check_learning_rate_study", "check_run_study", "check_best_trial"]
 
 _SCALE_WORDS = {"UNIT_LOG_SCALE": "log", "UNIT_REVERSE_LOG_SCALE": "reverse log"}
 TRAINER_METRICS = {"accuracy": "MAXIMIZE", "auc": "MAXIMIZE", "loss": "MINIMIZE"}
-
-
-def _trainer_flags():
-    """The trainer's flag names without dashes ('learning-rate', …), from its own parser."""
-    from census import task
-    return {o[2:] for a in task.parser()._actions for o in a.option_strings if o.startswith("--")}
-
-
-def _parses(flags):
-    """None if the trainer accepts these flags, else argparse's complaint."""
-    from census import task
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            task.parser().parse_args(["--job-dir", "x", *flags])
-    except SystemExit:
-        return err.getvalue().strip().splitlines()[-1]
-    return None
 
 
 def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
@@ -63,8 +43,7 @@ def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
            else f"a lower {metric} is better: MINIMIZE it")
     expect(metric == "auc", f"the metric is {metric}, not auc", "hyperparameterMetricTag: 'auc'")
     names = [p["parameterId"] for p in study.parameters]
-    flags = _trainer_flags()
-    unknown = [n for n in names if n not in flags]
+    unknown = [n for n in names if not tuning_study.is_trainer_flag(n)]
     expect(not unknown, f"the trainer has no flag --{unknown[0] if unknown else ''}",
            "the tuner passes --NAME=value to the trainer: name each parameter after its flag "
            "(python -m census.task --help): learning-rate, train-batch-size")
@@ -94,7 +73,7 @@ def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):  # the flags the tuner would pass to 20 trials
         values = {p["parameterId"]: tuning_study.suggest(sampler.ask(), p) for p in study.parameters}
-        problem = _parses(tuning_study.trial_flags(values))
+        problem = tuning_study.trainer_error(tuning_study.trial_flags(values))
         expect(problem is None, f"a trial would fail: {' '.join(tuning_study.trial_flags(values))} → "
                f"{problem}", "every value the study can choose must be one the trainer's flag "
                "accepts: check each parameter's type and range")
