@@ -74,7 +74,7 @@ def fake_cluster_run(roles, status=0, chief_log=""):
 
 
 @pytest.mark.parametrize("wrong, fix", [
-    (lambda files, job_dir, steps: 0, "census.cluster.run"),
+    (lambda files, job_dir, steps: 0, "census.distribute.cluster.run"),
     (fake_cluster_run(["chief-0"]), "workers=1"),
     (fake_cluster_run(["worker-0", "worker-1"]), "not mirrored=True"),
     (fake_cluster_run(["chief-0", "worker-0", "worker-1", "ps-0"]), "one worker"),

@@ -31,7 +31,8 @@ def root():
                                  f"(no notebooks/{NAMES[0]}.ipynb)")
         return folder
     here = Path.cwd().resolve()
-    for folder in (Path(__file__).resolve().parents[1], here, *here.parents):
+    package = Path(__file__).resolve().parents[2]  # census/course/environment.py → its checkout
+    for folder in (package, here, *here.parents):
         if is_course(folder):
             return folder
     raise CourseNotFound(f"cannot find the course's files (notebooks/, solutions/, test.json): "
