@@ -58,7 +58,7 @@ def in_process(model_dir, rows, seconds):
 def small_model(job_dir):
     from census import data, task
     files = data.fetch(progress=False)
-    args = task.parser().parse_args(["--train-files", files.train, "--eval-files", files.eval,
+    args = task.parser().parse_args(["--train-files", files.train, "--eval-files", files.validation,
                                      "--job-dir", job_dir, "--train-steps", "300",
                                      "--verbosity", "ERROR"])
     task.run(args)

@@ -25,19 +25,23 @@ def features(frame):
     return x, y
 
 
-def lightgbm_baseline(train_path, eval_path, **params):
-    """Fit on train_path, score eval_path: {"accuracy", "auc", "seconds"} (fit + predict)."""
+def lightgbm_baseline(train_path, score_paths, **params):
+    """Fit LightGBM (`PARAMS`, updated by `params`; `ROUNDS` rounds) on the CSV file
+    `train_path`, then score the fitted model on each file of `score_paths` ({name: path}).
+    Returns {name: {"accuracy": float, "auc": float}} and "seconds": the fit's wall time."""
     import lightgbm
 
     x_train, y_train = features(data.load_frame(train_path))
-    x_eval, y_eval = features(data.load_frame(eval_path))
     start = time.perf_counter()
     booster = lightgbm.train(dict(PARAMS, **params), lightgbm.Dataset(x_train, y_train),
                              num_boost_round=ROUNDS)
-    probability = booster.predict(x_eval)
-    seconds = time.perf_counter() - start
-    return {"accuracy": float(((probability > 0.5) == y_eval.to_numpy()).mean()),
-            "auc": roc_auc(y_eval.to_numpy(), probability), "seconds": round(seconds, 2)}
+    results = {"seconds": round(time.perf_counter() - start, 2)}
+    for name, path in score_paths.items():
+        x, y = features(data.load_frame(path))
+        probability, y = booster.predict(x), y.to_numpy()
+        results[name] = {"accuracy": float(((probability > 0.5) == y).mean()),
+                         "auc": roc_auc(y, probability)}
+    return results
 
 
 def roc_auc(labels, scores):

@@ -1,11 +1,19 @@
-"""Get the Census Income (UCI Adult) files and clean them into one canonical CSV format.
+"""Get the Census Income (UCI Adult) files, clean them into one canonical CSV format, and hold
+out a validation split (chapter 1).
 
-Chapter 1. `fetch()` finds the two raw files (training split `adult.data`, test split
-`adult.test`: a local folder, the cache, the public bucket or UCI's zip, as
-`census.sources` says), checks them, and writes two canonical CSV files that the rest of the
-course reads.
+`fetch()` finds the two raw files (`adult.data` and `adult.test`: a local folder, the cache,
+the public bucket or UCI's zip, as `census.sources` says), checks them, and writes the three
+canonical CSV files the rest of the course reads:
 
-Both variants clean to the SAME canonical files, `<cache>/train.csv` and `<cache>/eval.csv`:
+    train.csv        adult.data, less the validation rows: what the model learns from
+    validation.csv   10% of adult.data, the same share of each label (seed 2017): what every
+                     choice is made on (evaluation during training, the best export, tuning)
+    test.csv         adult.test: scored once, at the end, with the model chosen
+
+The 2017 sample evaluated, exported its best model and tuned on adult.test itself; a test
+split that has chosen the model no longer measures it, so the course keeps it for the end.
+
+Both variants of the raw files (GCS's and UCI's) clean to the same canonical format:
 one row per line, 15 fields joined by ", " (exactly like UCI's `adult.data`), labels
 ` <=50K` / ` >50K` without UCI's trailing period, `?` kept as a value, exact duplicate rows kept,
 no header, LF line ends, every line (the last one too) ends with a newline, no blank lines.
@@ -16,13 +24,15 @@ label raises `DataError` naming the file and line. A course must never drop rows
 from __future__ import annotations
 
 import os
+import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from census import sources
 from census.sources import DataError, GCS_NAMES, GCS_URI, UCI_NAMES, UCI_PAGE, UCI_ZIP_URL
-from census.schema import CLASSES, CSV_COLUMNS, HIGH, MISSING, NUMERIC_COLUMNS, UNUSED_COLUMNS
+from census.schema import (CLASSES, CSV_COLUMNS, HIGH, LABEL_COLUMN, MISSING, NUMERIC_COLUMNS,
+                           UNUSED_COLUMNS)
 
 _INT_COLUMNS = NUMERIC_COLUMNS + UNUSED_COLUMNS  # fields that must be whole numbers (fnlwgt too)
 
@@ -44,13 +54,14 @@ class SplitReport:
 
 @dataclass(frozen=True)
 class CleaningReport:
-    """What cleaning both raw files found; `str()` of it is a table, one column per split."""
+    """What cleaning both raw files found (`train`: adult.data, before the validation rows
+    are held out; `test`: adult.test); `str()` of it is a table, one column per file."""
     train: SplitReport
-    eval: SplitReport
+    test: SplitReport
 
     def __str__(self):
-        t, e = self.train, self.eval
-        rows = [("", "train", "eval"), ("raw file", Path(t.file).name, Path(e.file).name)]
+        t, e = self.train, self.test
+        rows = [("", Path(t.file).name, Path(e.file).name)]
         rows += [(title, f"{getattr(t, attr):,}", f"{getattr(e, attr):,}") for title, attr in (
             ("rows", "rows"), ("header lines removed", "header_lines"),
             ("trailing periods removed", "trailing_periods"), ("blank lines removed", "blank_lines"),
@@ -61,15 +72,16 @@ class CleaningReport:
         rows += [(label, f"{t.labels[label]:,}", f"{e.labels[label]:,}") for label in CLASSES]
         width = max(len(r[0]) for r in rows)
         lines = [f"{a:<{width}}  {b:>14}  {c:>14}" for a, b, c in rows]
-        lines += [f"check train: {t.check}", f"check eval:  {e.check}"]
+        lines += [f"check adult.data: {t.check}", f"check adult.test: {e.check}"]
         return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class CensusFiles:
     """What `fetch` returns: the paths of the canonical CSV files, and how they were made."""
-    train: str  # canonical training CSV
-    eval: str  # canonical evaluation CSV
+    train: str  # canonical training CSV: adult.data less the validation rows
+    validation: str  # canonical validation CSV: VALIDATION_SHARE of adult.data, stratified
+    test: str  # canonical test CSV: adult.test
     source: str  # where the raw files came from
     report: CleaningReport = field(repr=False)
 
@@ -103,16 +115,45 @@ def fetch(data_dir=None, cache_dir=None, *, gcs_uri=GCS_URI, uci_url=UCI_ZIP_URL
             raw.mkdir(exist_ok=True)
             pair, source = sources.download(raw, gcs_uri, uci_url, progress)
 
-    canonical = (cache / "train.csv", cache / "eval.csv")
+    names = ("train.csv", "validation.csv", "test.csv")
+    canonical = tuple(cache / name for name in names)
     try:
         checks = [sources.verify(path) for path in pair]
-        train, eval_ = [clean(src, dst) for src, dst in zip(pair, canonical)]
+        cleaned = cache / "adult.data.csv"
+        data, test = clean(pair[0], cleaned), clean(pair[1], canonical[2])
+        split_validation(cleaned, canonical[0], canonical[1])
     except DataError:
         for path in canonical + tuple(p for p in pair if p.parent == raw):
             path.unlink(missing_ok=True)  # leave nothing that a later fetch would trust
         raise
-    report = CleaningReport(replace(train, check=checks[0]), replace(eval_, check=checks[1]))
-    return CensusFiles(str(canonical[0]), str(canonical[1]), source, report)
+    finally:
+        (cache / "adult.data.csv").unlink(missing_ok=True)
+    report = CleaningReport(replace(data, check=checks[0]), replace(test, check=checks[1]))
+    return CensusFiles(*map(str, canonical), source, report)
+
+
+VALIDATION_SHARE = 0.1  # of adult.data, held out to choose on
+SPLIT_SEED = 2017
+
+
+def split_validation(src, train_dst, validation_dst, share=VALIDATION_SHARE, seed=SPLIT_SEED):
+    """Hold out `share` of the rows of a canonical CSV file, the same share of each label,
+    drawn with `random.Random(seed)` (the same rows on every machine), into `validation_dst`;
+    the rest go to `train_dst`. Both keep the file's order. Returns (train rows, validation
+    rows)."""
+    lines = Path(src).read_text().splitlines(keepends=True)
+    by_label = {}
+    for number, line in enumerate(lines):
+        by_label.setdefault(line.rstrip().rsplit(",", 1)[-1].strip(), []).append(number)
+    rng, held_out = random.Random(seed), set()
+    for label in sorted(by_label):
+        numbers = by_label[label]
+        held_out.update(rng.sample(numbers, round(share * len(numbers))))
+    with sources.atomic_write(Path(train_dst), "w") as train, \
+            sources.atomic_write(Path(validation_dst), "w") as validation:
+        for number, line in enumerate(lines):
+            (validation if number in held_out else train).write(line)
+    return len(lines) - len(held_out), len(held_out)
 
 
 def clean(src, dst) -> SplitReport:
@@ -234,15 +275,18 @@ def load_frame(path):
 
 
 def describe(files: CensusFiles) -> str:
-    """A few lines for humans: where the data came from, how big, how balanced, where it is."""
+    """A few lines for humans: where the data came from, each split's size and balance, and
+    where its file is."""
     lines = [f"Census Income (UCI Adult) from {files.source}"]
-    for name, path, split in (("train", files.train, files.report.train),
-                              ("eval", files.eval, files.report.eval)):
-        n = max(split.rows, 1)
-        lines.append(f"  {name + ':':<6} {split.rows:>6,} rows, {split.labels[HIGH] / n:.1%} {HIGH}, "
-                     f"{split.rows_with_missing:,} rows with ? ({split.rows_with_missing / n:.1%}), "
-                     f"{split.duplicates} duplicates  -> {path}")
-    lines.append(f"  checks: train {files.report.train.check}; eval {files.report.eval.check}")
+    for name in ("train", "validation", "test"):
+        frame = load_frame(getattr(files, name))
+        n, high = len(frame), int((frame[LABEL_COLUMN] == HIGH).sum())
+        with_missing = int((frame == MISSING).any(axis=1).sum())
+        lines.append(f"  {name + ':':<11} {n:>6,} rows, {high / n:.1%} {HIGH}, "
+                     f"{with_missing:,} rows with ? ({with_missing / n:.1%})  -> "
+                     f"{getattr(files, name)}")
+    lines.append(f"  checks: adult.data {files.report.train.check}; adult.test "
+                 f"{files.report.test.check}")
     return "\n".join(lines)
 
 

@@ -63,6 +63,32 @@ def predict(model_dir, items, signature="serving_default", kind="json"):
     return {k: v.numpy() for k, v in outputs.items()}
 
 
+def score(model_dir, files, batch_size=1000):
+    """An export's `accuracy`, `auc` and `loss` (binary cross-entropy) on labelled CSV files
+    (a list of paths of the training files' format), and their number of `rows`: how the
+    course scores the test split, once, at the end, with the model it chose. `model_dir`:
+    a JSON export (or its base directory: the newest). Raises PredictError for another
+    export format."""
+    import tensorflow as tf
+    import tf_keras as keras
+    from census import inputs
+    function = tf.saved_model.load(resolve_model_dir(str(model_dir))).signatures[
+        "serving_default"]
+    if signature_format(function) != "JSON":
+        raise PredictError("score takes a JSON export (13 named inputs)")
+    metrics = {"accuracy": keras.metrics.BinaryAccuracy(threshold=0.0),
+               "auc": keras.metrics.AUC(from_logits=True),
+               "loss": keras.metrics.BinaryCrossentropy(from_logits=True)}
+    rows = 0
+    for features, labels in inputs.input_fn(list(files), num_epochs=1, shuffle=False,
+                                            batch_size=batch_size):
+        logits = function(**features)["logits"]
+        for metric in metrics.values():
+            metric.update_state(labels[:, None], logits)
+        rows += int(labels.shape[0])
+    return dict({k: float(m.result()) for k, m in metrics.items()}, rows=rows)
+
+
 def rows(outputs):
     """Column arrays → one dict of plain Python values per instance (JSON-ready)."""
     def plain(value):

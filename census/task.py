@@ -1,9 +1,12 @@
 """The trainer: parse the 2017 flags, then one `train_and_evaluate` call.
 
-    python -m census.task --train-files train.csv --eval-files eval.csv --job-dir JOB
+    python -m census.task --train-files train.csv --eval-files validation.csv --job-dir JOB
 
 Run alone or as a task of a cluster: `TF_CONFIG` alone decides, the flags stay the same.
-Without --train-files/--eval-files it trains on the census data fetched by `census.data`.
+Without --train-files/--eval-files it trains on the census training split and evaluates on
+its validation split (`census.data`); the test split is not read. The files given to
+--eval-files are the validation data: every evaluation, the exporters' choice and a tuning
+study's metric are measured on them.
 """
 import argparse
 import json
@@ -30,8 +33,8 @@ def add_arguments(p):
     """The 2017 trainer's flags, correctly spelled, and the course's few more."""
     p.add_argument("--train-files", nargs="+", help="training CSV files, local or gs:// "
                    "(default: the census training split, fetched and cleaned)")
-    p.add_argument("--eval-files", nargs="+", help="evaluation CSV files (default: the "
-                   "census test split)")
+    p.add_argument("--eval-files", nargs="+", help="validation CSV files, evaluated during "
+                   "training (default: the census validation split)")
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs and exports go")
     p.add_argument("--train-steps", type=flags.whole(1), default=4000, help="training steps (batches)")
     p.add_argument("--eval-steps", type=flags.whole(1), default=None,
@@ -87,7 +90,8 @@ def run(args):
     train_files, eval_files = args.train_files, args.eval_files
     if not (train_files and eval_files):
         files = data.fetch(args.data_dir)
-        train_files, eval_files = train_files or [files.train], eval_files or [files.eval]
+        train_files = train_files or [files.train]
+        eval_files = eval_files or [files.validation]
     with tempfile.TemporaryDirectory(prefix="census-inputs-") as cleaned:
         # Every file is read and checked before the first step (raw UCI files are cleaned):
         # a bad row stops the job now, not at the first evaluation minutes later.

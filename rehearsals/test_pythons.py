@@ -40,7 +40,7 @@ def test_the_trainer_on_a_vertex_training_image(uci_dir, tmp_path):
     from census import data
     files = data.fetch(uci_dir, tmp_path / "cache", progress=False)
     done = run([image / "bin" / "python", "-m", "census.task", "--train-files", files.train,
-                "--eval-files", files.eval, "--job-dir", job, "--train-steps", "60",
+                "--eval-files", files.validation, "--job-dir", job, "--train-steps", "60",
                 "--eval-every-steps", "60", "--verbosity", "ERROR"], timeout=900,
                cwd=tmp_path)
     metrics = json.loads(done.stdout[done.stdout.index("{"):])

@@ -33,7 +33,7 @@ def trained_job(census_files, tmp_path_factory):
     from census import task
     job_dir = tmp_path_factory.mktemp("job")
     args = task.parser().parse_args([
-        "--train-files", census_files.train, "--eval-files", census_files.eval,
+        "--train-files", census_files.train, "--eval-files", census_files.validation,
         "--job-dir", str(job_dir), "--train-steps", str(SMOKE_STEPS),
         "--eval-every-steps", "150", "--verbosity", "ERROR"])
     return job_dir, task.run(args)

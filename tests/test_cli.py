@@ -22,8 +22,9 @@ def test_help_lists_the_commands():
 def test_census_data_describes_the_local_files(uci_dir, tmp_path):
     done = run_census("data", "--data-dir", uci_dir, "--cache-dir", tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "32,561 rows" in done.stdout and "16,281 rows" in done.stdout
-    assert (tmp_path / "train.csv").is_file()
+    for split, rows in (("train", "29,305"), ("validation", "3,256"), ("test", "16,281")):
+        assert f"{split}:" in done.stdout and f"{rows} rows" in done.stdout
+        assert (tmp_path / f"{split}.csv").is_file()
 
 
 def test_census_data_without_network_names_the_local_option(tmp_path):

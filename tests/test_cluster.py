@@ -69,7 +69,7 @@ def run_cluster(job_dir, census_files, cluster_flags=(), trainer_flags=(), kill=
     when the output shows the line. Returns (status, output, {role: pid})."""
     command = [sys.executable, "-m", "census", "cluster", "--timeout", str(timeout - 20),
                *cluster_flags, "--", "--train-files", census_files.train,
-               "--eval-files", census_files.eval, "--job-dir", str(job_dir), *trainer_flags]
+               "--eval-files", census_files.validation, "--job-dir", str(job_dir), *trainer_flags]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines, pids, deadline = [], {}, time.monotonic() + timeout
@@ -202,7 +202,7 @@ def test_a_2017_style_cluster_trains(census_files, tmp_path):
                       "environment": "cloud"}
             procs[kind] = subprocess.Popen(private.wrap([
                 sys.executable, "-m", "census.task", "--train-files", census_files.train,
-                "--eval-files", census_files.eval, "--job-dir", str(tmp_path / "job"),
+                "--eval-files", census_files.validation, "--job-dir", str(tmp_path / "job"),
                 "--train-steps", "40", "--eval-every-steps", "40", "--eval-steps", "2",
                 "--verbosity", "ERROR"]), env=dict(os.environ, TF_CONFIG=json.dumps(config)),
                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -50,6 +50,13 @@ def expected_train(uci_dir):
     return raw[:-1]
 
 
+def adult_data_rows(files):
+    """The cleaned adult.data, as the training and validation splits hold it together (sorted
+    lines: the split keeps each file's order, not the rows' place between the two)."""
+    lines = open(files.train, "rb").read().splitlines(True)
+    return sorted(lines + open(files.validation, "rb").read().splitlines(True))
+
+
 def expected_eval(uci_dir):
     """UCI's test file without its first line, its labels' periods and its final empty line."""
     raw = (uci_dir / "adult.test").read_bytes()
@@ -128,7 +135,7 @@ def leftovers(cache):
 
 def test_local_dir_report_matches_the_readme(uci_dir, tmp_path):
     files = data.fetch(uci_dir, tmp_path / "cache", progress=False)
-    train, eval_ = files.report.train, files.report.eval
+    train, eval_ = files.report.train, files.report.test
     assert files.source == f"local dir {uci_dir}"
     assert (train.rows, eval_.rows) == (32_561, 16_281)
     assert (train.labels, eval_.labels) == (TRAIN_LABELS, EVAL_LABELS)
@@ -141,18 +148,32 @@ def test_local_dir_report_matches_the_readme(uci_dir, tmp_path):
     assert (train.blank_lines, eval_.blank_lines) == (1, 1)
     assert "sha256 ok" in train.check and "sha256 ok" in eval_.check
     # canonical files live in the cache, never in the data dir
-    assert (files.train, files.eval) == (str(tmp_path / "cache/train.csv"),
-                                         str(tmp_path / "cache/eval.csv"))
+    assert (files.train, files.validation, files.test) == tuple(
+        str(tmp_path / "cache" / name) for name in ("train.csv", "validation.csv", "test.csv"))
     text = str(files.report)
     assert "32,561" in text and "16,281" in text and "header lines removed" in text
     summary = data.describe(files)
     assert str(uci_dir) in summary and files.train in summary and "24.1% >50K" in summary
 
 
+def test_the_validation_split_is_a_fixed_stratified_tenth_of_adult_data(uci_dir, tmp_path):
+    """Held out of adult.data: 10% of each label, the same rows on every fetch, no row lost
+    or added; the training split is the rest; the test split is all of adult.test."""
+    files = data.fetch(uci_dir, tmp_path / "a", progress=False)
+    again = data.fetch(uci_dir, tmp_path / "b", progress=False)
+    assert open(files.validation).read() == open(again.validation).read()
+    train, validation = data.load_frame(files.train), data.load_frame(files.validation)
+    assert (len(train), len(validation)) == (29_305, 3_256)
+    for label, count in TRAIN_LABELS.items():
+        held = int((validation["income_bracket"] == label).sum())
+        assert held == round(data.VALIDATION_SHARE * count), label
+    assert len(data.load_frame(files.test)) == 16_281
+
+
 def test_canonical_files_are_uci_minus_its_quirks(uci_dir, tmp_path):
     files = data.fetch(uci_dir, tmp_path, progress=False)
-    assert open(files.train, "rb").read() == expected_train(uci_dir)
-    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
+    assert adult_data_rows(files) == sorted(expected_train(uci_dir).splitlines(True))
+    assert open(files.test, "rb").read() == expected_eval(uci_dir)
 
 
 def test_gcs_variant_cleans_to_the_same_bytes(uci_dir, tmp_path):
@@ -174,8 +195,8 @@ def test_local_dir_with_bucket_names_is_checked_for_structure_only(uci_dir, tmp_
         (folder / gcs_name).write_bytes(gcs_style((uci_dir / uci_name).read_bytes()))
     files = data.fetch(folder, tmp_path / "cache", progress=False)
     assert "structure only" in files.report.train.check
-    assert open(files.train, "rb").read() == expected_train(uci_dir)
-    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
+    assert adult_data_rows(files) == sorted(expected_train(uci_dir).splitlines(True))
+    assert open(files.test, "rb").read() == expected_eval(uci_dir)
 
 
 @pytest.mark.parametrize("source, line, change, words", [
@@ -243,7 +264,8 @@ def test_sha256_constants_match_the_published_list(uci_dir):
 
 
 def test_load_frame(uci_dir, tmp_path):
-    frame = data.load_frame(data.fetch(uci_dir, tmp_path, progress=False).train)
+    files = data.fetch(uci_dir, tmp_path, progress=False)
+    frame = pd.concat([data.load_frame(files.train), data.load_frame(files.validation)])
     assert list(frame.columns) == list(CSV_COLUMNS) and len(frame) == 32_561
     numeric = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
     for column in CSV_COLUMNS:
@@ -266,17 +288,17 @@ def test_gcs_emulator_download_verify_clean_and_cache(uci_dir, tmp_path, gcs, cl
     files = data.fetch(cache_dir=tmp_path / "c1", gcs_uri="gs://course-bucket/census/data/",
                        uci_url=nowhere, progress=False)
     assert files.source == "gs://course-bucket/census/data/"
-    assert "sha256 ok" in files.report.eval.check
-    assert open(files.train, "rb").read() == expected_train(uci_dir)
-    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
-    assert leftovers(tmp_path / "c1") == ["eval.csv", "raw/SOURCE", "raw/adult.data",
-                                         "raw/adult.test", "train.csv"]
+    assert "sha256 ok" in files.report.test.check
+    assert adult_data_rows(files) == sorted(expected_train(uci_dir).splitlines(True))
+    assert open(files.test, "rb").read() == expected_eval(uci_dir)
+    assert leftovers(tmp_path / "c1") == ["raw/SOURCE", "raw/adult.data", "raw/adult.test",
+                                         "test.csv", "train.csv", "validation.csv"]
 
     # The bucket's own names are tried first; such files get a structure check only.
     variant = data.fetch(cache_dir=tmp_path / "c2", gcs_uri="gs://derived-bucket/gcs-variant",
                          uci_url=nowhere, progress=True)
     assert "structure only" in variant.report.train.check
-    assert open(variant.eval, "rb").read() == expected_eval(uci_dir)
+    assert open(variant.test, "rb").read() == expected_eval(uci_dir)
     assert (tmp_path / "c2/raw/adult.test.csv").is_file()
 
     # An empty prefix is a failed source, not a crash.
@@ -298,11 +320,12 @@ def test_uci_zip_download_progress_and_cache(uci_dir, tmp_path, uci_server, caps
     (cache / "raw/.adult.data.0badf00d.part").write_bytes(b"half a download")
     files = data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=True)
     assert files.source == uci_server.url and uci_server.requests == ["/adult.zip"]
-    assert open(files.train, "rb").read() == expected_train(uci_dir)
-    assert (files.report.train.rows, files.report.eval.rows) == (32_561, 16_281)
+    assert adult_data_rows(files) == sorted(expected_train(uci_dir).splitlines(True))
+    assert (files.report.train.rows, files.report.test.rows) == (32_561, 16_281)
     assert "adult.zip" in capsys.readouterr().err  # the tqdm bar
     assert [p for p in leftovers(cache) if not p.endswith(".part")] == [
-        "eval.csv", "raw/SOURCE", "raw/adult.data", "raw/adult.test", "train.csv"]
+        "raw/SOURCE", "raw/adult.data", "raw/adult.test", "test.csv", "train.csv",
+        "validation.csv"]
 
     again = data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=True)
     assert uci_server.requests == ["/adult.zip"]  # no second download
@@ -328,7 +351,7 @@ def test_bad_or_interrupted_download_is_not_kept(uci_dir, tmp_path, uci_server):
     uci_server.truncate = False
     files = data.fetch(cache_dir=cache, uci_url=uci_server.url, progress=False)
     assert len(uci_server.requests) == 3
-    assert open(files.eval, "rb").read() == expected_eval(uci_dir)
+    assert open(files.test, "rb").read() == expected_eval(uci_dir)
 
 
 def test_no_network_fails_fast_with_advice(tmp_path, closed_port):

@@ -57,7 +57,7 @@ def model(trained_model):
 
 
 def test_csv_and_example_exports_agree_with_json(model, census_files, tmp_path):
-    lines = open(census_files.eval).read().splitlines()[:5]
+    lines = open(census_files.test).read().splitlines()[:5]
     rows = [line.rsplit(",", 1)[0] for line in lines]  # drop the label
     fields = [dict(zip(schema.CSV_COLUMNS, [f.strip() for f in line.split(",")])) for line in lines]
     people = [{c: float(f[c]) if c in FLOATS else f[c] for c in schema.INPUT_COLUMNS}

@@ -12,7 +12,7 @@ def test_one_batch_has_the_serving_columns_and_01_labels(census_files):
 
 
 def test_one_unshuffled_epoch_reads_every_row_in_order(census_files):
-    dataset = inputs.input_fn(census_files.eval, num_epochs=1, shuffle=False, batch_size=1000)
+    dataset = inputs.input_fn(census_files.test, num_epochs=1, shuffle=False, batch_size=1000)
     ages, positives = [], 0
     for features, labels in dataset:
         ages.extend(features["age"].numpy())
@@ -23,7 +23,7 @@ def test_one_unshuffled_epoch_reads_every_row_in_order(census_files):
 
 def test_repeats_and_shuffles(census_files):
     first = lambda: next(iter(inputs.input_fn(census_files.train, batch_size=64)))[0]["age"]
-    batches = list(inputs.input_fn(census_files.eval, num_epochs=2, batch_size=1000))
+    batches = list(inputs.input_fn(census_files.test, num_epochs=2, batch_size=1000))
     assert sum(len(labels) for _, labels in batches) == 2 * 16281
     assert any(not tf.reduce_all(first() == first()) for _ in range(3))
 
@@ -35,7 +35,7 @@ def test_label_parsing_tolerates_spaces_and_periods():
 
 def test_reads_through_tf_gfile_filesystems(census_files):
     # gs:// goes through the same tf.io.gfile layer; its in-memory ram:// sibling runs here.
-    with open(census_files.eval) as f:
+    with open(census_files.test) as f:
         head = "".join(next(f) for _ in range(50))
     tf.io.gfile.makedirs("ram://census")
     with tf.io.gfile.GFile("ram://census/eval.csv", "w") as f:

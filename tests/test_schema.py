@@ -11,7 +11,7 @@ def test_columns_and_serving_inputs():
 
 
 def test_vocabularies_cover_every_value_in_the_data(census_files):
-    for path in (census_files.train, census_files.eval):
+    for path in (census_files.train, census_files.validation, census_files.test):
         frame = data.load_frame(path)
         for column, vocabulary in schema.VOCABULARIES.items():
             assert set(frame[column]) <= set(vocabulary), column

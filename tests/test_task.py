@@ -132,7 +132,7 @@ def test_the_2017_master_only_tf_config_trains_in_the_trials_folder(census_files
     config = {"cluster": {"master": ["127.0.0.1:1"]},
               "task": {"type": "master", "index": 0, "trial": "2"}, "environment": "cloud"}
     done = run_census("train", "--train-files", census_files.train, "--eval-files",
-                      census_files.eval, "--job-dir", tmp_path / "job", "--train-steps", "20",
+                      census_files.validation, "--job-dir", tmp_path / "job", "--train-steps", "20",
                       "--eval-every-steps", "20", "--eval-steps", "2", "--verbosity", "ERROR",
                       "--hypertune-metric", "accuracy",
                       env={"TF_CONFIG": json.dumps(config),

@@ -75,7 +75,7 @@ def test_only_the_chief_is_chief(monkeypatch, task, chief):
 def test_killed_job_resumes_from_its_last_evaluation(census_files, tmp_path):
     job_dir = tmp_path / "job"
     command = [sys.executable, "-m", "census.task", "--train-files", census_files.train,
-               "--eval-files", census_files.eval, "--job-dir", str(job_dir),
+               "--eval-files", census_files.validation, "--job-dir", str(job_dir),
                "--train-steps", "600", "--eval-every-steps", "100"]
     first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)

@@ -239,7 +239,7 @@ def test_real_trials_two_in_parallel(census_files, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "census", "tune", "--config", str(CONFIG), "--max-trials", "2",
          "--parallel-trials", "2", "--seed", "1", "--", "--train-files", census_files.train,
-         "--eval-files", census_files.eval, "--job-dir", str(job), "--train-steps", "100",
+         "--eval-files", census_files.validation, "--job-dir", str(job), "--train-steps", "100",
          "--eval-every-steps", "100", "--verbosity", "ERROR"],
         cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
