@@ -36,7 +36,7 @@ def add_arguments(p):
     p.add_argument("--eval-files", nargs="+", help="validation CSV files, evaluated during "
                    "training (default: the census validation split)")
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs and exports go")
-    p.add_argument("--train-steps", type=flags.whole(1), default=4000, help="training steps (batches)")
+    p.add_argument("--train-steps", type=flags.whole(1), default=2500, help="training steps (batches)")
     p.add_argument("--eval-steps", type=flags.whole(1), default=None,
                    help="batches per evaluation (default: the whole eval set)")
     p.add_argument("--eval-every-steps", type=flags.whole(1), default=500, help="evaluate this often")

@@ -26,19 +26,20 @@ class Chapter:
 CHAPTERS = (
     Chapter("01_data", "The Census Income data",
             "Download the data (Cloud Storage, UCI fallback), read its columns, clean it, "
-            "plot it."),
+            "plot it; hold out a validation split and keep the test split for the end."),
     Chapter("02_estimator", "The wide & deep model",
-            "From `DNNLinearCombinedClassifier` and feature columns to one tf-keras model with "
-            "preprocessing layers."),
+            "From `DNNLinearCombinedClassifier` and feature columns to a wide & deep model "
+            "written in plain tf-keras, preprocessing layers inside; `FeatureSpace`."),
     Chapter("03_datasets", "Feeding the model with tf.data",
-            "`input_fn`: shuffle, repeat, batch, parse; tf.data against a plain Python loop, "
-            "measured."),
+            "`input_fn`: shuffle, repeat, batch, parse; interleave, parallel parsing and "
+            "prefetch on a larger, sharded copy, measured against a Python feed."),
     Chapter("04_specs", "TrainSpec, EvalSpec, train_and_evaluate",
-            "One call trains, evaluates and exports; curves, TensorBoard, and a LightGBM "
-            "baseline."),
+            "`strategy.scope()` and `model.fit` with four callbacks, then the same as one "
+            "`train_and_evaluate` call; validation curves, TensorBoard, the test split once, "
+            "LightGBM."),
     Chapter("05_export", "Serving inputs and exporters",
-            "JSON, CSV and tf.Example receivers; Final, Latest and Best exporters; the export "
-            "tree."),
+            "A serving function written with `ExportArchive`; JSON, CSV and tf.Example "
+            "receivers; Final, Latest and Best exporters; the export tree."),
     Chapter("06_saved_model_cli", "Inspecting and using the SavedModel",
             "`saved_model_cli show` / `run`, `census predict` on test.json, "
             "`tf.saved_model.load`."),
