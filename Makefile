@@ -1,6 +1,7 @@
 # make course — set up .venv on first use, then run the course end to end
 # make test   — set up .venv on first use, then run the test suite
-# make lab    — JupyterLab on this folder
+# make lab    — JupyterLab on this folder, for learners (nbgrader's extensions off)
+# make lab-instructor — the same with nbgrader's Formgrader, Validate button and menus
 # make exercises — regenerate exercises/ from solutions/
 # make rehearse — the course where learners are: Colab, an ordinary user, other Pythons
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 JOB_DIR ?= jobs/course
 
-.PHONY: setup course test lab bench clean exercises rehearse
+.PHONY: setup course test lab lab-instructor bench clean exercises rehearse
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "the pinned set (requirements.txt) needs Python 3.11, 3.12 or 3.13")'
@@ -37,6 +38,9 @@ exercises: setup
 
 lab: setup
 	$(BIN)/census course lab $(if $(LAB_FLAGS),-- $(LAB_FLAGS))
+
+lab-instructor: setup
+	$(BIN)/census course lab --instructor $(if $(LAB_FLAGS),-- $(LAB_FLAGS))
 
 # Colab (Python 3.13, Colab's packages), a non-root user, the pinned set on other Pythons.
 rehearse: setup

@@ -99,3 +99,100 @@ def training_curves(metrics):
     return _done(fig)
 
 
+
+
+def speedups(tables, title="Rows per second, as a multiple of the Python loop's"):
+    """One panel per measurement: horizontal bars of each variant's `vs_python` (a DataFrame
+    of `census.pipelines.compare`), a line at 1 (as fast as the Python loop), whose rows per
+    second the panel's title gives. `tables` maps a panel title to its DataFrame."""
+    fig, axes = plt.subplots(len(tables), 1, dpi=72, squeeze=False, sharex=True, figsize=(
+        7, 0.6 + sum(0.45 + 0.26 * len(t) for t in tables.values())),
+        gridspec_kw={"height_ratios": [len(t) for t in tables.values()]})
+    top = max(t["vs_python"].max() for t in tables.values())
+    for ax, (name, table) in zip(axes[:, 0], tables.items()):
+        python = table.loc[table["variant"] == "Python loop", "rows_per_s"]
+        colors = ["#999999" if v == "Python loop" else "#4c72b0" for v in table["variant"]]
+        bars = ax.barh(table["variant"], table["vs_python"], color=colors)
+        for bar, ratio in zip(bars, table["vs_python"]):
+            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {ratio:.2f}×",
+                    va="center", fontsize="small")
+        ax.axvline(1, color="black", linewidth=0.8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, top * 1.25)
+        ax.set_title(name + (f" (1 = {python.iloc[0]:,.0f} rows/s)" if len(python) else ""),
+                     fontsize="medium", loc="left")
+    axes[-1, 0].set_xlabel("× the Python loop's rows per second (higher is better)")
+    fig.suptitle(title)
+    return _done(fig)
+
+
+def step_timeline(timelines, seconds=None):
+    """What a training loop did, step by step: per variant, one lane where orange is waiting
+    for the next batch and blue is the (simulated) training step. `timelines` maps a variant
+    to a DataFrame of `census.pipelines.timeline`; `seconds` cuts the time axis."""
+    fig, ax = plt.subplots(figsize=(9, 1.0 + 0.6 * len(timelines)), dpi=80)
+    for lane, (name, steps) in enumerate(timelines.items()):
+        ax.broken_barh(list(zip(steps["wait_start"], steps["wait"])), (lane - 0.35, 0.7),
+                       color="#dd8452", edgecolor="white", linewidth=0.5,
+                       label="waiting for a batch" if lane == 0 else None)
+        ax.broken_barh(list(zip(steps["step_start"], steps["step"])), (lane - 0.35, 0.7),
+                       color="#4c72b0", edgecolor="white", linewidth=0.5,
+                       label="training step" if lane == 0 else None)
+    ax.set_yticks(range(len(timelines)), list(timelines))
+    ax.invert_yaxis()
+    end = max((s["step_start"] + s["step"]).max() for s in timelines.values())
+    ax.set_xlim(0, min(end, seconds) if seconds else end)
+    ax.set_xlabel("seconds")
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=2, frameon=False,
+              fontsize="small")
+    ax.set_title("Step by step", loc="left")
+    return _done(fig)
+
+
+def task_timeline(events, title=None):
+    """One row per task of a cluster, time along x: a thin tick for every line the task wrote,
+    and a marker for each line that says something (its `event` label). `events` is a
+    DataFrame with `seconds` (since the launch), `role` (e.g. "chief-0") and `event` (a short
+    label, or "" for an ordinary line)."""
+    roles = list(dict.fromkeys(events["role"]))
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.45 * len(roles)), dpi=80)
+    y = {role: i for i, role in enumerate(roles)}
+    ax.scatter(events["seconds"], events["role"].map(y), marker="|", s=60, color="#bbbbbb",
+               label="a log line")
+    marked = events[events["event"] != ""]
+    markers = ("o", "s", "D", "^", "v", "P", "X")
+    for (label, group), marker in zip(marked.groupby("event", sort=False), markers):
+        ax.scatter(group["seconds"], group["role"].map(y), marker=marker, s=40, label=label,
+                   zorder=3)
+    ax.set_yticks(range(len(roles)), roles)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the launch")
+    ax.set_title(title or "What each task wrote, and when")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return _done(fig)
+
+
+def trial_metric(results, params, metric="accuracy", baseline=None, baseline_label=None):
+    """A tuning study: the metric trial by trial (and the best so far), then against each
+    parameter in `params`; each point labelled with its trial id. `results` has `trial`, the
+    parameters and `metric` (failed trials: NaN, left out). `baseline`: a horizontal line
+    (e.g. the share a model that always answers the majority class gets)."""
+    ok = results.dropna(subset=[metric])
+    fig, axes = plt.subplots(1, 1 + len(params), figsize=(3.3 * (1 + len(params)), 3),
+                             dpi=80, sharey=True)
+    axes[0].plot(ok["trial"], ok[metric], "o-", label="trial")
+    axes[0].plot(ok["trial"], ok[metric].cummax(), "--", label="best so far")
+    axes[0].set_xlabel("trial")
+    axes[0].set_ylabel(metric)
+    for ax, name in zip(axes[1:], params):
+        ax.scatter(ok[name], ok[metric])
+        for _, row in ok.iterrows():
+            ax.annotate(str(int(row["trial"])), (row[name], row[metric]), fontsize=8,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(name)
+    if baseline is not None:
+        for ax in axes:
+            ax.axhline(baseline, color="grey", linestyle=":",
+                       label=baseline_label if ax is axes[0] else None)
+    axes[0].legend(fontsize="small")
+    return _done(fig)

@@ -207,10 +207,11 @@ def test_helpers_show_no_machine_paths(tmp_path):
 @pytest.fixture(scope="module")
 def smoke_run(uci_dir, tmp_path_factory):
     """The one smoke run of the chapters, in order: nbval (--nbval-lax) executes each committed
-    notebook with the smoke parameters injected (papermill, prepare_only), compares the cells
-    tagged nbval-check-output with their committed outputs, and leaves each chapter's job dir
-    under jobs/test-smoke/. It runs in a subprocess, beside the other tests (two cores);
-    `smoke_run()` waits for it and returns {notebook name: failure text or ""}."""
+    notebook with the smoke parameters injected (papermill, prepare_only), in a kernel over Unix
+    sockets (tests/nbval_ipc.py), compares the cells tagged nbval-check-output with their
+    committed outputs, and leaves each chapter's job dir under jobs/test-smoke/. It runs in a
+    subprocess, beside the other tests (two cores); `smoke_run()` waits for it and returns
+    {notebook name: failure text or ""}."""
     import papermill
     folder = REPO / "build" / "test-smoke"
     shutil.rmtree(folder, ignore_errors=True)
@@ -225,7 +226,7 @@ def smoke_run(uci_dir, tmp_path_factory):
     log = open(folder / "nbval.log", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
-         "no:cacheprovider", "-q", "--rootdir", str(folder), "--junitxml",
+         "no:cacheprovider", "-p", "tests.nbval_ipc", "-q", "--rootdir", str(folder), "--junitxml",
          str(folder / "results.xml"), str(folder)],
         cwd=REPO, env={**os.environ, "CENSUS_DATA_DIR": str(uci_dir),
                        "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("smoke-cache"))},

@@ -1,6 +1,7 @@
 """`census course` (run the chapters, write their outputs, sync badges and setup cells, the
 course map, JupyterLab) and `census exercises` (make exercises/ from solutions/, check, grade).
 """
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,13 +11,45 @@ from census.course.chapters import NAMES
 from census.course.environment import root
 
 
+NBGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
+                              "nbgrader.server_extensions.validate_assignment",
+                              "nbgrader.server_extensions.assignment_list",
+                              "nbgrader.server_extensions.course_list")
+NBGRADER_LAB_EXTENSION = "@jupyter/nbgrader"  # Formgrader, Validate, the nbgrader menus
+
+
 def lab_command(port=8888, extra=()):
-    """`jupyter lab` on the repository, loopback only, opening chapter 1."""
+    """`jupyter lab` on the repository, loopback only, opening chapter 1; its kernels talk over
+    Unix sockets (no TCP port per kernel)."""
     return [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--port", str(port),
             f"--ServerApp.root_dir={root()}",
             f"--ServerApp.default_url=/lab/tree/notebooks/{NAMES[0]}.ipynb",
+            *(["--KernelManager.transport=ipc"] if os.name == "posix" else []),
             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []), *extra]
 
+
+def learner_config():
+    """build/lab/learner/: Jupyter config that turns nbgrader's server and JupyterLab
+    extensions off (rewritten each time). Returns its Path. Raises OSError if unwritable."""
+    folder = root() / "build" / "lab" / "learner"
+    (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+    server = {"ServerApp": {"jpserver_extensions": dict.fromkeys(NBGRADER_SERVER_EXTENSIONS,
+                                                                 False)}}
+    (folder / "jupyter_server_config.json").write_text(json.dumps(server, indent=1) + "\n")
+    page = {"disabledExtensions": {NBGRADER_LAB_EXTENSION: True}}
+    (folder / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=1) + "\n")
+    return folder
+
+
+def lab_environment(instructor=False, env=None):
+    """The environment for `jupyter lab` (a copy of `env`, default os.environ): for learners,
+    `learner_config()` first on JUPYTER_CONFIG_PATH, the highest-priority config (no file of
+    the user's is changed); for instructors, unchanged (nbgrader as installed)."""
+    env = dict(os.environ if env is None else env)
+    if not instructor:
+        paths = [str(learner_config()), env.get("JUPYTER_CONFIG_PATH", "")]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
+    return env
 
 
 def add_commands(subparsers):
@@ -38,8 +71,12 @@ def add_commands(subparsers):
     sub.add_parser("sync", help="rewrite the badge and setup cell of every chapter and solution")
     sub.add_parser("map", help="print the README's course map")
     lab = sub.add_parser("lab", allow_abbrev=False, usage="census course lab [--port P] "
-                         "[-- JUPYTER OPTIONS]", help="JupyterLab on the course, on 127.0.0.1")
+                         "[--instructor] [-- JUPYTER OPTIONS]",
+                         help="JupyterLab on the course, on 127.0.0.1")
     lab.add_argument("--port", type=flags.PORT, default=8888)
+    lab.add_argument("--instructor", action="store_true",
+                     help="with nbgrader's Formgrader, Validate button and menus (hidden "
+                          "from learners)")
     lab.add_argument("jupyter_options", nargs="*", metavar="-- JUPYTER OPTIONS",
                      help="options for `jupyter lab`, after `--`")
     course.set_defaults(run=run_course)
@@ -77,7 +114,8 @@ def run_course(args):
     elif args.action == "map":
         print(chapters.course_map())
     elif args.action == "lab":
-        os.execv(sys.executable, lab_command(args.port, args.jupyter_options))
+        os.execve(sys.executable, lab_command(args.port, args.jupyter_options),
+                  lab_environment(args.instructor))
 
 
 def run_exercises(args):

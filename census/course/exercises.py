@@ -182,6 +182,7 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     out_dir/student/chapter.ipynb and return its Result."""
     import nbformat
     import papermill
+    from census.course.runner import papermill_run
     source = read(solutions() / f"{chapter}.ipynb")
     executed = root() / out_dir / student / f"{chapter}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -195,10 +196,9 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     nbformat.write(restore_checks(submitted, source), executed)
     stopped, start = None, time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(executed), str(executed), cwd=str(exercises_dir()), kernel_name="python3",
-            parameters={"SMOKE": smoke, "JOB_DIR": f"{job_root}/{student}/{chapter}"},
-            allow_errors=True, execution_timeout=CELL_TIMEOUT, progress_bar=False)
+        papermill_run(executed, executed,
+                      {"SMOKE": smoke, "JOB_DIR": f"{job_root}/{student}/{chapter}"},
+                      exercises_dir(), allow_errors=True, execution_timeout=CELL_TIMEOUT)
     except papermill.PapermillExecutionError:
         pass  # with allow_errors, papermill still raises once every cell has run
     except Exception as error:  # a timeout or a dead kernel: grade what ran

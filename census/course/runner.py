@@ -1,18 +1,91 @@
 """The chapters run with papermill (`census course run`: `make course`, `make outputs`), and
-the outputs that are committed, scrubbed of what a run leaves behind.
+the outputs that are committed, scrubbed of what a run leaves behind; the kernels of every
+notebook the course runs (chapters, grading, the tests) talk over Unix sockets, not TCP.
 """
+import atexit
+import functools
 import json
+import os
+import shutil
+import tempfile
 import time
+import uuid
 
 from census.course.chapters import MODEL_CHAPTER, NAMES, RESULTS_FILE, parameters
 from census.course.environment import root
 
-def execute(name, output_path, params, log_output=False):
-    """Run one chapter with papermill (kernel started in notebooks/, as Jupyter would)."""
+
+@functools.cache
+def kernel_folder():
+    """A folder only this user can open (mode 0700), for this process's kernels' connection
+    files and sockets; removed when the process exits. Returns its path (str)."""
+    folder = tempfile.mkdtemp(prefix="census-kernels-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+# ipykernel forwards what is written to file descriptors 1 and 2 (C libraries, child processes)
+# into the notebook through a thread that outlives its IOPub thread at exit: a write during
+# shutdown then fails ("RuntimeError: Event loop is closed", printed when the kernel's stderr
+# stream is finalized; ipython/ipykernel#1155). Batch runs keep that output on the terminal
+# instead; JupyterLab's kernels (learners reading C-level messages in the notebook) keep it.
+KERNEL_ARGUMENTS = ("--IPKernelApp.capture_fd_output=False",)
+
+
+@functools.cache
+def kernel_manager_class(sync=False):
+    """The kernel manager of every notebook the course runs in batch (papermill, nbclient,
+    nbval): jupyter_client's AsyncKernelManager (KernelManager if `sync`, for nbval) whose
+    ipykernel kernels start with KERNEL_ARGUMENTS, are shut down without a SIGINT first, and
+    talk over the "ipc" transport — the connection file and Unix sockets in `kernel_folder()`
+    — so no kernel listens on a TCP port (where there are no Unix sockets, Windows, over TCP
+    as before). Raises ImportError without jupyter_client."""
+    import jupyter_client
+    from traitlets import default
+    base = jupyter_client.KernelManager if sync else jupyter_client.AsyncKernelManager
+
+    class CourseKernelManager(base):
+        """A kernel manager for batch runs: Unix sockets in a private folder, fd output on the
+        terminal."""
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            return super().format_kernel_cmd([*(extra_arguments or []), *KERNEL_ARGUMENTS])
+
+        async def _async_interrupt_kernel(self):
+            # Not as the first step of a shutdown: the notebook has finished, and a SIGINT
+            # landing while the kernel handles a message makes it log "ERROR |
+            # KeyboardInterrupt caught in kernel." (a busy kernel is stopped by SIGTERM).
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+        if os.name == "posix":
+            @default("transport")
+            def _ipc_transport(self):
+                return "ipc"
+
+            @default("connection_file")  # the sockets are named after it: {folder}/{id}-ipc-N
+            def _private_connection_file(self):
+                return os.path.join(kernel_folder(), f"{uuid.uuid4().hex[:8]}.json")
+
+    return CourseKernelManager
+
+
+def papermill_run(input_path, output_path, parameters, cwd, **options):
+    """papermill.execute_notebook with the course's kernel ("python3", over IPC: see
+    `kernel_manager_class`), no progress bar; `options` go to papermill (allow_errors,
+    execution_timeout, log_output …). Returns the executed notebook. Raises papermill's
+    PapermillExecutionError for a failing cell."""
     import papermill
     return papermill.execute_notebook(
-        str(root() / "notebooks" / f"{name}.ipynb"), str(output_path), parameters=params,
-        cwd=str(root() / "notebooks"), kernel_name="python3", progress_bar=False, log_output=log_output)
+        str(input_path), str(output_path), parameters=parameters, cwd=str(cwd),
+        kernel_name="python3", progress_bar=False, kernel_manager_class=kernel_manager_class(),
+        **options)
+
+
+def execute(name, output_path, params, log_output=False):
+    """Run one chapter with papermill (kernel started in notebooks/, as Jupyter would)."""
+    return papermill_run(root() / "notebooks" / f"{name}.ipynb", output_path, params,
+                         root() / "notebooks", log_output=log_output)
 
 
 def run(smoke=False, build_dir="build/course", job_root="jobs", chapters=NAMES, log_output=False):
@@ -30,7 +103,8 @@ def run(smoke=False, build_dir="build/course", job_root="jobs", chapters=NAMES, 
 
 
 def summary(seconds, build_dir="build/course", job_root="jobs"):
-    """A few lines: time per chapter, chapter 4's test-split metrics, the export path."""
+    """A few lines: time per chapter, chapter 4's metrics (validation, and the test split scored
+    once), the export path."""
     lines = ["", "Course summary", "--------------"]
     width = max(map(len, [*seconds, "total"]))
     lines += [f"  {name:<{width}} {s:6.0f} s" for name, s in seconds.items()]
@@ -39,9 +113,11 @@ def summary(seconds, build_dir="build/course", job_root="jobs"):
     if results.is_file():
         r = json.loads(results.read_text())
         m, b = r["wide_and_deep"], r["lightgbm"]
-        lines.append(f"  test split, wide & deep: accuracy {m['accuracy']:.4f}  AUC {m['auc']:.4f}"
-                     f"  ({m['global_step']} steps)")
-        lines.append(f"  test split, LightGBM:    accuracy {b['accuracy']:.4f}  AUC {b['auc']:.4f}")
+        for split in ("validation", "test"):
+            lines.append(f"  {split}, wide & deep: accuracy {m[split]['accuracy']:.4f}  "
+                         f"AUC {m[split]['auc']:.4f}  ({m['global_step']} steps)")
+            lines.append(f"  {split}, LightGBM:    accuracy {b[split]['accuracy']:.4f}  "
+                         f"AUC {b[split]['auc']:.4f}")
         lines.append(f"  export: {r['export']}")
     lines.append(f"  executed notebooks: {build_dir}/")
     return "\n".join(lines)

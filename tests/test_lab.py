@@ -1,0 +1,147 @@
+"""`make lab` (learners: nbgrader's extensions off) and `make lab-instructor` (on): the real
+`census course lab` server on 127.0.0.1, a random port and a token, asked through its API;
+its kernels run over Unix sockets. Each server is stopped whatever happens."""
+import asyncio
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from census.course import cli, environment
+
+REPO = environment.root()
+STARTUP_SECONDS = 90
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    """`census course lab [--instructor]` in a subprocess, its Jupyter folders in tmp_path,
+    its log in tmp_path/lab.log; `get(path)` returns (status, text)."""
+
+    def __init__(self, tmp_path, instructor):
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "lab.log"
+        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+                   JUPYTER_DATA_DIR=str(tmp_path / "data"), IPYTHONDIR=str(tmp_path / "ipython"))
+        command = [sys.executable, "-m", "census", "course", "lab", "--port", str(self.port),
+                   *(["--instructor"] if instructor else []), "--", "--no-browser",
+                   f"--IdentityProvider.token={self.token}",
+                   "--ServerApp.shutdown_no_activity_timeout=120",  # stops if left behind
+                   "--MappingKernelManager.cull_idle_timeout=60"]
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log,
+                                            stderr=subprocess.STDOUT)
+
+    def get(self, path, data=None):
+        request = urllib.request.Request(self.base + path, data=data,
+                                         headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    def wait(self):
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited with {self.process.returncode}: {self.log()}")
+            try:
+                if self.get("/api/status")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"no answer from {self.base} within {STARTUP_SECONDS} s")
+
+    def log(self):
+        return self.log_path.read_text()[-3000:]
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["learner", "instructor"])
+def lab(request, tmp_path_factory):
+    server = Lab(tmp_path_factory.mktemp("lab"), instructor=request.param)
+    try:
+        yield server.wait(), request.param
+    finally:
+        server.stop()
+
+
+def page_config(server):
+    """The JupyterLab page's configuration (the JSON the front end starts from)."""
+    status, page = server.get("/lab")
+    assert status == 200
+    found = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                      page, re.S)
+    return json.loads(found.group(1))
+
+
+async def execute(server, kernel_id, code, seconds=60):
+    """Run `code` in a kernel through the server's websocket; returns what it printed."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+    url = f"ws://127.0.0.1:{server.port}/api/kernels/{kernel_id}/channels"
+    socket_ = await websocket_connect(HTTPRequest(
+        url, headers={"Authorization": f"token {server.token}"}))
+    msg_id = uuid.uuid4().hex
+    socket_.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                   "session": uuid.uuid4().hex, "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False}}))
+
+    async def printed():
+        while True:
+            message = json.loads(await socket_.read_message())
+            if (message.get("parent_header", {}).get("msg_id") == msg_id
+                    and message["msg_type"] == "stream"):
+                return message["content"]["text"]
+    try:
+        return await asyncio.wait_for(printed(), seconds)
+    finally:
+        socket_.close()
+
+
+def test_nbgrader_is_for_instructors_only(lab):
+    server, instructor = lab
+    config = page_config(server)
+    assert cli.NBGRADER_LAB_EXTENSION in {e["name"] for e in config["federated_extensions"]}
+    disabled = set(config["disabledExtensions"])
+    assert (cli.NBGRADER_LAB_EXTENSION in disabled) == (not instructor), disabled
+    # nbgrader's server side: its version handler, the formgrader page
+    for path in ("/nbgrader_version?version=0", "/formgrader"):
+        assert server.get(path)[0] == (200 if instructor else 404), path
+
+
+def test_lab_kernels_run_over_ipc(lab):
+    server, _ = lab
+    status, body = server.get("/api/kernels", data=b"{}")
+    assert status == 201, server.log()
+    kernel = json.loads(body)["id"]
+    code = ("from ipykernel import get_connection_info\n"
+            "print(get_connection_info(unpack=True)['transport'])")
+    assert asyncio.run(execute(server, kernel, code)).strip() == "ipc"
+    assert "Kernel is running over TCP" not in server.log()
