@@ -196,6 +196,17 @@ def test_scrub_keeps_outputs_and_drops_run_metadata():
     assert nb.cells[0].metadata == {} and nb.cells[1].metadata == {"tags": ["a"]}
 
 
+def test_scrub_shows_printed_machine_paths_relative_and_leaves_urls_alone():
+    warning = (f"WARNING: From {REPO}/.venv/lib/python3.11/site-packages/tf/tool.py:735: load "
+               "is deprecated\nserving at http://127.0.0.1:8501/v1/models/census\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("!tool", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=warning)])])
+    text = runner.scrub(nb).cells[0].outputs[0].text
+    assert not MACHINE_PATH.search(text), text
+    assert "From .venv/lib/python3.11/site-packages/tf/tool.py:735" in text
+    assert "http://127.0.0.1:8501/v1/models/census" in text
+
+
 def test_helpers_show_no_machine_paths(tmp_path):
     assert notebook.rel(REPO / "jobs" / "x") == "jobs/x"
     assert notebook.rel(Path.home() / ".cache" / "census") == "~/.cache/census"

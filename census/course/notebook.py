@@ -38,6 +38,12 @@ def tidy(text):
     return pattern.sub(lambda m: rel(m.group(0)), str(text))
 
 
+def without_machine_paths(text):
+    """Text with the course's folder (and then the home folder) written as `rel` writes them:
+    exact prefixes only, so that URLs and other absolute names stay as they are."""
+    return str(text).replace(f"{root()}/", "").replace(f"{Path.home().resolve()}/", "~/")
+
+
 def tree(path, depth=4, limit=40, per_dir=6):
     """An `ls -R`-like listing of a directory, relative names, at most `per_dir` entries per
     directory (the rest counted) and `limit` lines in all."""

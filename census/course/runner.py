@@ -13,6 +13,7 @@ import uuid
 
 from census.course.chapters import MODEL_CHAPTER, NAMES, RESULTS_FILE, parameters
 from census.course.environment import root
+from census.course.notebook import without_machine_paths
 
 
 @functools.cache
@@ -128,7 +129,8 @@ KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 
 def scrub(nb):
     """Keep what a reader needs, drop what a run leaves behind: papermill's and nbclient's
-    metadata and timings, the injected-parameters cell; execution counts renumbered 1, 2, …"""
+    metadata and timings, the injected-parameters cell; execution counts renumbered 1, 2, …;
+    the course's folder left out of printed paths."""
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_NOTEBOOK_METADATA}
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
                                  "name": "python3"}
@@ -143,6 +145,8 @@ def scrub(nb):
             for output in cell.outputs:
                 if "execution_count" in output:
                     output["execution_count"] = count
+                if output.output_type == "stream":  # a library's warning names its file
+                    output.text = without_machine_paths(output.text)
     nb.cells = cells
     return nb
 
