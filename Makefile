@@ -47,7 +47,7 @@ rehearse: setup
 	$(BIN)/pytest rehearsals
 
 bench: setup
-	$(BIN)/python bench/train_quality.py
+	$(BIN)/python bench/train_quality.py --runs 3
 
 clean:
 	rm -rf $(VENV) jobs build *.egg-info
