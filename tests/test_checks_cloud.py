@@ -25,6 +25,15 @@ from census.course import checks
 PORTS = [2222, 2223, 2224, 2225]
 
 
+def told(error):
+    """The hint that tells the fix: the last of a failure's hints (the first only leads)."""
+    return error.hints[-1]
+
+
+def leads_then_tells(error, fix):
+    return fix in told(error) and fix not in error.hints[0]
+
+
 # --- chapter 7 --------------------------------------------------------------------------------
 
 def tf_config_right(layout, ports, task_type, index):
@@ -49,17 +58,18 @@ def test_tf_config_stub_is_not_answered():
      tiers.layout_for(mirrored=True), "a 'ps' key"),
     (lambda l, p, t, i: json.dumps({"cluster": l.cluster(p[::-1]),
                                     "task": {"type": t, "index": i}}),
-     tiers.layout_for(), "order of layout.tasks()"),
+     tiers.layout_for(), "zip(layout.tasks(), ports)"),
     (lambda l, p, t, i: json.dumps({"cluster": {k: [a.split(":")[1] for a in v]
                                                 for k, v in l.cluster(p).items()},
                                     "task": {"type": t, "index": i}}),
-     tiers.layout_for(), "'localhost:PORT'"),
+     tiers.layout_for(), "f'localhost:{port}'"),
     (lambda l, p, t, i: json.dumps({"cluster": l.cluster(p), "task": {"type": t, "index": str(i)}}),
      tiers.layout_for(), "as an int"),
 ])
 def test_tf_config_wrong_answers(wrong, layout, fix):
     checks.check_tf_config(tf_config_right, layout, PORTS[:len(layout.tasks())])
-    assert fix in fails(checks.check_tf_config, wrong, layout, PORTS[:len(layout.tasks())]).hint
+    assert leads_then_tells(fails(checks.check_tf_config, wrong, layout,
+                                  PORTS[:len(layout.tasks())]), fix)
 
 
 def fake_cluster_run(roles, status=0, chief_log=""):
@@ -77,17 +87,18 @@ def fake_cluster_run(roles, status=0, chief_log=""):
     (lambda files, job_dir, steps: 0, "census.distribute.cluster.run"),
     (fake_cluster_run(["chief-0"]), "workers=1"),
     (fake_cluster_run(["worker-0", "worker-1"]), "not mirrored=True"),
-    (fake_cluster_run(["chief-0", "worker-0", "worker-1", "ps-0"]), "one worker"),
+    (fake_cluster_run(["chief-0", "worker-0", "worker-1", "ps-0"]),
+     "gives a chief, one worker and one ps"),
     (fake_cluster_run(["chief-0", "worker-0", "ps-0"], status=None), "exit status"),
     (fake_cluster_run(["chief-0", "worker-0", "ps-0"], status=124), "timeout"),
     (fake_cluster_run(["chief-0", "worker-0", "ps-0"], chief_log='"global_step": 4000\n'),
      "--train-steps"),
     (fake_cluster_run(["chief-0", "worker-0", "ps-0"], chief_log='"global_step": STEPS\n'),
-     "checkpoints"),
+     "'--job-dir', job_dir"),
 ])
 def test_run_small_cluster_wrong_outcomes(census_files, tmp_path, wrong, fix):
-    assert fix in fails(checks.check_run_small_cluster, wrong, census_files,
-                          str(tmp_path / "job"), 10).hint
+    assert leads_then_tells(fails(checks.check_run_small_cluster, wrong, census_files,
+                                  str(tmp_path / "job"), 10), fix)
 
 
 def test_run_small_cluster_with_a_flag_the_trainer_refuses(census_files, tmp_path):
@@ -100,7 +111,7 @@ def test_run_small_cluster_with_a_flag_the_trainer_refuses(census_files, tmp_pat
     with pytest.raises(checks.CheckFailed) as error:
         checks.check_run_small_cluster(wrong, census_files, str(tmp_path / "job"), 10)
     assert "status 2" in error.value.problem and "--train-file" in error.value.problem
-    assert "real one" in error.value.hint
+    assert "real one" in told(error.value)
 
 
 def vertex_job_right(tier, bucket, **changes):
@@ -116,7 +127,7 @@ def vertex_job_right(tier, bucket, **changes):
     (dict(layout=tiers.TIERS["STANDARD_1"]), "evaluator=1"),
     (dict(machine_types=None), "machine_types={'ps': 'n1-highmem-2'}"),
     (dict(machine_types={"chief": "n1-highmem-2", "worker": "n1-highmem-2",
-                         "ps": "n1-highmem-2"}), "only the parameter servers"),
+                         "ps": "n1-highmem-2"}), "change only the parameter servers' machine"),
     (dict(args=vertex.trainer_args("gs://b/census/jobs/job1")), "vertex.trainer_args("),
     (dict(args=vertex.trainer_args("gs://b/census/jobs/standard_1", mount=True)),
      "vertex.trainer_args("),
@@ -125,12 +136,13 @@ def vertex_job_right(tier, bucket, **changes):
 def test_vertex_job_wrong_answers(changes, fix):
     checks.check_vertex_job(vertex_job_right, "STANDARD_1", "gs://b")
     wrong = lambda tier, bucket: vertex_job_right(tier, bucket, **changes)  # noqa: E731
-    assert fix in fails(checks.check_vertex_job, wrong, "STANDARD_1", "gs://b").hint
+    assert leads_then_tells(fails(checks.check_vertex_job, wrong, "STANDARD_1", "gs://b"), fix)
 
 
 def test_vertex_job_must_be_a_custom_job():
     wrong = lambda tier, bucket: vertex.spec_dict(vertex_job_right(tier, bucket))  # noqa: E731
-    assert "vertex.job_spec" in fails(checks.check_vertex_job, wrong, "BASIC", "gs://b").hint
+    assert leads_then_tells(fails(checks.check_vertex_job, wrong, "BASIC", "gs://b"),
+                            "vertex.job_spec")
 
 
 # --- chapter 8 --------------------------------------------------------------------------------
@@ -154,14 +166,14 @@ def study_config(max_trials, parallel_trials, goal="MAXIMIZE", metric="auc", lr=
     (dict(batch={"type": "DISCRETE", "discreteValues": [32, 48.5, 64]}), "whole numbers"),
     (dict(batch={"type": "DOUBLE", "minValue": 32.0, "maxValue": 512.0}), "INTEGER"),
     (dict(goal="MINIMIZE"), "MAXIMIZE"),
-    (dict(metric="val_auc"), "the trainer reports"),
+    (dict(metric="val_auc"), "use 'auc'"),
     (dict(lr={"minValue": 0.0}), "minValue"),
-    (dict(lr={"minValue": 0.01, "maxValue": 0.05}), "factor of ten"),
+    (dict(lr={"minValue": 0.01, "maxValue": 0.05}), "minValue: 0.0001, maxValue: 0.1"),
 ])
 def test_learning_rate_study_wrong_answers(changes, fix):
     checks.check_learning_rate_study(study_config, 8, 2)
     wrong = lambda m, p: study_config(m, p, **changes)  # noqa: E731
-    assert fix in fails(checks.check_learning_rate_study, wrong, 8, 2).hint
+    assert leads_then_tells(fails(checks.check_learning_rate_study, wrong, 8, 2), fix)
 
 
 def test_learning_rate_study_takes_discrete_batch_sizes(capsys):
@@ -172,7 +184,7 @@ def test_learning_rate_study_takes_discrete_batch_sizes(capsys):
 
 def test_learning_rate_study_trial_counts():
     wrong = lambda m, p: study_config(4, p)  # noqa: E731
-    assert "max_trials" in fails(checks.check_learning_rate_study, wrong, 8, 2).hint
+    assert "maxTrials: max_trials" in told(fails(checks.check_learning_rate_study, wrong, 8, 2))
 
 
 FAKE_TRAINER = '''\
@@ -208,7 +220,7 @@ def study():
 
 
 def flags(files, study_dir, steps=None, extra=()):
-    out = ["--train-files", files.train, "--eval-files", files.eval, "--job-dir", study_dir]
+    out = ["--train-files", files.train, "--eval-files", files.validation, "--job-dir", study_dir]
     if steps:
         out += ["--train-steps", str(steps), "--eval-every-steps", str(steps)]
     return out + list(extra)
@@ -227,7 +239,7 @@ def test_run_study_passes_with_a_stand_in_trainer(study, census_files, tmp_path,
     ("no max_trials", "max_trials=trials"),
     ("one at a time", "parallel_trials=2"),
     ("no steps", "'--train-steps', str(train_steps)"),
-    ("bad flag", "trainer.log"),
+    ("bad flag", "python -m census.task --help"),
     ("own job dir", "'--job-dir', study_dir"),
 ])
 def test_run_study_wrong_answers(study, census_files, tmp_path, fake_trainer, mistake, fix):
@@ -246,36 +258,71 @@ def test_run_study_wrong_answers(study, census_files, tmp_path, fake_trainer, mi
             trainer = flags(files, str(tmp_path / "elsewhere"), train_steps)
         return tuning_local.tune(study, trainer, **options)
     study = tuning_study.Study(study.spec, max_trials=4, parallel_trials=1)  # the file's counts, serial
-    assert fix in fails(checks.check_run_study, wrong, study, census_files,
-                          str(tmp_path / "study"), 2, 20).hint
+    error = fails(checks.check_run_study, wrong, study, census_files, str(tmp_path / "study"),
+                  2, 20)
+    assert leads_then_tells(error, fix)
+    if mistake == "bad flag":
+        assert "trainer.log" in error.hints[0]
 
 
-def best_right(table, study):
+def final_right(study_dir, study, test_file, choose_on=None, score_on=None, goal=None):
+    """The right answer to exercise 8.3, with knobs for each mistake."""
+    import pandas as pd
+    from census import export
+    table = pd.read_csv(f"{study_dir}/trials.csv")
     done = table[table["state"] == "SUCCEEDED"]
-    metric = done[study.metric]
-    row = done.loc[metric.idxmax() if study.goal == "MAXIMIZE" else metric.idxmin()]
-    return int(row["trial"]), {p["parameterId"]: row[p["parameterId"]] for p in study.parameters}
+    newest = {int(t): export.list_versions(f"{study_dir}/{t}/export/census")[-1]
+              for t in done["trial"]}
+    if choose_on:  # every trial scored on the given file, the best of those kept
+        scores = {t: predict.score(path, [choose_on]) for t, path in newest.items()}
+        sign = 1 if study.goal == "MAXIMIZE" else -1
+        trial = max(scores, key=lambda t: sign * scores[t][study.metric])
+        return trial, scores[trial]
+    metric = done.set_index("trial")[study.metric]
+    trial = int(metric.idxmax() if (goal or study.goal) == "MAXIMIZE" else metric.idxmin())
+    return trial, predict.score(newest[trial], [score_on or test_file])
 
 
-def test_best_trial_stub_is_not_answered(study):
-    def stub(table, study):
+@pytest.fixture(scope="module")
+def minimize(study):
+    return tuning_study.Study(dict(study.spec, metrics=[{"metricId": "loss",
+                                                          "goal": "MINIMIZE"}]))
+
+
+def test_final_score_stub_is_not_answered(minimize, census_files, tmp_path):
+    def stub(study_dir, study, test_file):
         raise NotImplementedError()
     with pytest.raises(checks.NotAnswered):
-        checks.check_best_trial(stub, study)
+        checks.check_final_score(stub, minimize, census_files, str(tmp_path / "s"), 0)
+
+
+def test_final_score_right(minimize, census_files, tmp_path, capsys):
+    import pandas as pd
+    checks.check_final_score(final_right, minimize, census_files, str(tmp_path / "s"), 0)
+    out = capsys.readouterr().out
+    assert out.startswith("✓ trial 2 has the best validation loss") and "16,281 rows" in out
+    table = pd.read_csv(tmp_path / "s" / "trials.csv")  # as census tune writes it
+    assert list(table.columns) == ["trial", "first-layer-size", "num-layers", "scale-factor",
+                                   "loss", "state", "seconds", "reason"]
+    assert list(table["state"]) == ["SUCCEEDED", "SUCCEEDED", "FAILED", "SUCCEEDED"]
 
 
 @pytest.mark.parametrize("wrong, fix", [
-    (lambda t, s: best_right(t, tuning_study.Study(dict(s.spec, metrics=[
-        {"metricId": s.metric, "goal": "MAXIMIZE"}]))), "read study.goal"),
-    (lambda t, s: (int(t[s.metric].idxmin()), best_right(t, s)[1]), "'trial' column"),
-    (lambda t, s: (best_right(t, s)[0], t.loc[t["trial"] == best_right(t, s)[0]].iloc[0]
-                   .to_dict()), "keep only the study's parameters"),
-    (lambda t, s: best_right(t, s)[0], "(trial, params)"),
+    (lambda d, s, f: final_right(d, s, f, choose_on=f), "score that trial's export alone"),
+    (lambda d, s, f: final_right(d, s, f)[1], "return trial, scores"),
+    (lambda d, s, f: final_right(d, s, f, goal="MAXIMIZE"), "read study.goal"),
+    (lambda d, s, f: (final_right(d, s, f)[0] - 1, final_right(d, s, f)[1]), "'trial' column"),
 ])
-def test_best_trial_wrong_answers(study, wrong, fix):
-    minimize = tuning_study.Study(dict(study.spec, metrics=[{"metricId": "loss", "goal": "MINIMIZE"}]))
-    checks.check_best_trial(best_right, minimize, seed=1)
-    assert fix in fails(checks.check_best_trial, wrong, minimize, seed=1).hint
+def test_final_score_wrong_answers(minimize, census_files, tmp_path, wrong, fix):
+    error = fails(checks.check_final_score, wrong, minimize, census_files, str(tmp_path / "s"), 0)
+    assert leads_then_tells(error, fix)
+
+
+def test_final_score_on_the_validation_split(minimize, census_files, tmp_path):
+    wrong = lambda d, s, f: final_right(d, s, f, score_on=census_files.validation)  # noqa: E731
+    error = fails(checks.check_final_score, wrong, minimize, census_files, str(tmp_path / "s"), 0)
+    assert "the 3,256 rows of the validation split" in error.problem
+    assert "took no part in any choice" in error.hints[0]
 
 
 # --- chapter 9 --------------------------------------------------------------------------------
@@ -349,22 +396,22 @@ def forever(url, instances, attempts=3):
     (no_retry, "wait a little and try again"),
     (retrying(statuses=(503,)), "retry on 429"),
     (retrying(give_up="return"), "raise predict.PredictError"),
-    (retrying(statuses=(400, 429, 503)), "raise at once"),
+    (retrying(statuses=(400, 429, 503)), "raise at once otherwise"),
     (retrying(on_error=RuntimeError), "raise predict.PredictError(...)"),
     (retrying(on_error=lambda message: predict.PredictError("the server said no")),
      "reply.json()['error']"),
     (retrying(errors=()), "requests.ConnectionError"),
 ])
 def test_predict_with_retries_wrong_answers(server, people, wrong, fix):
-    assert fix in fails(checks.check_predict_with_retries, wrong, server, people).hint
+    assert leads_then_tells(fails(checks.check_predict_with_retries, wrong, server, people), fix)
 
 
 @pytest.mark.parametrize("wrong", [forever, retrying(wait=1.5)])
 def test_predict_with_retries_that_takes_too_long(server, people, monkeypatch, wrong):
     from census.course.checks import serving as serving_checks
     monkeypatch.setattr(serving_checks, "TIME_LIMIT", 2.5)
-    hint = fails(checks.check_predict_with_retries, wrong, server, people).hint
-    assert "stop after `attempts` tries, keep the waits short" in hint
+    error = fails(checks.check_predict_with_retries, wrong, server, people)
+    assert leads_then_tells(error, "stop after `attempts` tries, keep the waits short")
 
 
 def predicting(columns=schema.INPUT_COLUMNS, convert=list, index=True, flat=True, column=1):
@@ -383,7 +430,7 @@ def predicting(columns=schema.INPUT_COLUMNS, convert=list, index=True, flat=True
 @pytest.fixture(scope="module")
 def test_frame(census_files):
     from census import data
-    return data.load_frame(census_files.eval).sample(20, random_state=0)
+    return data.load_frame(census_files.test).sample(20, random_state=0)
 
 
 def test_predict_frame_passes_when_right(server, test_frame, capsys):
@@ -392,11 +439,12 @@ def test_predict_frame_passes_when_right(server, test_frame, capsys):
 
 
 @pytest.mark.parametrize("wrong, fix", [
-    (predicting(columns=schema.CSV_COLUMNS, convert=lambda s: s.tolist()), "13 inputs"),
+    (predicting(columns=schema.CSV_COLUMNS, convert=lambda s: s.tolist()),
+     "send only the model's 13 inputs"),
     (predicting(convert=lambda s: list(s.to_numpy())), ".tolist()"),
     (predicting(convert=lambda s: s.tolist(), index=False), "index=frame.index"),
-    (predicting(convert=lambda s: s.tolist(), flat=False), "first item"),
+    (predicting(convert=lambda s: s.tolist(), flat=False), "first item: [c[0] for c in"),
     (predicting(convert=lambda s: s.tolist(), column=0), "not the first"),
 ])
 def test_predict_frame_wrong_answers(server, test_frame, wrong, fix):
-    assert fix in fails(checks.check_predict_frame, wrong, server, test_frame).hint
+    assert leads_then_tells(fails(checks.check_predict_frame, wrong, server, test_frame), fix)

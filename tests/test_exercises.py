@@ -197,7 +197,8 @@ def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, 
     alice = submission(name, [
         ("skiprows=1 if note else 0", "skiprows=1"),  # right for adult.test only
         ("ascending=False)\n", "ascending=True)\n"),  # a wrong answer
-        ("checks.check_rows_with_missing(rows_with_missing, train)", "pass"),  # tampered with
+        ("checks.check_split_validation(split_validation, train, share=0.1, seed=2017)",
+         "pass"),  # tampered with
     ])
     bob = submission(name, drop_check="1-2")
     for learner, nb in (("alice", alice), ("bob", bob)):
@@ -221,7 +222,8 @@ def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, 
     assert grades["alice", "1.1"][0] == "failed"  # the hidden test reads adult.data
     assert "rows instead of" in grades["alice", "1.1"][1]
     assert grades["alice", "1.2"] == ("failed", "✗ Not right yet: the values are not sorted, "
-                                      "highest first Hint: end with .sort_values(ascending=False)")
+                                      "highest first Hint: the highest share should come first: "
+                                      "a Series can be ordered by its values")  # the first hint
     assert grades["alice", "1.3"][0] == "passed"  # the check ran as written, not as `pass`
     assert grades["bob", "1.2"] == ("missing", "the check cell was deleted")
     assert grades["bob", "1.1"][0] == grades["bob", "1.3"][0] == "passed"

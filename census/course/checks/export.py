@@ -35,15 +35,17 @@ def check_csv_features(csv_features, rows):
     with quiet.logs():
         got = call(csv_features, rows_tensor, what=f"csv_features(<{len(rows)} CSV rows>)")
     expect(isinstance(got, dict), f"csv_features returned {type(got).__name__}, not a dict",
+           "the model takes its inputs by name",
            "return a dict: input column name → tensor of values, one per row")
     expect(schema.UNUSED_COLUMNS[0] not in got, "the features include fnlwgt",
-           "the row carries fnlwgt but the model does not use it: drop it, keep only "
-           "schema.INPUT_COLUMNS")
+           "the row carries a field the model does not use",
+           "parse fnlwgt (it is in the row), then keep only schema.INPUT_COLUMNS")
     expect(schema.LABEL_COLUMN not in got, "the features include income_bracket",
-           "a client's row has no label: name the 14 fields of schema.CSV_COLUMNS without "
-           "income_bracket")
+           "a client's row has no label: it is what the client asks for",
+           "name the 14 fields of schema.CSV_COLUMNS without income_bracket")
     expect(set(got) == set(schema.INPUT_COLUMNS),
            f"the keys are {sorted(got)[:4]}…, not the 13 input columns",
+           "the keys are the model's input names",
            "return one entry per name in schema.INPUT_COLUMNS")
     want = export.RECEIVERS["CSV"]()[1](rows_tensor)
     for c in schema.INPUT_COLUMNS:
@@ -51,31 +53,37 @@ def check_csv_features(csv_features, rows):
             value = tf.convert_to_tensor(got[c])
         except (TypeError, ValueError):
             raise CheckFailed(f"{c} is a {type(got[c]).__name__}, not a tensor",
+                              "inside the graph, values are tensors",
                               "return the tensors tf.io.decode_csv gives, one per column") from None
         if c in schema.NUMERIC_COLUMNS:
             expect(value.dtype == tf.float32, f"{c} is {value.dtype.name}, not float32",
-                   "the model takes numbers as float32: give decode_csv a float default, "
-                   "[0.0], not [0], for every numeric field (schema.CSV_DEFAULTS has them)")
+                   "decode_csv gives each field the type of its default value",
+                   "give every numeric field a float default, [0.0], not [0] "
+                   "(schema.CSV_DEFAULTS has them)")
         else:
             expect(value.dtype == tf.string, f"{c} is {value.dtype.name}, not a string",
-                   "text fields need a string default in decode_csv: [\"\"]")
+                   "decode_csv gives each field the type of its default value",
+                   "text fields need a string default: [\"\"]")
         expect(value.shape.as_list() == [len(rows)], f"{c} has shape {value.shape.as_list()} "
-               f"for {len(rows)} rows", "decode the whole batch at once: "
-               "tf.io.decode_csv(rows, ...) gives one 1-D tensor per field")
+               f"for {len(rows)} rows", "one value per row: decode the whole batch at once",
+               "tf.io.decode_csv(rows, record_defaults=...) gives one 1-D tensor per field")
         if c in schema.NUMERIC_COLUMNS:
             same = np.allclose(value.numpy(), want[c].numpy())
         else:
             same = (tf.strings.strip(value).numpy() == tf.strings.strip(want[c]).numpy()).all()
         expect(same, f"the values of {c} are not the row's {c} field (first row: "
                f"{value.numpy()[0]!r} instead of {want[c].numpy()[0]!r})",
-               "a row has 14 fields in file order (schema.CSV_COLUMNS without the label; "
-               "fnlwgt is the third): name all 14, then drop fnlwgt")
+               "decode_csv names nothing: the fields come in file order, fnlwgt (the third) "
+               "included",
+               "name the 14 fields of schema.CSV_COLUMNS without the label, zip them with "
+               "decode_csv's tensors, then drop fnlwgt")
     try:
         tf.function(csv_features).get_concrete_function(tf.TensorSpec([None], tf.string))
     except Exception as error:
         raise CheckFailed(f"csv_features does not work inside a graph ({type(error).__name__}: "
                           f"{_short(error)})", "a serving function runs in the SavedModel's "
-                          "graph: use TensorFlow ops only (tf.io.decode_csv), no .numpy() and "
+                          "graph, where there are no Python values to loop over",
+                          "use TensorFlow ops only (tf.io.decode_csv), no .numpy() and "
                           "no Python loop over the rows") from error
     first = {c: want[c].numpy()[0] for c in ("age", "occupation")}
     passed(f"csv_features parses {len(rows)} rows into the 13 inputs, in a graph too "
@@ -90,32 +98,40 @@ def check_to_example(to_example, example_export, model, person):
     from census import instances, schema
     got = call(to_example, person, what="to_example(person)")
     expect(not isinstance(got, tf.train.Example), "to_example returned the Example itself",
-           "the export takes serialized Examples (bytes): return example.SerializeToString()")
+           "the export takes serialized Examples: bytes, as they travel",
+           "return example.SerializeToString()")
     expect(isinstance(got, bytes), f"to_example returned {type(got).__name__}, not bytes",
+           "the export takes a tf.train.Example protocol buffer, serialized",
            "build a tf.train.Example and return example.SerializeToString()")
     try:
         example = tf.train.Example.FromString(got)
     except DecodeError:
         raise CheckFailed("these bytes are not a serialized tf.train.Example",
+                          "serialize the Example protocol buffer itself",
                           "return tf.train.Example(features=...).SerializeToString()") from None
     features = example.features.feature
     missing = [c for c in schema.INPUT_COLUMNS if c not in features]
     expect(not missing, f"the Example has no feature {missing[0]!r}" if missing else "",
-           "one feature per input column: every name in schema.INPUT_COLUMNS")
+           "the export parses one feature per model input",
+           "one feature per name in schema.INPUT_COLUMNS")
     for c in schema.INPUT_COLUMNS:
         kind = features[c].WhichOneof("kind")
         if c in schema.NUMERIC_COLUMNS:
             expect(kind == "float_list", f"{c} is stored as {kind}",
                    "the export parses numbers as float32 (tf.io.FixedLenFeature([], "
-                   "tf.float32)): use a FloatList, even for whole numbers like age")
+                   "tf.float32)), whole numbers like age too",
+                   "tf.train.Feature(float_list=tf.train.FloatList(value=[person[c]]))")
             values = list(features[c].float_list.value)
             expect(len(values) == 1 and math.isclose(values[0], person[c], rel_tol=1e-6),
-                   f"{c} holds {values}, not [{person[c]}]", f"FloatList(value=[person[{c!r}]])")
+                   f"{c} holds {values}, not [{person[c]}]", "one value per feature: the person's",
+                   f"FloatList(value=[person[{c!r}]])")
         else:
             expect(kind == "bytes_list", f"{c} is stored as {kind}",
-                   "text goes in a BytesList, encoded: BytesList(value=[text.encode()])")
+                   "an Example stores text as bytes",
+                   "BytesList(value=[text.encode()])")
             values = [v.decode(errors="replace").strip() for v in features[c].bytes_list.value]
             expect(values == [person[c].strip()], f"{c} holds {values}, not [{person[c]!r}]",
+                   "one value per feature: the person's, encoded",
                    f"BytesList(value=[person[{c!r}].encode()])")
     extra = sorted(set(features) - set(schema.INPUT_COLUMNS))
     serve = _signatures(example_export)["serving_default"]
@@ -123,12 +139,14 @@ def check_to_example(to_example, example_export, model, person):
         outputs = serve(examples=tf.constant([got]))
     except Exception as error:
         raise CheckFailed(f"the EXAMPLE export rejects your Example ({type(error).__name__}: "
-                          f"{_short(error)})", "the export expects exactly the features of "
+                          f"{_short(error)})", "the export parses a fixed set of features",
+                          "give exactly the features of "
                           f"schema.INPUT_COLUMNS{f'; drop {extra}' if extra else ''}") from error
     p = float(outputs["logistic"][0, 0])
     want = float(tf.sigmoid(model(instances.to_tensors("JSON", [person]), training=False))[0, 0])
     expect(abs(p - want) < 1e-5, f"the export predicts {p:.4f}, the model {want:.4f}",
-           "the Example must carry this person's values, one per input column")
+           "the Example must carry this person's values",
+           "one feature per input column, each holding person[column]")
     passed(f"the EXAMPLE export reads your Example: P({HIGH}) = {p:.4f}, as the model says")
 
 
@@ -139,18 +157,20 @@ def check_make_exporters(make_exporters):
     from census import export
     exporters = call(make_exporters, what="make_exporters()")
     expect(isinstance(exporters, (list, tuple)), f"make_exporters returned "
-           f"{type(exporters).__name__}, not a list", "return a list of exporters")
+           f"{type(exporters).__name__}, not a list", "an EvalSpec takes several exporters",
+           "return a list of exporters")
     expect(all(isinstance(e, export.Exporter) for e in exporters),
-           "not every item is an exporter", "use export.FinalExporter, LatestExporter and "
-           "BestExporter")
+           "not every item is an exporter", "chapter 5 shows three kinds of exporter",
+           "use export.FinalExporter, LatestExporter and BestExporter")
     names = [e.name for e in exporters]
     wanted = ["census", "census_csv", "latest", "best"]
     missing = [n for n in wanted if n not in names]
     expect(not missing, f"no exporter named {missing[0]!r}" if missing else "",
-           f"name them {', '.join(map(repr, wanted))}: an exporter's name is its first argument "
-           "and its folder under export/")
+           "an exporter's name is its folder under export/",
+           f"name them {', '.join(map(repr, wanted))}: the name is an exporter's first "
+           "argument")
     expect(len(names) == len(wanted), f"{len(names)} exporters ({names}), not 4",
-           "one exporter per name, no more")
+           "each exporter writes a folder of its own", "one exporter per name, no more")
     losses = [0.42, 0.38, 0.40, 0.35, 0.37, 0.36]  # a new lowest at evaluations 1, 2 and 4
     aucs = [0.80, 0.83, 0.84, 0.82, 0.85, 0.86]
     accuracies = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85]
@@ -174,40 +194,56 @@ def check_make_exporters(make_exporters):
         kept = {n: len(export.list_versions(os.path.join(job_dir, "export", n))) for n in wanted}
     for name, fmt in (("census", "JSON"), ("census_csv", "CSV")):
         expect(kept[name] == 1, f"'{name}' exported {kept[name]} times in a run of 6 "
-               "evaluations, not once", "FinalExporter exports once, when training ends")
+               "evaluations, not once", "the final model is exported once, when training ends",
+               "FinalExporter exports once, when training ends")
         expect(formats[name] == {fmt}, f"'{name}' exports {sorted(formats[name])}, not {fmt}",
-               f"export_format={fmt!r}")
+               "which clients does it serve?", f"export_format={fmt!r}")
     expect(kept["latest"] == 3, f"'latest' kept {kept['latest']} versions after 6 "
-           "evaluations, not the newest 3", "LatestExporter('latest', exports_to_keep=3)")
+           "evaluations, not the newest 3", "LatestExporter deletes older versions: how many "
+           "does it keep?", "LatestExporter('latest', 'JSON', exports_to_keep=3)")
     expect(formats["latest"] == {"JSON"}, f"'latest' exports {sorted(formats['latest'])}",
-           "export for JSON clients: export_format='JSON'")
+           "which clients does it serve?", "export_format='JSON'")
     best = exporters[names.index("best")]
     expect(isinstance(best, export.BestExporter), f"'best' is a {type(best).__name__}",
-           "to export each new best model: export.BestExporter")
+           "'best' exports only when an evaluation beats every earlier one",
+           "export.BestExporter('best', 'JSON', metric='loss', higher_is_better=False)")
     expect(best.metric == "loss", f"'best' compares {best.metric!r}, not the loss",
+           "which of the evaluation's metrics decides what is best here?",
            "metric='loss' (a key of the evaluation metrics)")
     expect(kept["best"] != 1, "'best' exported only after the first evaluation: it waits for "
-           "a loss higher than 0.42", "a lower loss is better: higher_is_better=False")
+           "a loss higher than 0.42", "is a lower loss better, or a higher one?",
+           "higher_is_better=False")
     expect(kept["best"] == 3, f"'best' exported {kept['best']} times; the loss reached a new "
-           "low 3 times", "BestExporter('best', 'JSON', metric='loss', higher_is_better=False)")
+           "low 3 times", "each new lowest loss is one export",
+           "BestExporter('best', 'JSON', metric='loss', higher_is_better=False)")
     expect(formats["best"] == {"JSON"}, f"'best' exports {sorted(formats['best'])}",
-           "export for JSON clients: export_format='JSON'")
+           "which clients does it serve?", "export_format='JSON'")
     passed("over 6 evaluations: 1 JSON and 1 CSV final export, the newest 3 kept in latest/, "
            "3 new lowest losses in best/")
 
 
 # --- chapter 6 ------------------------------------------------------------------------------
 
-_SIGNATURE_HINTS = (  # (words in TensorFlow's error, the fix)
-    ("expected to be a float tensor", "numbers must be float32 tensors: "
-     "tf.constant([float(value)], tf.float32), not an int tensor"),
-    ("double tensor", "numbers must be float32 tensors, not float64: tf.constant([...], tf.float32)"),
-    ("scalar", "each input is a batch, even for one person: a list with one value, "
-     "e.g. tf.constant([person['age']], tf.float32)"),
-    ("missing a required argument", "the signature takes all 13 inputs, as keyword arguments: "
-     "signature(**{column: tensor for each column in schema.INPUT_COLUMNS})"),
-    ("unexpected keyword", "pass only the 13 inputs of schema.INPUT_COLUMNS"),
-    ("positional", "call the signature with keyword arguments: signature(age=..., ...)"),
+_SIGNATURE_HINTS = (  # (words in TensorFlow's error, (leading hint, the fix))
+    ("expected to be a float tensor", (
+        "a signature takes exactly the dtypes it declares (saved_model_cli show lists them): "
+        "numbers are float32",
+        "tf.constant([float(value)], tf.float32), not an int tensor")),
+    ("double tensor", (
+        "a signature takes exactly the dtypes it declares: numbers are float32, not float64",
+        "tf.constant([...], tf.float32), or dtype=schema.INPUT_DTYPES[column]")),
+    ("scalar", (
+        "each input is a batch (shape (-1)), even for one person",
+        "a list with one value: tf.constant([person['age']], tf.float32)")),
+    ("missing a required argument", (
+        "the signature takes all 13 inputs, by name",
+        "signature(**{column: tensor for column in schema.INPUT_COLUMNS})")),
+    ("unexpected keyword", (
+        "the signature takes the 13 model inputs and nothing else",
+        "pass only the columns of schema.INPUT_COLUMNS")),
+    ("positional", (
+        "a signature takes its inputs by name",
+        "call it with keyword arguments: signature(age=..., ...)")),
 )
 
 
@@ -239,17 +275,21 @@ def check_probability_over_50k(probability_over_50k, export_dir, person):
         got = got.numpy()
     size = np.size(got) if isinstance(got, (np.ndarray, list, tuple)) else None
     expect(size is None, f"the answer is an array of {size} value(s), not a number",
+           "the outputs are batches (one row per person): take this person's one value",
            "return one plain number: float(outputs['logistic'][0, 0])")
     expect(isinstance(got, (float, np.floating)) and not isinstance(got, bool),
            f"the answer is a {type(got).__name__}, not a number",
-           "return float(outputs['logistic'][0, 0])")
+           "a plain Python float, not a tensor", "return float(outputs['logistic'][0, 0])")
     got = float(got)
     expect(abs(got - (1 - want)) > 1e-5 or abs(want - 0.5) < 1e-5,
            f"{got:.4f} is P({LOW}), the other class",
+           "the outputs hold both classes' probabilities: which column is which class?",
            f"probabilities[:, 0] is class 0 ({LOW}): take logistic, or probabilities[:, 1]")
     expect(abs(got - logit) > 1e-5, f"{got:.4f} is the logit, before the sigmoid",
-           "a probability is between 0 and 1: take the 'logistic' output")
+           "a probability is between 0 and 1: print the signature's outputs and pick the one "
+           "that is", "take the 'logistic' output")
     expect(abs(got - want) < 1e-5, f"{got:.4f} instead of {want:.4f}",
+           "the export answers for the values it is given: this person's, all 13",
            "call signatures['serving_default'] with this person's 13 values and read "
            "outputs['logistic'][0, 0]")
     passed(f"P({HIGH}) = {got:.4f} for this {person['age']}-year-old "
@@ -265,46 +305,57 @@ def check_input_exprs(input_exprs, export_dir, person):
     from census import schema
     got = call(input_exprs, person, what="input_exprs(person)")
     expect(isinstance(got, str), f"input_exprs returned {type(got).__name__}, not a string",
+           "the shell passes one string to --input_exprs",
            "return one string: 'age=[25.0];workclass=[\" Private\"];…'")
     expect("'" not in got, "the string contains single quotes: in the shell, the first one "
-           "ends the '…' around --input_exprs", "write the text values in double quotes, "
-           "e.g. f'{name}=[\"{value}\"]' (json.dumps writes double quotes too)")
+           "ends the '…' around --input_exprs", "quote the text values another way",
+           "write the text values in double quotes, e.g. f'{name}=[\"{value}\"]' "
+           "(json.dumps writes double quotes too)")
     try:
         feeds = saved_model_cli.preprocess_input_exprs_arg_string(got)
     except RuntimeError as error:
-        hint = ("separate the inputs with ';', not ','" if ";" not in got else
-                "each input is name=<Python literal>, with text in quotes: "
-                "workclass=[\" Private\"]")
-        raise CheckFailed(f"saved_model_cli cannot read it: {_short(error)}", hint) from None
+        hints = (("saved_model_cli splits the inputs at one character: read "
+                  "`saved_model_cli run --help`", "separate the inputs with ';', not ','")
+                 if ";" not in got else
+                 ("each input is name=<Python literal>",
+                  "text in quotes, inside a list: workclass=[\" Private\"]"))
+        raise CheckFailed(f"saved_model_cli cannot read it: {_short(error)}", *hints) from None
     keys = sorted(feeds)
     expect(not any(k != k.strip() for k in keys), f"input names with spaces: {keys[:3]}…",
+           "the names must match the signature's exactly",
            "no spaces around '=' or ';': 'age=[25.0];workclass=…'")
     missing = [c for c in schema.INPUT_COLUMNS if c not in feeds]
     extra = [k for k in keys if k not in schema.INPUT_COLUMNS]
     expect(not missing, f"no input {missing[0]!r}" if missing else "",
-           "give all 13 inputs of the signature, one name=value per input")
+           "the signature needs all 13 inputs",
+           "one name=value per column of schema.INPUT_COLUMNS, joined with ';'")
     expect(not extra, f"{extra[0]!r} is not an input of the signature" if extra else "",
-           "give only the 13 inputs of schema.INPUT_COLUMNS")
+           "the signature takes the 13 model inputs and nothing else",
+           "give only the columns of schema.INPUT_COLUMNS")
     arrays = {}
     for c in schema.INPUT_COLUMNS:
         shape = np.shape(feeds[c])
         expect(shape == (1,), f"{c} has shape {shape}, but the signature takes a batch: "
-               "shape (-1)", f"put the value in a list: {c}=[...]")
+               "shape (-1)", "a batch of one person is a list of one value",
+               f"put the value in a list: {c}=[...]")
         if c in schema.NUMERIC_COLUMNS:
             try:  # what feeding the CLI's session does
                 arrays[c] = np.asarray(feeds[c], dtype=np.float32)
             except (TypeError, ValueError):
                 raise CheckFailed(f"{c}={feeds[c]!r} is not a number",
+                                  "numbers go unquoted",
                                   f"write numbers as numbers: {c}=[{float(person[c])!r}]") from None
         else:
             expect(isinstance(feeds[c][0], str), f"{c}={feeds[c]!r} is not text",
+                   "a text value is a Python string literal",
                    f"write text in double quotes: {c}=[\"{person[c]}\"]")
             arrays[c] = np.asarray(feeds[c], dtype=object)
     outputs = _signatures(export_dir)["predict"](
         **{c: tf.constant(arrays[c], dtype=schema.INPUT_DTYPES[c]) for c in arrays})
     got_p, want = float(outputs["logistic"][0, 0]), _probability(export_dir, person)
     expect(abs(got_p - want) < 1e-5, f"the export predicts {got_p:.4f} for these inputs, "
-           f"{want:.4f} for the person", "use the person's own values, each under its name")
+           f"{want:.4f} for the person", "the values must be the person's",
+           "use the person's own values, each under its name")
     passed(f"saved_model_cli reads {len(arrays)} inputs; the export answers "
            f"P({HIGH}) = {got_p:.4f}, as for the person")
 
@@ -316,20 +367,24 @@ def check_least_sure(least_sure, export_dir, people):
     p = _predict(export_dir, people)["logistic"][:, 0]
     doubt = np.abs(p - 0.5)
     expect(not isinstance(got, (int, np.integer)), f"the answer is a number ({got})",
+           "the caller wants the person, not where they are in the list",
            "return the person (the dict from people), not their position: people[i]")
     expect(isinstance(got, dict), f"the answer is a {type(got).__name__}, not a person",
-           "return the person: the dict from people")
+           "a person is one of the dicts of people", "return people[i]")
     expect(any(got is q or got == q for q in people), "the answer is not one of the people",
-           "return one of the dicts of people, unchanged")
+           "return the person as given", "return one of the dicts of people, unchanged")
     index = next(i for i, q in enumerate(people) if got is q or got == q)
     expect(index != int(np.argmax(doubt)) or doubt.min() == doubt.max(),
            f"the model is surest about that person (P({HIGH}) = {p[index]:.3f})",
-           "least sure means a probability nearest 0.5: the smallest |p - 0.5|, not the largest")
+           "least sure means nearest an even bet",
+           "take the smallest |p - 0.5|, not the largest")
     expect(index != int(np.argmin(p)) or index == int(np.argmin(doubt)),
            f"that person has the lowest P({HIGH}) ({p[index]:.3f}), not the one nearest 0.5",
-           "compare |p - 0.5|, the distance from an even bet")
+           "a low probability is a confident 'no': measure the distance from an even bet",
+           "compare |p - 0.5|")
     expect(doubt[index] <= doubt.min() + 1e-6, f"P({HIGH}) = {p[index]:.3f} for that person; "
            f"{p[int(np.argmin(doubt))]:.3f} is nearer 0.5",
+           "ask the export about everyone, then compare each probability with 0.5",
            f"take P({HIGH}) (the 'logistic' output) for all people, then the smallest |p - 0.5|")
     passed(f"of {len(people)} people, the model is least sure about a {got['age']}-year-old "
            f"{got['occupation'].strip()}: P({HIGH}) = {p[index]:.3f}")

@@ -79,6 +79,7 @@ def _bounded(fn, args, what, kwargs=None):
     thread.join(TIME_LIMIT)
     seconds = time.monotonic() - start
     expect(not thread.is_alive(), f"{what} was still running after {TIME_LIMIT:.0f} s",
+           "a client must give up in bounded time: count the tries, bound the waits",
            "stop after `attempts` tries, keep the waits short (0.1 s, 0.2 s, 0.4 s…) and give "
            "requests.post a timeout")
     error = box.get("error")
@@ -117,11 +118,14 @@ def check_predict_with_retries(predict_with_retries, url, instances):
     # 1. the real server
     got, error, _ = _bounded(fn, (url, instances), what)
     expect(error is None, f"{what} raised {type(error).__name__}: {error}",
+           "start with the plain request, as chapter 9 sends it",
            "POST {'instances': instances} to url + '/v1/models/census:predict' and return "
            "reply.json()['predictions']")
     expect(not (isinstance(got, dict) and "predictions" in got),
-           f"{what} returned the whole reply", "return reply.json()['predictions']")
+           f"{what} returned the whole reply", "the caller wants the predictions only",
+           "return reply.json()['predictions']")
     expect(_same_predictions(got, truth), f"{what} returned {str(got)[:120]}",
+           "return what the server answered, as it answered it",
            "return the server's 'predictions': one dict per person, as TF Serving sends them")
 
     # 2. two 503s, then the answer: three attempts are enough
@@ -131,16 +135,20 @@ def check_predict_with_retries(predict_with_retries, url, instances):
         sent = server.requests
     expect(error is None or len(sent) > 1,
            f"it gave up at the first 503 ({type(error).__name__}: {str(error)[:100]})",
-           "a 503 means 'not now': wait a little and try again, up to `attempts` times")
+           "a 503 means 'not now': the same request may succeed a moment later",
+           "on a 503, wait a little and try again, up to `attempts` times")
     expect(error is None, f"after two 503s it raised {type(error).__name__}: "
-           f"{str(error)[:100]}", "the third attempt gets the answer: with attempts=3, "
-           "try three times before giving up")
+           f"{str(error)[:100]}", "count the tries: the first one counts too",
+           "the third attempt gets the answer: with attempts=3, try three times before "
+           "giving up")
     expect(all(path == PREDICT_PATH for path, _ in sent),
-           f"it posted to {sent[0][0]}", f"post to url + '{PREDICT_PATH}'")
+           f"it posted to {sent[0][0]}", "every try goes to the same predict URL",
+           f"post to url + '{PREDICT_PATH}'")
     expect(all(body == {"instances": instances} for _, body in sent),
            f"the request body was {str(sent[0][1])[:100]}",
-           "send json={'instances': instances} every time")
+           "every try sends the same request", "send json={'instances': instances} every time")
     expect(_same_predictions(got, truth), f"after two 503s it returned {str(got)[:100]}",
+           "the answer is in the reply that succeeded",
            "return the predictions of the reply that succeeded")
 
     # 3. 429 (too many requests) is worth another try too
@@ -149,8 +157,8 @@ def check_predict_with_retries(predict_with_retries, url, instances):
         got, error, _ = _bounded(fn, (server.url, instances), what, {"attempts": 3})
     expect(error is None and _same_predictions(got, truth),
            f"after a 429 it {'raised ' + type(error).__name__ if error else 'returned ' + str(got)[:60]}",
-           "a 429 (too many requests) also means 'try again in a moment': retry on 429 as on "
-           "503")
+           "a 429 (too many requests) is a 'not now' too",
+           "retry on 429 as on 503")
 
     # 4. always 503: exactly `attempts` tries, then a PredictError
     for attempts in (3, 2):
@@ -160,14 +168,17 @@ def check_predict_with_retries(predict_with_retries, url, instances):
             tries = len(server.requests)
         expect(error is not None, f"with a server that always answers 503, it returned "
                f"{got!r} after {tries} tries",
-               "after the last attempt, raise predict.PredictError: returning nothing hides "
-               "the failure")
+               "returning nothing hides the failure from the caller",
+               "after the last attempt, raise predict.PredictError")
         expect(tries == attempts, f"with attempts={attempts} it sent {tries} requests",
-               "try exactly `attempts` times in all (the first request counts)")
+               "`attempts` counts every request, the first one included",
+               "loop for attempt in range(attempts)")
         expect(isinstance(error, predict.PredictError),
                f"after the last 503 it raised {type(error).__name__}",
+               "the course's clients raise one kind of error for a failed prediction",
                "raise predict.PredictError(...) with the server's last message")
         expect(seconds < 10, f"{attempts} attempts took {seconds:.1f} s",
+               "a wait between tries should be a moment, not seconds",
                "keep the waits short and bounded: 0.1 s, then 0.2 s, …")
 
     # 5. 400: the request is wrong; retrying cannot help
@@ -175,15 +186,18 @@ def check_predict_with_retries(predict_with_retries, url, instances):
         got, error, _ = _bounded(fn, (server.url, instances), what, {"attempts": 3})
         tries = len(server.requests)
     expect(error is not None, f"on a 400 it returned {str(got)[:80]}",
+           "a 400 means the request is wrong: the caller must hear of it",
            "on a 400, raise predict.PredictError with the server's message")
     expect(tries == 1, f"it sent the refused request {tries} times",
-           "a 400 is the request's fault: the same request will be refused again; raise at "
-           "once")
+           "a 400 is the request's fault: the same request will be refused again",
+           "retry only on 503, 429 and connection errors; raise at once otherwise")
     expect(isinstance(error, predict.PredictError), f"on a 400 it raised "
            f"{type(error).__name__}: {str(error)[:80]}",
+           "the course's clients raise one kind of error for a failed prediction",
            "raise predict.PredictError(...) (not raise_for_status, whose message drops the "
            "server's)")
     expect(BAD_REQUEST in str(error), f"the error says {str(error)[:100]!r}",
+           "the server says what is wrong in its reply's body",
            "put the server's message, reply.json()['error'], in the PredictError: it names the "
            "instance and the field at fault")
 
@@ -191,9 +205,12 @@ def check_predict_with_retries(predict_with_retries, url, instances):
     dead = f"http://127.0.0.1:{cluster.free_ports(1)[0]}"  # nothing listens
     got, error, seconds = _bounded(fn, (dead, instances), what, {"attempts": 2})
     expect(error is not None, f"with no server it returned {got!r}",
+           "returning nothing hides the failure from the caller",
            "after the last failed attempt, raise predict.PredictError")
     expect(isinstance(error, predict.PredictError),
            f"with no server it raised {type(error).__name__}",
+           "a refused connection (a server restarting) is a 'not now' too: requests raises "
+           "an exception instead of returning a reply",
            "catch requests.ConnectionError too (retry it like a 503), and raise "
            "predict.PredictError after the last attempt")
     passed(f"predict_with_retries: {n} predictions from census serve; through two 503s and "
@@ -221,34 +238,42 @@ def check_predict_frame(predict_frame, url, frame):
     except CheckFailed as failure:
         cause = str(failure.__cause__ or "")
         expect("not JSON serializable" not in cause, failure.problem,
-               "JSON knows Python's numbers, not numpy's: turn each column into a list with "
-               ".tolist()")
+               "JSON knows Python's numbers, not numpy's",
+               "turn each column into a list of Python values with .tolist()")
         expect(not any(k in cause for k in ("400", "unknown field", "fnlwgt", "outputs")),
-               failure.problem, "send only the model's 13 inputs (schema.INPUT_COLUMNS): the "
-               "frame also holds fnlwgt and the label, which the server refuses (print "
-               "reply.json() to read its message)")
+               failure.problem, "the server refuses the request: print reply.json() to read "
+               "its message",
+               "send only the model's 13 inputs (schema.INPUT_COLUMNS): the frame also holds "
+               "fnlwgt and the label")
         raise
     expect(isinstance(got, pd.DataFrame), f"{what} returned a {type(got).__name__}",
-           "return a pandas DataFrame")
+           "the caller wants a table, one row per person", "return a pandas DataFrame")
     expect({"classes", "logistic"} <= set(got.columns),
-           f"the columns are {list(got.columns)}", "name the columns 'classes' and 'logistic'")
+           f"the columns are {list(got.columns)}", "one column per output asked for",
+           "name the columns 'classes' and 'logistic'")
     expect(len(got) == len(frame), f"{len(got)} rows for {len(frame)} people",
-           "one row per person: the outputs hold one value (in a list) per person")
+           "one row per person: each output holds one value (in a list) per person",
+           "build the columns from reply.json()['outputs'][name], one item per person")
     expect(list(got.index) == list(frame.index), "the rows lost the frame's index "
            f"({list(got.index)[:3]}… instead of {list(frame.index)[:3]}…)",
-           "build the DataFrame with index=frame.index, so each answer stays next to its person")
+           "each answer should stay next to its person: the frame's index says who is who",
+           "build the DataFrame with index=frame.index")
     first = got["classes"].iloc[0]
     expect(not isinstance(first, (list, tuple)), f"the classes are lists ({first!r})",
-           f"each output holds one list per person ([' {LOW}']): keep its first item")
+           f"each output holds one list per person ([' {LOW}'])",
+           "keep each list's first item: [c[0] for c in outputs['classes']]")
     expect(list(got["classes"]) == classes, f"the classes are {list(got['classes'])[:3]}…, "
-           f"not the model's {classes[:3]}…", "take the 'classes' output of the reply")
+           f"not the model's {classes[:3]}…", "the server names the predicted label itself",
+           "take the 'classes' output of the reply")
     values = [v[0] if isinstance(v, (list, tuple)) else v for v in got["logistic"]]
     expect(not all(math.isclose(float(v), 1 - w, abs_tol=1e-5) for v, w in zip(values, logistic)),
-           f"these are the probabilities of {LOW}", f"'logistic' is the probability of {HIGH} "
-           "(the second column of 'probabilities', not the first)")
+           f"these are the probabilities of {LOW}", "which output is the probability of "
+           f"{HIGH}?", f"'logistic' is the probability of {HIGH} (the second column of "
+           "'probabilities', not the first)")
     expect(all(math.isclose(float(v), w, abs_tol=1e-5) for v, w in zip(values, logistic)),
            f"the probabilities are {[round(float(v), 3) for v in values[:3]]}…, not the "
            f"model's {[round(w, 3) for w in logistic[:3]]}…",
+           "the server computes the probability itself: read it from the reply",
            "take the 'logistic' output, one number per person")
     high = sum(c == schema.LABELS[1] for c in classes)  # replies carry the files' labels
     passed(f"{len(frame)} people in one columnar request: {high} predicted "
