@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -119,15 +120,19 @@ def fetch(data_dir=None, cache_dir=None, *, gcs_uri=GCS_URI, uci_url=UCI_ZIP_URL
     canonical = tuple(cache / name for name in names)
     try:
         checks = [sources.verify(path) for path in pair]
-        cleaned = cache / "adult.data.csv"
-        data, test = clean(pair[0], cleaned), clean(pair[1], canonical[2])
-        split_validation(cleaned, canonical[0], canonical[1])
+        # Written in a folder of this call's own, then moved into place file by file: another
+        # process fetching into the same cache (two notebooks, parallel trials) never reads
+        # a half-written file, nor loses one to this call's clean-up.
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as work:
+            work = Path(work)
+            data, test = clean(pair[0], work / "adult.data.csv"), clean(pair[1], work / names[2])
+            split_validation(work / "adult.data.csv", work / names[0], work / names[1])
+            for name, path in zip(names, canonical):
+                os.replace(work / name, path)
     except DataError:
         for path in canonical + tuple(p for p in pair if p.parent == raw):
             path.unlink(missing_ok=True)  # leave nothing that a later fetch would trust
         raise
-    finally:
-        (cache / "adult.data.csv").unlink(missing_ok=True)
     report = CleaningReport(replace(data, check=checks[0]), replace(test, check=checks[1]))
     return CensusFiles(*map(str, canonical), source, report)
 

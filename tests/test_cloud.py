@@ -34,8 +34,8 @@ def test_spec_for_every_tier(tier):
         assert package["pythonModule"] == "census.task" and package["packageUris"] == [PACKAGE]
         args = package["args"]
         assert args[args.index("--job-dir") + 1] == JOB_DIR
-        assert args[args.index("--train-files") + 1].startswith("gs://")
-        assert args[args.index("--eval-files") + 1].startswith("gs://")
+        # No data flags: the trainer fetches the data and holds out the validation split.
+        assert "--train-files" not in args and "--eval-files" not in args
         assert spec["machineSpec"]["machineType"] == "n1-standard-4"
         if layout.gpus:
             assert spec["machineSpec"]["acceleratorType"] == "NVIDIA_TESLA_T4"
@@ -56,16 +56,45 @@ def test_empty_pools_keep_their_place_and_containers_take_the_flags():
 
 
 def test_both_forms_of_the_data_flags():
-    direct = vertex.trainer_args(JOB_DIR, train_steps=200)
-    mounted = vertex.trainer_args(JOB_DIR, train_steps=200, mount=True)
-    assert direct[direct.index("--train-files") + 1] == vertex.PUBLIC_DATA["train"]
-    assert mounted[mounted.index("--train-files") + 1] == \
-        "/gcs/cloud-samples-data/ai-platform/census/data/adult.data.csv"
+    own = (["gs://my-bucket/census/data/train.csv"], ["gs://my-bucket/census/data/validation.csv"])
+    default = vertex.trainer_args(JOB_DIR)
+    direct = vertex.trainer_args(JOB_DIR, *own, train_steps=200)
+    mounted = vertex.trainer_args(JOB_DIR, *own, train_steps=200, mount=True)
+    assert default == ["--job-dir", JOB_DIR, "--train-steps", "5000"]  # the 2017 step count
+    assert direct[direct.index("--train-files") + 1] == own[0][0]
+    assert direct[direct.index("--eval-files") + 1] == own[1][0]
+    assert mounted[mounted.index("--train-files") + 1] == "/gcs/my-bucket/census/data/train.csv"
+    assert mounted[mounted.index("--eval-files") + 1] == \
+        "/gcs/my-bucket/census/data/validation.csv"
     assert mounted[mounted.index("--job-dir") + 1] == "/gcs/my-bucket/census/job1"
     assert direct[direct.index("--train-steps") + 1] == "200"
+    assert vertex.trainer_args(JOB_DIR, eval_steps=100)[-2:] == ["--eval-steps", "100"]
+    with pytest.raises(ValueError):
+        vertex.trainer_args(JOB_DIR, train_files=own[0])
     # Every flag is one the trainer accepts.
     from census import task
-    task.parser().parse_args(direct)
+    for args in (default, direct, mounted):
+        task.parser().parse_args(args)
+
+
+def test_one_replicas_logs_and_the_local_run_commands():
+    assert [vertex.task_name(pool) for pool in vertex.POOLS] == \
+        ["workerpool0-0", "workerpool1-0", "workerpool2-0", "workerpool3-0"]
+    assert vertex.task_name("worker", 3) == "workerpool1-3"
+    assert shlex.split(vertex.stream_logs_command(123, "europe-west4")) == \
+        ["gcloud", "ai", "custom-jobs", "stream-logs", "123", "--region=europe-west4"]
+    assert shlex.split(vertex.stream_logs_command(123, "us-central1", "workerpool2-0"))[-1] == \
+        "--task-name=workerpool2-0"
+    assert vertex.log_filter(123, "workerpool1-0").splitlines() == [
+        'resource.type="ml_job"', 'resource.labels.job_id="123"',
+        'resource.labels.task_name="workerpool1-0"']
+    assert vertex.log_filter(123).splitlines()[-1] == 'resource.labels.job_id="123"'
+    args = vertex.trainer_args("jobs/local-run", train_steps=200)
+    command = shlex.split(vertex.local_run_command(args))
+    assert command[:4] == ["gcloud", "ai", "custom-jobs", "local-run"]
+    assert f"--executor-image-uri={vertex.TF_CPU_IMAGE}" in command
+    assert "--python-module=census.task" in command
+    assert command[command.index("--") + 1:] == args
 
 
 def test_yaml_round_trip_has_ints_and_the_gcloud_command_reads_it(tmp_path):
@@ -100,6 +129,9 @@ def test_sdist_holds_the_package_and_its_metadata(tmp_path):
     modules = {f"census-0.1.0/{p.relative_to(REPO).as_posix()}"
                for p in (REPO / "census").rglob("*.py")}
     assert {"census-0.1.0/pyproject.toml", "census-0.1.0/PKG-INFO"} | modules <= set(names)
+    # A chapter run again builds again into the same folder: the new sdist replaces the old.
+    assert vertex.build_sdist(tmp_path) == path
+    assert [p.name for p in tmp_path.iterdir()] == ["census-0.1.0.tar.gz"]
 
 
 def test_upload_to_cloud_storage(tmp_path, monkeypatch):
@@ -150,4 +182,5 @@ def test_the_sdk_sends_the_job_to_vertex(capsys, fresh_aiplatform):
     assert submitted.resource_name == "projects/my-project/locations/us-central1/customJobs/1"
     out = capsys.readouterr().out
     assert "gcloud ai custom-jobs stream-logs 1 --region=us-central1" in out
+    assert "--task-name=workerpool0-0" in out
     assert "JOB_STATE_SUCCEEDED" in out

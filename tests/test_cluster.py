@@ -186,6 +186,11 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     evaluator = chief_metrics(output, "evaluator-0")
     assert evaluator["global_step"] == 200 and evaluator["exports"] == []
     assert abs(evaluator["accuracy"] - chief_metrics(output)["accuracy"]) < 0.02
+    # Each role's log reads cleanly: the evaluator does not list the chief's optimizer state
+    # it leaves unrestored, and the chief prints each TensorFlow message once.
+    assert "could not be found in the restored object" not in output
+    chief_log = (job_dir / "logs" / "cluster" / "chief-0.log").read_text().splitlines()
+    assert chief_log.count("INFO:tensorflow:Number of GPUs on workers: 0") == 1
 
 
 def test_a_2017_style_cluster_trains(census_files, tmp_path):
@@ -217,3 +222,18 @@ def test_a_2017_style_cluster_trains(census_files, tmp_path):
     metrics = json.loads(out)
     assert metrics["global_step"] == 40
     assert metrics["exports"][0].startswith(str(tmp_path / "job" / "1" / "export" / "census"))
+
+
+def test_task_timeline_plot():
+    import pandas as pd
+    from census import plots
+    events = pd.DataFrame({"seconds": [0.0, 1.0, 2.5, 3.0, 4.0],
+                           "role": ["chief-0", "worker-0", "chief-0", "evaluator-0", "launcher"],
+                           "event": ["started", "serving", "", "evaluator: checkpoint evaluated",
+                                     ""]})
+    fig = plots.task_timeline(events)
+    [ax] = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == \
+        ["chief-0", "worker-0", "evaluator-0", "launcher"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+        ["a log line", "started", "serving", "evaluator: checkpoint evaluated"]

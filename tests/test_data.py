@@ -170,6 +170,22 @@ def test_the_validation_split_is_a_fixed_stratified_tenth_of_adult_data(uci_dir,
     assert len(data.load_frame(files.test)) == 16_281
 
 
+def test_fetches_into_one_cache_at_once_never_see_a_missing_or_partial_file(uci_dir, tmp_path):
+    """Two notebooks open at once, or a tuner's parallel trials, fetch into the same cache:
+    each gets the complete files, whichever finishes first."""
+    import concurrent.futures
+
+    expected = data.fetch(uci_dir, tmp_path / "alone", progress=False)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: data.fetch(uci_dir, tmp_path / "shared",
+                                                     progress=False), range(8)))
+    for name in ("train", "validation", "test"):
+        want = open(getattr(expected, name), "rb").read()
+        assert {open(getattr(r, name), "rb").read() == want for r in results} == {True}
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == \
+        ["test.csv", "train.csv", "validation.csv"]  # no work folder or intermediate left
+
+
 def test_canonical_files_are_uci_minus_its_quirks(uci_dir, tmp_path):
     files = data.fetch(uci_dir, tmp_path, progress=False)
     assert adult_data_rows(files) == sorted(expected_train(uci_dir).splitlines(True))

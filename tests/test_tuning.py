@@ -394,3 +394,17 @@ def test_a_study_config_is_checked_when_read(tmp_path, change, words):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(tuning_study.ConfigError, match=words):
         tuning_study.read_config(path)
+
+
+def test_trial_metric_plot_marks_the_baseline():
+    import pandas as pd
+    from census import plots
+    results = pd.DataFrame({"trial": [1, 2, 3], "first-layer-size": [50, 200, 400],
+                            "num-layers": [1, 6, 12], "accuracy": [0.85, 0.7592, None]})
+    fig = plots.trial_metric(results, ["first-layer-size", "num-layers"], baseline=0.7592,
+                             baseline_label="always <=50K")
+    assert len(fig.axes) == 3
+    assert [len(ax.collections[0].get_offsets()) for ax in fig.axes[1:]] == [2, 2]  # FAILED: left out
+    assert all(ax.lines[-1].get_ydata()[0] == 0.7592 for ax in fig.axes)
+    assert "always <=50K" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+

@@ -44,16 +44,21 @@ CHAPTERS = (
             "`saved_model_cli show` / `run`, `census predict` on test.json, "
             "`tf.saved_model.load`."),
     Chapter("07_cloud_training", "The same code on a cluster, and on Vertex AI",
-            "Scale tiers as local clusters (chief, workers, ps, evaluator) and as Vertex AI "
-            "custom jobs.", colab_extras=("colab",)),
+            "Parameter-server training in plain TensorFlow, run as real processes; the trainer "
+            "unchanged as chief, workers, ps and a SidecarEvaluator; every role's log; the "
+            "Vertex AI CustomJob (STANDARD_1, BASIC_GPU) and one replica's logs.",
+            colab_extras=("colab",)),
     Chapter("08_hyperparameter_tuning",
             "Hyperparameter tuning: the 2017 study, locally and on Vertex AI",
-            "`hptuning_config.yaml` as a Vertex studySpec; `census tune` (Optuna, parallel "
-            "trials, resumable); results, plots, the HyperparameterTuningJob.",
+            "`hptuning_config.yaml` as a Vertex studySpec; reverse log scale in plain Optuna; "
+            "`census tune` on the validation split; trials that only answer <=50K; the best "
+            "trial scored once on the test split; the HyperparameterTuningJob.",
             colab_extras=("colab",)),
-    Chapter("09_online_prediction", "Online prediction: a model server and Vertex AI endpoints",
-            "`census serve` (TF Serving's REST API), versions, load; Model.upload / deploy / "
-            "predict.", colab_extras=("colab",)),
+    Chapter("09_online_prediction",
+            "Online prediction: a model server, versions, and Vertex AI endpoints",
+            "`census serve` (TF Serving's REST API), what carries over to a Vertex AI endpoint, "
+            "versions, load; Model.upload / deploy / predict in plain SDK code.",
+            colab_extras=("colab",)),
 )
 
 

@@ -11,6 +11,7 @@
   the last; `SidecarLog` keeps its results.
 """
 import concurrent.futures
+import logging
 import os
 
 import tensorflow as tf
@@ -72,6 +73,20 @@ class SidecarLog(keras.callbacks.Callback):
               + ", ".join(f"{k} {v:.4f}" for k, v in results.items()), flush=True)
 
 
+class OptimizerStateNotes(logging.Filter):
+    """Drops TensorFlow's notes that a checkpoint's optimizer values were not restored: the
+    chief's checkpoints hold its optimizer state, which an evaluator never needs (its model's
+    optimizer has slots, built before restoring, but no learning-rate variable). A note about
+    any other unrestored value still shows."""
+
+    NOTES = ("being deleted with unrestored values",
+             "could not be found in the restored object: (root).optimizer")
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not any(note in message for note in self.NOTES)
+
+
 def evaluate_checkpoints(model_fn, input_fn, steps, evaluations, steps_per_eval, job_dir):
     """The sidecar evaluator: `tf_keras.utils.SidecarEvaluator` on `<job_dir>/checkpoints`,
     evaluating `model_fn()` on `input_fn()` (`steps` batches, None: to the end) each time the
@@ -80,8 +95,13 @@ def evaluate_checkpoints(model_fn, input_fn, steps, evaluations, steps_per_eval,
     included) and `exports: []`. It waits for checkpoints as long as they take to come: a
     launcher stops it if the chief fails."""
     log = SidecarLog(os.path.join(job_dir, "eval_sidecar"), steps_per_eval)
+    model = model_fn()
+    model.optimizer.build(model.trainable_variables)  # its slots restore with the weights
+    # The notes come when a restore is garbage-collected, up to the process's exit: the
+    # filter stays (an evaluator task ends after its last evaluation).
+    tf.get_logger().addFilter(OptimizerStateNotes())
     keras.utils.SidecarEvaluator(
-        model_fn(), input_fn(), os.path.join(job_dir, "checkpoints"), steps=steps,
+        model, input_fn(), os.path.join(job_dir, "checkpoints"), steps=steps,
         max_evaluations=evaluations, callbacks=[log]).start()
     log.writer.close()
     return dict(log.metrics, exports=[])

@@ -27,6 +27,9 @@ def strategy_from_tf_config():
         print(f"{config['type']} {config['index']} ({server.target}) {role}, until stopped",
               flush=True)
         server.join()
+    # Connecting to the cluster logs through Python's root logger, which then gets a handler
+    # of its own; TensorFlow's logger has one already: without this, its messages print twice.
+    tf.get_logger().propagate = False
     return tf.distribute.experimental.ParameterServerStrategy(resolver)
 
 

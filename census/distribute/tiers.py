@@ -47,7 +47,10 @@ class Layout:
 
 
 
-# Cloud ML Engine's scale tiers (2017), as replica counts. CUSTOM takes the counts you give.
+# Cloud ML Engine's scale tiers (2017), as replica counts. STANDARD_1's are the 2017 post's
+# ("one 'master' instance, plus four workers and three parameter servers"); PREMIUM_1's are
+# a guess (Google's reference: "a large number of workers with many parameter servers");
+# BASIC_GPU is one machine with one GPU (a K80 then). CUSTOM takes the counts you give.
 TIERS = {
     "BASIC": Layout(),
     "STANDARD_1": Layout(chief=1, workers=4, ps=3),

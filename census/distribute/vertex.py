@@ -1,7 +1,8 @@
 """The same trainer on Vertex AI: a CustomJob for any scale tier, as YAML, gcloud, or the SDK.
 
 2017: `gcloud ml-engine jobs submit training JOB --scale-tier STANDARD_1 --module-name
-trainer.task --package-path trainer/ -- --train-files gs://… …`. Today a Vertex AI CustomJob
+trainer.task --package-path trainer/ -- --train-files gs://… …` (Cloud ML Engine, later
+AI Platform Training, was shut down on 2025-01-31). Today a Vertex AI CustomJob
 lists worker pools ([0] chief, [1] workers, [2] parameter servers, [3] evaluator), each with a
 machine type, a replica count and what to run: our package's sdist on a prebuilt TensorFlow
 training image (`python -m census.task` with the trainer flags), or a container of your own.
@@ -13,9 +14,11 @@ training image (`python -m census.task` with the trainer flags), or a container 
 
 Nothing here needs credentials except `submit` with a project, and `upload`.
 """
+import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -32,11 +35,10 @@ TF_GPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
 POOLS = ("chief", "worker", "ps", "evaluator")  # Vertex's worker pool order
 MACHINE_TYPES = {"chief": "n1-standard-4", "worker": "n1-standard-4", "ps": "n1-standard-4",
                  "evaluator": "n1-standard-4"}
-GPU_TYPE = "NVIDIA_TESLA_T4"  # BASIC_GPU's accelerator (the 2017 tier had a K80)
+# BASIC_GPU's accelerator. The 2017 tier had a K80, which Vertex AI lists as deprecated
+# (end of support; MachineSpec reference): the job asks for a T4, which it still offers.
+GPU_TYPE = "NVIDIA_TESLA_T4"
 MODULE = "census.task"
-# The census data in Google's public bucket (the 2017 post's files, moved).
-PUBLIC_DATA = {"train": "gs://cloud-samples-data/ai-platform/census/data/adult.data.csv",
-               "eval": "gs://cloud-samples-data/ai-platform/census/data/adult.test.csv"}
 
 
 def tiers_table():
@@ -54,14 +56,59 @@ def gcs_mount(uri):
     return "/gcs/" + uri[len("gs://"):]
 
 
-def trainer_args(job_dir, train_files=(PUBLIC_DATA["train"],), eval_files=(PUBLIC_DATA["eval"],),
-                 train_steps=5000, eval_steps=100, mount=False, extra=()):
-    """The 2017 trainer flags with cloud paths (`tf.io.gfile` reads gs:// itself); `mount`:
-    the `/gcs/…` form of every gs:// path instead."""
+def trainer_args(job_dir, train_files=(), eval_files=(), train_steps=5000, eval_steps=None,
+                 mount=False, extra=()):
+    """The 2017 trainer flags for a cloud job: its 5000 training steps by default; each
+    evaluation reads the whole evaluation data once (`eval_steps`: that many batches instead;
+    the 2017 job's `--eval-steps 100` meant 100 batches of 40 rows). Without
+    `train_files`/`eval_files` there are no data flags: on each machine the trainer fetches the
+    census files (Google's public bucket, else UCI) and trains on the training split,
+    evaluating on the validation split, as it does locally. With them (both), it reads those
+    files: gs:// paths (`tf.io.gfile` reads them itself) or local ones. `mount`: the `/gcs/…`
+    form of every gs:// path instead."""
+    if bool(train_files) != bool(eval_files):
+        raise ValueError("give both train_files and eval_files, or neither")
     path = gcs_mount if mount else (lambda p: p)
-    return ["--train-files", *map(path, train_files), "--eval-files", *map(path, eval_files),
-            "--job-dir", path(job_dir) if job_dir.startswith("gs://") else job_dir,
-            "--train-steps", str(train_steps), "--eval-steps", str(eval_steps), *extra]
+    data = ["--train-files", *map(path, train_files), "--eval-files", *map(path, eval_files)] \
+        if train_files else []
+    return [*data, "--job-dir", path(job_dir) if job_dir.startswith("gs://") else job_dir,
+            "--train-steps", str(train_steps),
+            *(["--eval-steps", str(eval_steps)] if eval_steps else []), *extra]
+
+
+def task_name(pool, index=0):
+    """The name Vertex AI gives one replica in a custom job's logs (the log label
+    `resource.labels.task_name`): `workerpool<N>-<index>`, N the pool's place in POOLS
+    ("chief" 0, "worker" 1, "ps" 2, "evaluator" 3). Cloud ML Engine's were `master-replica-0`
+    and the like. This form is the one public examples of log filters show; Google's
+    reference pages do not spell it out."""
+    return f"workerpool{POOLS.index(pool)}-{index}"
+
+
+def stream_logs_command(job_id, region, task=None):
+    """`gcloud ai custom-jobs stream-logs`: the log lines of every replica of the job, or only
+    those of `task` (a `task_name`), as the 2017 `gcloud ml-engine jobs stream-logs
+    --task-name` did."""
+    return shlex.join(["gcloud", "ai", "custom-jobs", "stream-logs", str(job_id),
+                       f"--region={region}", *([f"--task-name={task}"] if task else [])])
+
+
+def log_filter(job_id, task=None):
+    """The Cloud Logging filter for a custom job's lines, or one replica's (`task`, a
+    `task_name`): what `stream-logs` asks Cloud Logging for. Paste it into the Logs Explorer,
+    or give it to `gcloud logging read`."""
+    lines = ['resource.type="ml_job"', f'resource.labels.job_id="{job_id}"']
+    if task:
+        lines.append(f'resource.labels.task_name="{task}"')
+    return "\n".join(lines)
+
+
+def local_run_command(args, image=TF_CPU_IMAGE, package_path=".", module=MODULE):
+    """`gcloud ai custom-jobs local-run`: the trainer in the training image, in Docker on this
+    machine (one container, no cluster), to check the package before submitting."""
+    return shlex.join(["gcloud", "ai", "custom-jobs", "local-run",
+                       f"--executor-image-uri={image}", f"--local-package-path={package_path}",
+                       f"--python-module={module}", "--", *args])
 
 
 def job_spec(layout, args, package_uris=None, image=None, container_image=None,
@@ -165,13 +212,16 @@ def build_sdist(out_dir, root=None):
     Raises RuntimeError with build's last line if it fails."""
     root, out_dir = Path(root or source_root()), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    before = set(out_dir.glob("*.tar.gz"))
-    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out_dir),
-                           str(root)], capture_output=True, text=True)
-    if done.returncode:
-        why = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-        raise RuntimeError(f"building the sdist of {root} failed: {why}")
-    [path] = set(out_dir.glob("*.tar.gz")) - before
+    # Built apart, then moved into place: a rebuild replaces the sdist of the same version.
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as fresh:
+        done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", fresh,
+                               str(root)], capture_output=True, text=True)
+        if done.returncode:
+            why = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+            raise RuntimeError(f"building the sdist of {root} failed: {why}")
+        [built] = Path(fresh).glob("*.tar.gz")
+        path = out_dir / built.name
+        os.replace(built, path)
     return str(path)
 
 
@@ -226,7 +276,8 @@ def submit(job, project=None, location="us-central1", staging_bucket=None, crede
     job_id = custom.resource_name.rsplit("/", 1)[-1]
     print(f"Submitted {custom.resource_name}\n"
           f"  state:   gcloud ai custom-jobs describe {job_id} --region={location}\n"
-          f"  logs:    gcloud ai custom-jobs stream-logs {job_id} --region={location}",
+          f"  logs:    {stream_logs_command(job_id, location)}\n"
+          f"  one replica's logs: {stream_logs_command(job_id, location, task_name('chief'))}",
           file=out)
     if wait:
         custom.wait()

@@ -31,6 +31,8 @@ def add_command(subparsers):
 
 def run(args):
     """Run the study; print its table and best trial; exit 1 if no trial succeeded."""
+    from census import quiet
+    quiet.import_tensorflow()  # (copying the best export needs it) without its start-up notes
     from census.tuning import local, study
     try:
         config = study.read_config(args.config)
