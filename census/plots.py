@@ -67,21 +67,6 @@ def layer_sizes(configs):
     return _done(fig)
 
 
-def rows_per_second(results, title=None):
-    """Horizontal bars of a pipeline comparison: a DataFrame with `variant` and `rows_per_s`."""
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.5 * len(results)), dpi=80)
-    bars = ax.barh(results["variant"], results["rows_per_s"], color="#4c72b0")
-    for bar, value in zip(bars, results["rows_per_s"]):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:,.0f}",
-                va="center")
-    ax.invert_yaxis()
-    ax.set_xlabel("rows per second (higher is better)")
-    ax.set_xlim(0, results["rows_per_s"].max() * 1.25)
-    if title:
-        ax.set_title(title)
-    return _done(fig)
-
-
 def training_curves(metrics):
     """Loss, accuracy and AUC per evaluation, training vs evaluation data.
 

@@ -217,8 +217,8 @@ def check_vertex_job(vertex_job, tier, bucket):
         expect(args == vertex.trainer_args(job_dir),
                f"the {kind} pool's trainer flags are {' '.join(args)[:200]}",
                "the trainer flags are the course's cloud flags, unchanged",
-               "use vertex.trainer_args(job_dir) as they are: Google's public copy of the data, "
-               "the cloud job dir, the 2017 step counts")
+               "use vertex.trainer_args(job_dir) as they are: no data flags (the trainer "
+               "fetches the data itself), the cloud job dir, the 2017 step count")
     expect(spec.get("baseOutputDirectory", {}).get("outputUriPrefix") == job_dir,
            f"the base output directory is "
            f"{spec.get('baseOutputDirectory', {}).get('outputUriPrefix')}",
