@@ -6,6 +6,7 @@ build/rehearsals/venvs/<name>-<hash of what it holds>/ and rebuilt only when tha
 """
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,6 +88,16 @@ def printed(notebook_path):
             texts.append(output.get("text", "") + "\n".join(output.get("traceback", [])))
             texts += [v for k, v in output.get("data", {}).items() if k.startswith("text/")]
     return "\n".join(texts)
+
+
+def course_printed_path(text):
+    """The first absolute path of this machine that the course itself printed, or None. A
+    library's warning naming its own source file (`From …/site-packages/tensorflow/…`, or
+    dist-packages on Colab), shown as the tool printed it, is the learner's environment
+    speaking, not the course: it does not count (a chapter never hides a taught command's
+    stderr)."""
+    from census.course import notebook
+    return notebook.MACHINE_PATH.search(re.sub(r"\S*/(site|dist)-packages/\S*", "", text))
 
 
 def snapshot(dest):

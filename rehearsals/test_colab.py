@@ -14,10 +14,11 @@ import sys
 
 import pytest
 
-from census.course import chapters, environment, notebook
+from census.course import chapters, environment
 from census.course import colab as colab_setup
 from census.distribute import namespace
-from conftest import BUILD, REPO, freeze, printed, pyenv_python, run, venv, versions
+from conftest import (BUILD, REPO, course_printed_path, freeze, printed, pyenv_python, run,
+                      venv, versions)
 
 RUNTIME = REPO / "rehearsals" / "colab-runtime-2026-08.txt"
 KERNEL = "colab-rehearsal"
@@ -101,7 +102,7 @@ def test_chapter_runs_on_colab(colab, name):
     run(colab["namespace"].wrap([str(a) for a in args]), env=env, timeout=1200)
     text = printed(out)
     assert "Python 3.13" in text and "TensorFlow 2.20.0" in text
-    assert not notebook.MACHINE_PATH.search(text), notebook.MACHINE_PATH.search(text)
+    assert not course_printed_path(text), course_printed_path(text)
     if name == "07_cloud_training":
         assert colab_setup.COLAB_HOST_NETWORK in text
 

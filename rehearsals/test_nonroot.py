@@ -2,6 +2,7 @@
 interpreters sit in root's home, which nobody cannot read), a clone of its own. The README's
 "Without make" commands set it up and run every chapter in smoke mode; `census cluster` runs a
 real cluster in a rootless network namespace; `make lab` serves the notebooks."""
+import hashlib
 import os
 import pwd
 import re
@@ -14,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from census.course import chapters, notebook
-from conftest import BUILD, REPO, printed, run
+from census.course import chapters
+from conftest import BUILD, REPO, course_printed_path, printed, run
 
 USER = "nobody"
 PYTHON = "/usr/bin/python3"
@@ -37,7 +38,8 @@ def home(repo_snapshot, uci_dir):
     that root fills from its own pip cache (nobody has none; no network is needed after)."""
     user = pwd.getpwnam(USER)
     base = BUILD / "nonroot"
-    wheels = BUILD / "wheelhouse-py311"
+    pins = hashlib.sha256((REPO / "requirements.txt").read_bytes()).hexdigest()[:12]
+    wheels = BUILD / f"wheelhouse-py311-{pins}"  # a new set of pins gets a new wheelhouse
     if not (wheels / ".ready").is_file():
         run([PYTHON, "-m", "pip", "download", "--quiet", "--dest", wheels, "-r",
              REPO / "requirements.txt", "setuptools>=77", "wheel"], timeout=2400)
@@ -86,7 +88,7 @@ def test_readme_without_make_runs_as_an_ordinary_user(home):
     for name in chapters.NAMES:
         assert f"[course] {name} done" in done.stdout
         text = printed(home["clone"] / "build" / "course" / f"{name}.ipynb")
-        assert not notebook.MACHINE_PATH.search(text), (name, notebook.MACHINE_PATH.search(text))
+        assert not course_printed_path(text), (name, course_printed_path(text))
     assert (home["clone"] / ".venv" / "bin" / "census").is_file()
 
 

@@ -145,3 +145,17 @@ def test_lab_kernels_run_over_ipc(lab):
             "print(get_connection_info(unpack=True)['transport'])")
     assert asyncio.run(execute(server, kernel, code)).strip() == "ipc"
     assert "Kernel is running over TCP" not in server.log()
+
+
+@pytest.mark.parametrize("extra", [(), ("--port", "9999"), ("--ServerApp.port=9999",),
+                                   ("--ip=127.0.0.2", "--ServerApp.root_dir=/srv/course")])
+def test_jupyter_options_replace_the_labs_defaults(extra):
+    """`make lab LAB_FLAGS="--port 9999"` (options after `--`): each option given replaces the
+    command's own, which Jupyter would otherwise refuse as two values for one setting."""
+    command = cli.lab_command(8888, list(extra))
+    for setting in ("port", "ip", "root_dir", "default_url"):
+        values = [o for o in command if o.split("=", 1)[0] in (f"--{setting}",
+                                                               f"--ServerApp.{setting}")]
+        assert len(values) == 1, (setting, command)
+    assert ("--ServerApp.port=8888" in command) == (not any("port" in o for o in extra))
+    assert command[len(command) - len(extra):] == list(extra)  # passed on as given

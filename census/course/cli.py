@@ -20,10 +20,16 @@ NBGRADER_LAB_EXTENSION = "@jupyter/nbgrader"  # Formgrader, Validate, the nbgrad
 
 def lab_command(port=8888, extra=()):
     """`jupyter lab` on the repository, loopback only, opening chapter 1; its kernels talk over
-    Unix sockets (no TCP port per kernel)."""
-    return [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--port", str(port),
-            f"--ServerApp.root_dir={root()}",
-            f"--ServerApp.default_url=/lab/tree/notebooks/{NAMES[0]}.ipynb",
+    Unix sockets (no TCP port per kernel). `extra`: Jupyter options, which win over these
+    defaults (`--port 9999` or `--ServerApp.port=9999` replaces the port, rather than
+    Jupyter refusing two values for it)."""
+    given = {option.split("=", 1)[0].replace("--ServerApp.", "--")
+             for option in extra if option.startswith("--")}
+    defaults = {"--ip": "127.0.0.1", "--port": port, "--root_dir": root(),
+                "--default_url": f"/lab/tree/notebooks/{NAMES[0]}.ipynb"}
+    return [sys.executable, "-m", "jupyter", "lab",
+            *(f"--ServerApp.{name[2:]}={value}" for name, value in defaults.items()
+              if name not in given),
             *(["--KernelManager.transport=ipc"] if os.name == "posix" else []),
             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []), *extra]
 
