@@ -19,9 +19,6 @@ import sys
 
 from census import quiet, task
 
-NEEDS_TENSORFLOW = ("train", "predict", "serve")  # their TF start-up notes are dropped
-
-
 def parser():
     """The `census` command's parser: the learner's commands, then each subpackage's."""
     from census.course import cli as course_cli
@@ -92,6 +89,8 @@ def run_predict(args):
     kind, path = next((k, v) for k, v in (("json", args.json_instances),
                                           ("text", args.text_instances),
                                           ("tfrecord", args.tfrecord_instances)) if v)
+    if not args.url or kind == "tfrecord":  # a server's client reads JSON and CSV without TF
+        quiet.import_tensorflow()
     try:
         items = predict.read_instances(path, kind)
         if args.url:
@@ -112,8 +111,6 @@ def run_predict(args):
 def main(argv=None):
     """Run the `census` command line `argv` (default: sys.argv[1:])."""
     args = parser().parse_args(argv)
-    if args.command in NEEDS_TENSORFLOW:
-        quiet.import_tensorflow()
     args.run(args)  # (the console script's exit status: 0, unless it exits otherwise)
 
 

@@ -293,11 +293,3 @@ def describe(files: CensusFiles) -> str:
     lines.append(f"  checks: adult.data {files.report.train.check}; adult.test "
                  f"{files.report.test.check}")
     return "\n".join(lines)
-
-
-# --- finding and verifying raw files --------------------------------------------------------
-
-
-# --- downloading ---------------------------------------------------------------------------
-
-

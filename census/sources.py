@@ -118,9 +118,9 @@ class Unreachable(Exception):
 def download(raw: Path, gcs_uri: str, uci_url: str, progress: bool):
     """Download from the bucket, else from UCI; DataUnavailable if neither works."""
     failures = []
-    for source, download in ((gcs_uri, _from_gcs), (uci_url, _from_uci_zip)):
+    for source, fetch_from in ((gcs_uri, _from_gcs), (uci_url, _from_uci_zip)):
         try:
-            pair = download(source, raw, progress)
+            pair = fetch_from(source, raw, progress)
         except Unreachable as e:
             failures.append(f"  {source}: {e}")
             continue

@@ -97,7 +97,8 @@ def course_printed_path(text):
     speaking, not the course: it does not count (a chapter never hides a taught command's
     stderr)."""
     from census.course import notebook
-    return notebook.MACHINE_PATH.search(re.sub(r"\S*/(site|dist)-packages/\S*", "", text))
+    library_files = r"\S*/(site|dist)-packages/(?!census/)\S*"  # the course's own still count
+    return notebook.MACHINE_PATH.search(re.sub(library_files, "", text))
 
 
 def snapshot(dest):

@@ -93,3 +93,13 @@ def fails(check, *args, **kwargs):
     with pytest.raises(checks.CheckFailed) as error:
         check(*args, **kwargs)
     return error.value
+
+
+def told(error):
+    """The hint that tells the fix: the last of a failure's hints (the first only leads)."""
+    return error.hints[-1]
+
+
+def leads_then_tells(error, fix):
+    """The fix is in the last hint and not yet in the first: the hints lead before they tell."""
+    return fix in told(error) and fix not in error.hints[0]

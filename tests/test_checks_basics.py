@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from census import instances, data, inputs, model, schema
-from conftest import REPO, fails
+from conftest import REPO, fails, leads_then_tells, told
 from census.course import checks
 
 
@@ -18,11 +18,6 @@ def train(census_files):
 
 
 # --- the check machinery --------------------------------------------------------------------
-
-def told(error):
-    """The hint that tells the fix: the last of a failure's hints (the first only leads)."""
-    return error.hints[-1]
-
 
 def test_failure_shows_problem_and_hint_without_traceback(census_files):
     def stub(*args):
@@ -126,7 +121,7 @@ def test_check_income_rate_by(train, capsys):
     ]
     for answer, hint in wrong:
         error = fails(checks.check_income_rate_by, answer, train, "education")
-        assert hint in told(error) and hint not in error.hints[0]
+        assert leads_then_tells(error, hint), error.hints
 
 
 def split_validation(frame, share, seed):
@@ -218,7 +213,7 @@ def test_check_deep_model_mistakes(census_files, changes, fix):
     answer = lambda f, n, s: deep_model(f, n, s, **changes)  # noqa: E731
     error = fails(checks.check_deep_model, answer, census_files.train, census_files.validation,
                   100)
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 def test_check_deep_model_wants_tf_keras(census_files):

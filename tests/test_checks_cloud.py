@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from census import predict, schema
-from conftest import REPO, fails
+from conftest import REPO, fails, leads_then_tells, told
 from census.distribute import tiers
 from census.distribute import cluster
 from census.distribute import vertex
@@ -23,15 +23,6 @@ from census.serving import process as serving_process
 from census.course import checks
 
 PORTS = [2222, 2223, 2224, 2225]
-
-
-def told(error):
-    """The hint that tells the fix: the last of a failure's hints (the first only leads)."""
-    return error.hints[-1]
-
-
-def leads_then_tells(error, fix):
-    return fix in told(error) and fix not in error.hints[0]
 
 
 # --- chapter 7 --------------------------------------------------------------------------------

@@ -7,13 +7,8 @@ import pytest
 import tensorflow as tf
 
 from census import export, inputs, schema, training
-from conftest import REPO, fails
+from conftest import REPO, fails, leads_then_tells
 from census.course import checks
-
-
-def told(error):
-    """The hint that tells the fix: the last of a failure's hints (the first only leads)."""
-    return error.hints[-1]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def train_spec(num_epochs, shuffle=True, round_up=True):
 ])
 def test_train_spec_mistakes(census_files, answer, fix):
     error = fails(checks.check_train_spec, answer, census_files.train, 1, 1000)
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 def test_train_spec_right(census_files, capsys):
@@ -83,7 +78,7 @@ def eval_spec(shuffle=False, num_epochs=1, best=None):
 ])
 def test_eval_spec_mistakes(small_eval, answer, fix):
     error = fails(checks.check_eval_spec, answer, small_eval, 50)
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 def test_eval_spec_right(small_eval, capsys):
@@ -137,7 +132,7 @@ def test_train_with_keras_right(census_files, small_eval, tmp_path, capsys):
 def test_train_with_keras_mistakes(census_files, small_eval, tmp_path, answer, fix):
     error = fails(checks.check_train_with_keras, answer, str(tmp_path / "job"),
                   census_files.train, small_eval, 4)
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 def test_train_with_keras_that_never_fits(tmp_path):
@@ -181,7 +176,7 @@ def eager_csv_features(rows):  # right values, but Python code that cannot run i
 ])
 def test_csv_features_mistakes(rows, answer, fix):
     error = fails(checks.check_csv_features, answer, rows)
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +212,7 @@ def example_maker(number_kind="float_list", serialize=True):
 def test_to_example_mistakes(example_model, people, answer, fix):
     net, path = example_model
     error = fails(checks.check_to_example, answer, path, net, people[0])
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 def test_to_example_right(example_model, people, capsys):
@@ -240,7 +235,7 @@ def exporters(latest_keep=3, higher_is_better=False, final=export.FinalExporter)
 ])
 def test_make_exporters_mistakes(answer, fix):
     error = fails(checks.check_make_exporters, answer)
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 def test_make_exporters_right(capsys):
@@ -268,7 +263,7 @@ def probability(pick, numbers=tf.float32):
 ])
 def test_probability_mistakes(export_dir, people, answer, fix):
     error = fails(checks.check_probability_over_50k, answer, export_dir, people[0])
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 @pytest.mark.parametrize("answer, fix", [
@@ -279,7 +274,7 @@ def test_probability_mistakes(export_dir, people, answer, fix):
 ])
 def test_input_exprs_mistakes(export_dir, people, answer, fix):
     error = fails(checks.check_input_exprs, answer, export_dir, people[0])
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints
 
 
 def test_input_exprs_right(export_dir, people, capsys):
@@ -302,4 +297,4 @@ def test_least_sure_mistakes(export_dir, people, census_files, answer, fix):
     crowd = people + data.load_frame(census_files.validation).head(30)[
         list(schema.INPUT_COLUMNS)].to_dict("records")
     error = fails(checks.check_least_sure, answer, export_dir, crowd)
-    assert fix in told(error) and fix not in error.hints[0]
+    assert leads_then_tells(error, fix), error.hints

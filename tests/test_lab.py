@@ -40,6 +40,7 @@ class Lab:
         command = [sys.executable, "-m", "census", "course", "lab", "--port", str(self.port),
                    *(["--instructor"] if instructor else []), "--", "--no-browser",
                    f"--IdentityProvider.token={self.token}",
+                   "--ServerApp.port_retries=0",  # its port or none: no silent move
                    "--ServerApp.shutdown_no_activity_timeout=120",  # stops if left behind
                    "--MappingKernelManager.cull_idle_timeout=60"]
         with open(self.log_path, "w") as log:

@@ -115,7 +115,8 @@ def test_compare_gives_one_row_per_variant_and_the_python_loop_as_1(census_files
 
 def test_compare_trains_a_model(census_files):
     """The cheap model trains on every variant without error (a few steps each)."""
+    net = pipelines.linear_model()
     table = pipelines.compare(census_files.validation, ["Python loop", "list_files + interleave"],
-                              model=pipelines.linear_model(), batch_size=64, batches=3,
-                              repeats=1)
+                              model=net, batch_size=64, batches=3, repeats=1)
     assert (table["rows_per_s"] > 0).all()
+    assert int(net.optimizer.iterations) == 2 * (20 + 3)  # each variant: 20 warm-up + 3 steps

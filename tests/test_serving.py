@@ -221,6 +221,17 @@ def test_bad_requests_get_a_json_error_naming_the_problem(http, body, status, me
     assert set(r.json()) == {"error"} and message in r.json()["error"], r.json()
 
 
+@pytest.mark.parametrize("path,body", [
+    ("/v1/models/census:predict", {"instances": [GOOD], "signature_name": ["predict"]}),
+    ("/v1/models/census:classify", {"examples": [GOOD], "signature_name": {"a": 1}}),
+    ("/v1/endpoints/1/deployedModels/2:predict",
+     {"instances": [GOOD], "parameters": {"signature_name": ["predict"]}})])
+def test_a_signature_name_that_is_not_a_string_is_a_400_on_every_route(http, path, body):
+    r = http.post(path, json=body)
+    assert r.status_code == 400 and r.json() == {"error": "signature_name must be a string"}, \
+        r.text
+
+
 @pytest.mark.parametrize("method,path,status,message", [
     ("GET", "/v1/models/other", 404, "model other"),
     ("POST", "/v1/models/other:predict", 404, "Servable not found for request: Latest(other)"),

@@ -99,7 +99,9 @@ def evaluate_checkpoints(model_fn, input_fn, steps, evaluations, steps_per_eval,
     model.optimizer.build(model.trainable_variables)  # its slots restore with the weights
     # The notes come when a restore is garbage-collected, up to the process's exit: the
     # filter stays (an evaluator task ends after its last evaluation).
-    tf.get_logger().addFilter(OptimizerStateNotes())
+    logger = tf.get_logger()
+    if not any(isinstance(f, OptimizerStateNotes) for f in logger.filters):
+        logger.addFilter(OptimizerStateNotes())
     keras.utils.SidecarEvaluator(
         model, input_fn(), os.path.join(job_dir, "checkpoints"), steps=steps,
         max_evaluations=evaluations, callbacks=[log]).start()

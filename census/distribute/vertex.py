@@ -68,10 +68,12 @@ def trainer_args(job_dir, train_files=(), eval_files=(), train_steps=5000, eval_
     form of every gs:// path instead."""
     if bool(train_files) != bool(eval_files):
         raise ValueError("give both train_files and eval_files, or neither")
-    path = gcs_mount if mount else (lambda p: p)
+
+    def path(p):
+        return gcs_mount(p) if mount and p.startswith("gs://") else p
     data = ["--train-files", *map(path, train_files), "--eval-files", *map(path, eval_files)] \
         if train_files else []
-    return [*data, "--job-dir", path(job_dir) if job_dir.startswith("gs://") else job_dir,
+    return [*data, "--job-dir", path(job_dir),
             "--train-steps", str(train_steps),
             *(["--eval-steps", str(eval_steps)] if eval_steps else []), *extra]
 

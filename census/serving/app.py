@@ -102,10 +102,7 @@ class Server:
             if "instances" in request and "inputs" in request:
                 raise ServingError(400, "Request must have either 'instances' (row format) or "
                                    "'inputs' (columnar format), not both")
-            signature = request.get("signature_name", "serving_default")
-            if not isinstance(signature, str):
-                raise ServingError(400, "signature_name must be a string")
-            signature, fmt = version.signature(signature)
+            signature, fmt = version.signature(request.get("signature_name"))
             if "instances" in request:
                 items, what, render = rows_of(request["instances"]), "instances", \
                     lambda out: {"predictions": render_rows(out)}
@@ -122,7 +119,7 @@ class Server:
 
         def build(request):
             check_keys(request, ("signature_name", "context", "examples"))
-            signature, fmt = version.signature(request.get("signature_name", "serving_default"))
+            signature, fmt = version.signature(request.get("signature_name"))
             if "examples" not in request:
                 raise ServingError(400, "Missing 'examples' key in the classify request")
             items = classify_examples(request.get("context", {}), request["examples"], fmt)
@@ -140,8 +137,7 @@ class Server:
             if not isinstance(parameters, dict):
                 raise ServingError(400, "parameters must be a JSON object")
             check_keys(parameters, ("signature_name",))
-            signature, fmt = version.signature(parameters.get("signature_name",
-                                                              "serving_default"))
+            signature, fmt = version.signature(parameters.get("signature_name"))
             if "instances" not in request:
                 raise ServingError(400, "Missing 'instances' key in the request")
             return Job(version, signature, fmt, rows_of(request["instances"]), "instances",
@@ -255,7 +251,7 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
                                      request.path_params.get("version")))
 
     async def vertex_predict(request):
-        model = request.path_params.get("deployed", environ.get("AIP_DEPLOYED_MODEL_ID", ""))
+        model = request.path_params.get("deployed", "")
         return reply(await server.vertex_predict(await body(request), model))
 
     async def health(request):

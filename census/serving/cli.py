@@ -8,7 +8,7 @@ import textwrap
 import threading
 import time
 
-from census import flags
+from census import flags, quiet
 from census.serving.protocol import DEFAULT_MODEL_NAME, DEFAULT_PORT, DIFFERENCES, MAX_REQUEST_BYTES
 
 def add_command(subparsers):
@@ -91,6 +91,7 @@ def run(args):
             port = flags.PORT(os.environ.get("AIP_HTTP_PORT", str(DEFAULT_PORT)))
         except argparse.ArgumentTypeError as e:
             sys.exit(f"census serve: $AIP_HTTP_PORT {e}")
+    quiet.import_tensorflow()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.stop_with_parent:
         stop_with_parent()

@@ -14,14 +14,15 @@ import numpy as np
 
 from census import predict
 from census.instances import PredictError
+from census.serving.protocol import DEFAULT_MODEL_NAME
 
 
-def predict_path(model="census", version=None, verb="predict"):
+def predict_path(model=DEFAULT_MODEL_NAME, version=None, verb="predict"):
     """The path of TF Serving's predict (or other `verb`) route for a model and version."""
     return f"/v1/models/{model}{f'/versions/{version}' if version else ''}:{verb}"
 
 
-def predict_request_url(url, model="census", version=None):
+def predict_request_url(url, model=DEFAULT_MODEL_NAME, version=None):
     """A server's address (`http://127.0.0.1:8501`) → its predict URL; a URL that already
     names a `…:predict` route (a Vertex endpoint, a pinned version) is used as it is."""
     url = url.rstrip("/")
@@ -30,7 +31,7 @@ def predict_request_url(url, model="census", version=None):
     return url + predict_path(model, version)
 
 
-def predict_url(url, instances, model="census", version=None, signature=None, timeout=60,
+def predict_url(url, instances, model=DEFAULT_MODEL_NAME, version=None, signature=None, timeout=60,
                 headers=None):
     """POST {"instances": …} (a list of JSON values, see `as_json`) to a model server; returns
     {output: numpy array of shape (n, 1) or (n, 2)} like `census.predict.predict`. Raises

@@ -29,6 +29,8 @@ class Version:
 
     def signature(self, name):
         """(name, export format) of a servable signature, or a 400 naming those there are."""
+        if not isinstance(name, (str, type(None))):
+            raise ServingError(400, "signature_name must be a string")
         name = name or "serving_default"
         if name not in self.signatures:
             raise ServingError(400, f'Serving signature name: "{name}" not found in signature '

@@ -11,7 +11,6 @@ FAILED, with the trainer's last line as its reason, and the study goes on; Ctrl-
 running trials.
 """
 import dataclasses
-import glob
 import json
 import os
 import shlex
@@ -151,7 +150,6 @@ class LocalTuner:
                     f"exit status {returncode}: {last_line(log.name)}"
             except subprocess.TimeoutExpired:
                 processes.stop([proc], grace=0, group=True)
-                proc.wait()
                 why = f"timeout after {self.trial_timeout:g} s"
             except KeyboardInterrupt:  # one trial at a time: Ctrl-C lands here
                 processes.stop([proc], grace=0, group=True)
@@ -264,7 +262,7 @@ def keep_best(optuna_study, job_dir):
     if best is None:
         return None
     trial_dir = best.user_attrs["job_dir"]
-    versions = sorted(glob.glob(os.path.join(trial_dir, "export", "census", "*")))
+    versions = export.list_versions(os.path.join(trial_dir, "export", "census"))
     info = {"trial": best.user_attrs["trial_id"], "value": best.value,
             "params": best.user_attrs["params"], "job_dir": trial_dir, "export": None}
     if versions:

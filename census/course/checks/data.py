@@ -105,7 +105,8 @@ def check_income_rate_by(income_rate_by, frame, column):
            f"{want.iloc[0]:.0%} earning {HIGH}, {want.index[-1]} trails with {want.iloc[-1]:.0%}")
 
 
-def check_split_validation(split_validation, frame, share=0.1, seed=2017):
+def check_split_validation(split_validation, frame, share=data.VALIDATION_SHARE,
+                           seed=data.SPLIT_SEED):
     """split_validation(frame, share, seed) → (train, validation): `share` of the rows of each
     label held out, every row in exactly one part, its index and values kept; the same seed
     gives the same rows, another seed other rows."""

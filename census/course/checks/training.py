@@ -4,14 +4,9 @@ import math
 from pathlib import Path
 
 from census import inputs, quiet
-from census.course.checks.core import CheckFailed, call, expect, passed
+from census.course.checks.core import CheckFailed, call, count_rows, expect, passed
 
 __all__ = ["check_train_spec", "check_eval_spec", "check_train_with_keras"]
-
-
-def _lines(path):
-    with open(path) as f:
-        return sum(1 for line in f if line.strip())
 
 
 def _ages(path):
@@ -66,7 +61,7 @@ def check_train_spec(make_train_spec, train_file, epochs, batch_size):
     spec = _spec(call(make_train_spec, train_file, epochs, batch_size, what=what), "TrainSpec",
                  what, "a TrainSpec says what to train on and for how long",
                  "return training.TrainSpec(input_fn=..., max_steps=...)")
-    rows = _lines(train_file)
+    rows = count_rows(train_file)
     steps = math.ceil(rows * epochs / batch_size)
     expect(spec.max_steps != epochs, f"max_steps is {spec.max_steps}: the number of passes",
            "max_steps counts batches (training steps), not passes over the data",
@@ -108,7 +103,7 @@ def check_eval_spec(make_eval_spec, eval_file, every_steps):
                  "an EvalSpec says what to evaluate on, how often, and what to export",
                  "return training.EvalSpec(input_fn=..., steps=..., every_steps=..., "
                  "exporters=[...])")
-    rows = _lines(eval_file)
+    rows = count_rows(eval_file)
     with quiet.logs():
         _, ages = _batches(_dataset(spec, "eval_spec"), rows)
     expect(len(ages) <= rows, "the dataset does not end after one pass over the file: each "
@@ -310,5 +305,5 @@ def check_train_with_keras(train_with_keras, job_dir, train_file, validation_fil
            "name them after the epoch: 'ckpt-{epoch:04d}'")
     passed(f"{steps} steps in two intervals; stopped after the first, the rerun resumed at "
            f"epoch 2 (BackupAndRestore); checkpoints {', '.join(saved)}; metrics.csv keeps "
-           f"both evaluations: AUC {logged:.4f} on all {_lines(validation_file):,} validation "
+           f"both evaluations: AUC {logged:.4f} on all {count_rows(validation_file):,} validation "
            "rows")

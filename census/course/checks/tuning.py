@@ -5,17 +5,12 @@ import re
 from pathlib import Path
 
 from census import course, quiet
-from census.course.checks.core import CheckFailed, call, expect, passed
+from census.course.checks.core import CheckFailed, call, count_rows, expect, passed
 
 __all__ = ["check_learning_rate_study", "check_run_study", "check_final_score"]
 
 _SCALE_WORDS = {"UNIT_LOG_SCALE": "log", "UNIT_REVERSE_LOG_SCALE": "reverse log"}
 TRAINER_METRICS = {"accuracy": "MAXIMIZE", "auc": "MAXIMIZE", "loss": "MINIMIZE"}
-
-
-def _lines(path):
-    with open(path) as f:
-        return sum(1 for line in f if line.strip())
 
 
 def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
@@ -170,7 +165,7 @@ def check_run_study(run_study, study, files, study_dir, trials, train_steps):
                    f"{p['parameterId']} took {list(values)}",
                    "the tuner chooses the values of the study's parameters",
                    "do not pass the parameters yourself in the trainer flags")
-    best = json.loads(Path(study_dir, "best.json").read_text())
+    best = json.loads(Path(study_dir, local.BEST).read_text())
     metric = study.metric
     passed(f"{len(table)} trials of {train_steps} steps, two at a time: best {metric} "
            f"{best['value']:.4f} (trial {best['trial']}), export in "
@@ -318,8 +313,8 @@ def check_final_score(final_score, study, files, study_dir, train_steps):
            f"the scores are {str(scores)[:80]}",
            "census.predict.score scores an export on labelled files",
            "return what predict.score(export, [test_file]) returns")
-    test_rows = _lines(files.test)
-    expect(scores.get("rows") != _lines(files.validation),
+    test_rows = count_rows(files.test)
+    expect(scores.get("rows") != count_rows(files.validation),
            f"these scores are on the {scores.get('rows'):,} rows of the validation split",
            "the validation split chose the model: the final score comes from data that "
            "took no part in any choice", "predict.score(export, [test_file])")
