@@ -369,7 +369,7 @@ def malformed_bodies(n, seed=2017):
     odd_values = [None, True, [], {}, "", " ", "x" * 1000, -1, 0, 1e308, -1e39, 10 ** 50, 3.5,
                   [1], {"a": 1}, "\u0000", "é", "?", 2 ** 63]
     for i in range(n):
-        kind = i % 8
+        kind = i % 10
         if kind == 0:  # bytes cut or flipped
             b = bytearray(good)
             for _ in range(rng.randint(1, 5)):
@@ -401,9 +401,16 @@ def malformed_bodies(n, seed=2017):
             column = rng.choice(list(inputs))
             inputs[column] = rng.choice([inputs[column][:1], [], [None, None], "x"])
             yield json.dumps({"inputs": inputs}).encode()
-        else:  # valid JSON, wrong keys
+        elif kind == 7:  # valid JSON, wrong keys
             yield json.dumps({rng.choice(["instance", "Instances", "examples", "input"]):
                               INSTANCES}).encode()
+        elif kind == 8:  # classify's own fields, odd
+            yield json.dumps({"examples": rng.choice([INSTANCES, rng.choice(odd_values)]),
+                              "context": rng.choice(odd_values + [{"age": 30}]),
+                              "signature_name": rng.choice(odd_values + ["predict"])}).encode()
+        else:  # Vertex AI's own fields, odd
+            yield json.dumps({"instances": INSTANCES, "parameters": rng.choice(
+                odd_values + [{"signature_name": rng.choice(odd_values)}])}).encode()
 
 
 def test_fuzz_malformed_requests_never_break_the_server(server, local):
