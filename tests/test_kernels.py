@@ -92,7 +92,7 @@ from ipykernel.kernelapp import IPKernelApp
 def late_write(app, os=os, time=time, reset_io=IPKernelApp.reset_io, stream=sys.stderr):
     stream._flush_pending = False  # nothing else printed just before
     os.write(2, b"a C library writes at exit\\n")
-    time.sleep(0.5)
+    time.sleep(2)  # ample time for ipykernel's pipe thread to wake, even on a loaded machine
     reset_io(app)
     stream.close()
 
