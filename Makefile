@@ -1,5 +1,6 @@
 # make course — set up .venv on first use, then run the course end to end
-# make test   — set up .venv on first use, then run the test suite
+# make test   — set up .venv on first use, then lint and run the test suite
+# make test-fast — lint and the unit tests only (no training, notebooks, clusters or servers)
 # make lab    — JupyterLab on this folder, for learners (nbgrader's extensions off)
 # make lab-instructor — the same with nbgrader's Formgrader, Validate button and menus
 # make exercises — regenerate exercises/ from solutions/
@@ -9,13 +10,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 JOB_DIR ?= jobs/course
 
-.PHONY: setup course test lab lab-instructor bench clean exercises rehearse
+.PHONY: setup course test test-fast lint lab lab-instructor bench clean exercises rehearse
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "the pinned set (requirements.txt) needs Python 3.11, 3.12 or 3.13")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip uninstall -qq --yes census  # the course's name before it was census-course
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -29,8 +31,15 @@ course: setup
 outputs: setup
 	$(BIN)/census course outputs --job-root jobs
 
-test: setup
+test: lint
 	$(BIN)/pytest
+
+test-fast: lint
+	$(BIN)/pytest -m "not slow"
+
+# ruff with the rules of pyproject.toml (pre-commit runs the same before each commit)
+lint: setup
+	$(BIN)/ruff check .
 
 # exercises/ from solutions/ (nbgrader's preprocessors); commit both.
 exercises: setup

@@ -22,4 +22,8 @@ flags), `processes` (stopping child processes), `quiet` (library noise, not erro
 """
 import os
 
+# The name pip knows the course by (`pip show census-course`). The import and the command stay
+# `census`; PyPI's distribution `census` is another project (a US Census Bureau API client).
+DISTRIBUTION = "census-course"
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer C++ log lines (`quiet` drops the rest)

@@ -19,6 +19,7 @@ import sys
 
 from census import quiet, task
 
+
 def parser():
     """The `census` command's parser: the learner's commands, then each subpackage's."""
     from census.course import cli as course_cli

@@ -31,9 +31,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from census import sources
-from census.sources import DataError, GCS_NAMES, GCS_URI, UCI_NAMES, UCI_PAGE, UCI_ZIP_URL
-from census.schema import (CLASSES, CSV_COLUMNS, HIGH, LABEL_COLUMN, MISSING, NUMERIC_COLUMNS,
-                           UNUSED_COLUMNS)
+from census.schema import (
+    CLASSES,
+    CSV_COLUMNS,
+    HIGH,
+    LABEL_COLUMN,
+    MISSING,
+    NUMERIC_COLUMNS,
+    UNUSED_COLUMNS,
+)
+from census.sources import GCS_NAMES, GCS_URI, UCI_NAMES, UCI_PAGE, UCI_ZIP_URL, DataError
 
 _INT_COLUMNS = NUMERIC_COLUMNS + UNUSED_COLUMNS  # fields that must be whole numbers (fnlwgt too)
 
@@ -65,8 +72,8 @@ class CleaningReport:
         rows = [("", Path(t.file).name, Path(e.file).name)]
         rows += [(title, f"{getattr(t, attr):,}", f"{getattr(e, attr):,}") for title, attr in (
             ("rows", "rows"), ("header lines removed", "header_lines"),
-            ("trailing periods removed", "trailing_periods"), ("blank lines removed", "blank_lines"),
-            ("rows with ?", "rows_with_missing"))]
+            ("trailing periods removed", "trailing_periods"),
+            ("blank lines removed", "blank_lines"), ("rows with ?", "rows_with_missing"))]
         rows += [(f"  ? in {col}", f"{t.missing.get(col, 0):,}", f"{e.missing.get(col, 0):,}")
                  for col in CSV_COLUMNS if col in t.missing or col in e.missing]
         rows.append(("duplicate rows (kept)", f"{t.duplicates:,}", f"{e.duplicates:,}"))
@@ -87,6 +94,12 @@ class CensusFiles:
     report: CleaningReport = field(repr=False)
 
 
+def cache_folder(cache_dir=None) -> Path:
+    """The data cache: `cache_dir`, else `$CENSUS_CACHE_DIR`, else ~/.cache/census. Downloads
+    land in its `raw/`, the canonical CSV files beside it."""
+    return Path(cache_dir or os.environ.get("CENSUS_CACHE_DIR") or "~/.cache/census").expanduser()
+
+
 def fetch(data_dir=None, cache_dir=None, *, gcs_uri=GCS_URI, uci_url=UCI_ZIP_URL,
           progress=True) -> CensusFiles:
     """Find, verify and clean the census files (chapter 1); return a CensusFiles with the
@@ -97,7 +110,7 @@ def fetch(data_dir=None, cache_dir=None, *, gcs_uri=GCS_URI, uci_url=UCI_ZIP_URL
     source can be reached, each naming what to do.
     """
     data_dir = data_dir or os.environ.get("CENSUS_DATA_DIR") or None
-    cache = Path(cache_dir or os.environ.get("CENSUS_CACHE_DIR") or "~/.cache/census").expanduser()
+    cache = cache_folder(cache_dir)
     raw = cache / "raw"
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -165,7 +178,8 @@ def clean(src, dst) -> SplitReport:
     """Rewrite one raw file (UCI or bucket variant) as a canonical CSV file; report what changed.
 
     Removed and counted: a first line starting with `|` (UCI's `|1x3 Cross validator`) or
-    naming the columns, blank lines, the trailing `.` of test labels. Everything else is kept, duplicates included.
+    naming the columns, blank lines, the trailing `.` of test labels. Everything else is kept,
+    duplicates included.
     Raises DataError (file, line, problem) for a row with the wrong number of fields, a field
     that should be a whole number and is not, an empty field or an unknown label.
     """

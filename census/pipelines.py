@@ -18,8 +18,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
-from census import inputs, schema
-from census import model as census_model
+from census import inputs, model as census_model, schema
 
 
 def python_feed(files, batch_size, epochs=None):

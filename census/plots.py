@@ -68,7 +68,8 @@ def layer_sizes(configs):
 
 
 def training_curves(metrics):
-    """Loss, accuracy and AUC per evaluation, training vs evaluation data.
+    """Loss, accuracy and AUC per evaluation: on the training batches, and on the evaluation data
+    (the validation split, in every run of the course).
 
     `metrics` is eval/metrics.csv as a DataFrame (Keras CSVLogger: epoch, loss, val_loss, …);
     `steps_per_eval` in its attrs, if set, turns evaluation numbers into training steps.
@@ -77,7 +78,7 @@ def training_curves(metrics):
     steps = (metrics["epoch"] + 1) * metrics.attrs.get("steps_per_eval", 1)
     for ax, name in zip(axes, ("loss", "accuracy", "auc")):
         ax.plot(steps, metrics[name], marker="o", label="training batches")
-        ax.plot(steps, metrics[f"val_{name}"], marker="o", label="evaluation (test split)")
+        ax.plot(steps, metrics[f"val_{name}"], marker="o", label="evaluation (validation split)")
         ax.set_title(name)
         ax.set_xlabel("training step" if "steps_per_eval" in metrics.attrs else "evaluation")
     axes[0].legend()
@@ -116,7 +117,7 @@ def step_timeline(timelines, seconds=None):
     for the next batch and blue is the (simulated) training step. `timelines` maps a variant
     to a DataFrame of `census.pipelines.timeline`; `seconds` cuts the time axis."""
     fig, ax = plt.subplots(figsize=(9, 1.0 + 0.6 * len(timelines)), dpi=80)
-    for lane, (name, steps) in enumerate(timelines.items()):
+    for lane, steps in enumerate(timelines.values()):
         ax.broken_barh(list(zip(steps["wait_start"], steps["wait"])), (lane - 0.35, 0.7),
                        color="#dd8452", edgecolor="white", linewidth=0.5,
                        label="waiting for a batch" if lane == 0 else None)

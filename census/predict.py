@@ -21,6 +21,7 @@ FITS = {"JSON": {"json"}, "CSV": {"json", "text"}, "EXAMPLE": {"json", "tfrecord
 def resolve_model_dir(model_dir):
     """An export version directory; a base directory (`…/export/census`) means its newest."""
     import tensorflow as tf
+
     from census import export
     if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
@@ -71,6 +72,7 @@ def score(model_dir, files, batch_size=1000):
     export format."""
     import tensorflow as tf
     import tf_keras as keras
+
     from census import inputs
     function = tf.saved_model.load(resolve_model_dir(str(model_dir))).signatures[
         "serving_default"]

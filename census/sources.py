@@ -23,7 +23,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-
 GCS_URI = "gs://cloud-samples-data/ai-platform/census/data/"
 
 
@@ -115,10 +114,13 @@ class Unreachable(Exception):
     """A remote source failed; the message is one line saying why."""
 
 
-def download(raw: Path, gcs_uri: str, uci_url: str, progress: bool):
-    """Download from the bucket, else from UCI; DataUnavailable if neither works."""
+def download(raw: Path, gcs_uri: str | None, uci_url: str, progress: bool):
+    """Download into `raw` from the bucket, else from UCI (only from UCI when `gcs_uri` is
+    None: its original files, byte for byte); record the source in `raw/SOURCE`. Returns
+    ((train, eval) paths, source). Raises DataUnavailable if no source works."""
     failures = []
-    for source, fetch_from in ((gcs_uri, _from_gcs), (uci_url, _from_uci_zip)):
+    candidates = ((gcs_uri, _from_gcs), (uci_url, _from_uci_zip))
+    for source, fetch_from in ((s, f) for s, f in candidates if s is not None):
         try:
             pair = fetch_from(source, raw, progress)
         except Unreachable as e:
@@ -134,9 +136,9 @@ def download(raw: Path, gcs_uri: str, uci_url: str, progress: bool):
 
 def _from_gcs(uri: str, raw: Path, progress: bool):
     try:
-        from google.cloud import storage
         from google.api_core.exceptions import GoogleAPIError
         from google.auth.exceptions import GoogleAuthError
+        from google.cloud import storage
         from requests import RequestException
     except ImportError as e:
         raise Unreachable(f"google-cloud-storage is not installed ({e})") from e

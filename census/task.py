@@ -16,7 +16,6 @@ import tempfile
 
 from census import flags, quiet
 
-
 REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, hence what to tune
 
 
@@ -36,10 +35,12 @@ def add_arguments(p):
     p.add_argument("--eval-files", nargs="+", help="validation CSV files, evaluated during "
                    "training (default: the census validation split)")
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs and exports go")
-    p.add_argument("--train-steps", type=flags.whole(1), default=2500, help="training steps (batches)")
+    p.add_argument("--train-steps", type=flags.whole(1), default=2500,
+                   help="training steps (batches)")
     p.add_argument("--eval-steps", type=flags.whole(1), default=None,
                    help="batches per evaluation (default: the whole eval set)")
-    p.add_argument("--eval-every-steps", type=flags.whole(1), default=500, help="evaluate this often")
+    p.add_argument("--eval-every-steps", type=flags.whole(1), default=500,
+                   help="evaluate this often")
     p.add_argument("--train-batch-size", type=flags.whole(1), default=128)
     p.add_argument("--eval-batch-size", type=flags.whole(1), default=1000)
     p.add_argument("--num-epochs", type=flags.whole(1), default=None,
@@ -78,6 +79,7 @@ def split_job_dir(trainer_args):
 def run(args):
     """Train and export as the parsed flags say; returns the final metrics."""
     import tensorflow as tf
+
     from census import data
     from census.distribute import tf_config
 

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,11 +121,16 @@ def snapshot(dest):
 
 
 @pytest.fixture(scope="session")
-def uci_dir():
-    path = Path(os.environ.get("CENSUS_DATA_DIR", REPO.parent / "shared/data/census/uci"))
-    if not (path / "adult.data").is_file():
-        pytest.fail(f"no adult.data in {path}: set CENSUS_DATA_DIR to a folder with UCI's files")
-    return path.resolve()
+def raw_dir():
+    """A folder holding the raw pair, found as the tests find it (tests/course_data.py)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import course_data
+    from census.sources import DataError
+    try:
+        return course_data.raw_folder()[0]
+    except DataError as error:
+        reason = str(error)
+    pytest.fail(f"no census data for the rehearsals: {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

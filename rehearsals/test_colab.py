@@ -14,11 +14,20 @@ import sys
 
 import pytest
 
-from census.course import chapters, environment
-from census.course import colab as colab_setup
+from census import DISTRIBUTION
+from census.course import chapters, colab as colab_setup, environment
 from census.distribute import namespace
-from conftest import (BUILD, REPO, course_printed_path, freeze, printed, pyenv_python, run,
-                      venv, versions)
+from conftest import (
+    BUILD,
+    REPO,
+    course_printed_path,
+    freeze,
+    printed,
+    pyenv_python,
+    run,
+    venv,
+    versions,
+)
 
 RUNTIME = REPO / "rehearsals" / "colab-runtime-2026-08.txt"
 KERNEL = "colab-rehearsal"
@@ -40,7 +49,7 @@ def colab_venv_finish(folder):
 
 
 @pytest.fixture(scope="module")
-def colab(repo_snapshot, uci_dir, tmp_path_factory):
+def colab(repo_snapshot, raw_dir, tmp_path_factory):
     python = pyenv_python("3.13")
     if python is None:
         pytest.skip("no Python 3.13 here (pyenv): the Colab rehearsal needs Colab's Python")
@@ -54,7 +63,7 @@ def colab(repo_snapshot, uci_dir, tmp_path_factory):
     content = tmp_path_factory.mktemp("content")  # Colab's working folder, outside any checkout
     private = namespace.Namespace()
     env = dict(os.environ, JUPYTER_PATH=str(folder / "jupyter" / "share" / "jupyter"),
-               CENSUS_COURSE_REPO=repo_snapshot.as_uri(), CENSUS_DATA_DIR=str(uci_dir),
+               CENSUS_COURSE_REPO=repo_snapshot.as_uri(), CENSUS_DATA_DIR=str(raw_dir),
                CENSUS_CACHE_DIR=str(tmp_path_factory.mktemp("census-cache")),
                PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels), PIP_DISABLE_PIP_VERSION_CHECK="1")
     env.pop(environment.ROOT_VARIABLE, None)
@@ -79,7 +88,7 @@ def wheelhouse(folder, snapshot):
     installed = versions(freeze(folder))
     wanted = [f"{p['metadata']['name']}=={p['metadata']['version']}"
               for p in json.loads(report.read_text())["install"]
-              if p["metadata"]["name"] != "census"
+              if p["metadata"]["name"] != DISTRIBUTION
               and installed.get(p["metadata"]["name"].lower().replace("_", "-")) is None]
     run([folder / "bin" / "python", "-m", "pip", "download", "--quiet", "--no-deps", "--dest",
          wheels, *wanted, "setuptools>=77", "wheel"])
@@ -133,4 +142,6 @@ def test_the_setup_cells_upgraded_nothing_colab_has(colab):
         assert now.get(name) == version, (name, version, now.get(name))
     listed = versions(RUNTIME.read_text())
     assert {n: now.get(n) for n in listed} == listed
-    assert {"census", "papermill", "google-cloud-aiplatform"} <= set(now)  # and it installed
+    assert {DISTRIBUTION, "papermill", "google-cloud-aiplatform"} <= set(now)  # and it installed
+    shown = run([colab["venv"] / "bin" / "python", "-m", "pip", "show", DISTRIBUTION])
+    assert f"Name: {DISTRIBUTION}\n" in shown.stdout

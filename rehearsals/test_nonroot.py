@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from census import DISTRIBUTION, sources
 from census.course import chapters
 from conftest import BUILD, REPO, course_printed_path, printed, run
 
@@ -33,9 +34,10 @@ def readme_commands(section):
 
 
 @pytest.fixture(scope="module")
-def home(repo_snapshot, uci_dir):
-    """Folders nobody owns (home, tmp, data cache, the clone) and a wheelhouse of the pins
-    that root fills from its own pip cache (nobody has none; no network is needed after)."""
+def home(repo_snapshot, raw_dir):
+    """Folders nobody owns (home, tmp, data cache, a copy of the raw data, the clone) and a
+    wheelhouse of the pins that root fills from its own pip cache (nobody has none; no network
+    is needed after)."""
     user = pwd.getpwnam(USER)
     base = BUILD / "nonroot"
     pins = hashlib.sha256((REPO / "requirements.txt").read_bytes()).hexdigest()[:12]
@@ -44,15 +46,17 @@ def home(repo_snapshot, uci_dir):
         run([PYTHON, "-m", "pip", "download", "--quiet", "--dest", wheels, "-r",
              REPO / "requirements.txt", "setuptools>=77", "wheel"], timeout=2400)
         (wheels / ".ready").write_text("")
-    for folder in ("home", "tmp", "cache"):
+    for folder in ("home", "tmp", "cache", "data"):
         (base / folder).mkdir(parents=True, exist_ok=True)
+    for path in sources.find_pair(raw_dir):  # root's own cache is no place nobody may read
+        shutil.copyfile(path, base / "data" / path.name)
     for path in [BUILD, base, *base.iterdir()]:
         os.chmod(path, 0o755)
     os.chown(base, user.pw_uid, user.pw_gid)
     for folder in base.iterdir():
         os.chown(folder, user.pw_uid, user.pw_gid)
     env = {"HOME": base / "home", "TMPDIR": base / "tmp", "CENSUS_CACHE_DIR": base / "cache",
-           "CENSUS_DATA_DIR": uci_dir, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheels,
+           "CENSUS_DATA_DIR": base / "data", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheels,
            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": "/usr/local/bin:/usr/bin:/bin",
            "LANG": "C.UTF-8"}
     clone = base / "course"
@@ -90,6 +94,9 @@ def test_readme_without_make_runs_as_an_ordinary_user(home):
         text = printed(home["clone"] / "build" / "course" / f"{name}.ipynb")
         assert not course_printed_path(text), (name, course_printed_path(text))
     assert (home["clone"] / ".venv" / "bin" / "census").is_file()
+    shown = as_nobody([".venv/bin/python", "-m", "pip", "show", DISTRIBUTION], home["clone"],
+                      home["env"])
+    assert f"Name: {DISTRIBUTION}\n" in shown.stdout
 
 
 def test_census_cluster_runs_as_an_ordinary_user(home):

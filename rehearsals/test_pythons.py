@@ -24,7 +24,7 @@ def test_the_pins_resolve(minor, tmp_path):
     assert resolved["tensorflow"] == "2.21.0" and resolved["tf-keras"] == "2.21.0"
 
 
-def test_the_trainer_on_a_vertex_training_image(uci_dir, tmp_path):
+def test_the_trainer_on_a_vertex_training_image(raw_dir, tmp_path):
     """What a Vertex AI CustomJob does with our sdist: pip installs it on the image's Python
     and TensorFlow, then runs `python -m census.task` with the trainer flags."""
     python = pyenv_python("3.10")
@@ -38,7 +38,7 @@ def test_the_trainer_on_a_vertex_training_image(uci_dir, tmp_path):
     run([image / "bin" / "python", "-m", "pip", "install", "--quiet", sdist], timeout=1800)
     job = tmp_path / "job"
     from census import data
-    files = data.fetch(uci_dir, tmp_path / "cache", progress=False)
+    files = data.fetch(raw_dir, tmp_path / "cache", progress=False)
     done = run([image / "bin" / "python", "-m", "census.task", "--train-files", files.train,
                 "--eval-files", files.validation, "--job-dir", job, "--train-steps", "60",
                 "--eval-every-steps", "60", "--verbosity", "ERROR"], timeout=900,

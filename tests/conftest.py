@@ -4,16 +4,42 @@ from pathlib import Path
 
 import pytest
 
+import course_data
+
+DATA_NOTES = []  # where the session's data came from, one line each, shown in the summary
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in DATA_NOTES:
+        terminalreporter.write_line(line)
+
+
+def reached(find):
+    """find(), or the test fails with the data's own one-sentence reason (offline, say)."""
+    from census.sources import DataError
+    try:
+        return find()
+    except DataError as error:
+        reason = str(error)
+    pytest.fail(f"no census data for the tests: {reason}", pytrace=False)  # outside: no chain
+
 
 @pytest.fixture(scope="session")
 def uci_dir():
-    """UCI's original adult.data / adult.test (never copied into the repo): CENSUS_DATA_DIR,
-    else ../shared/data/census/uci next to the repo."""
-    path = Path(os.environ.get("CENSUS_DATA_DIR",
-                               Path(__file__).resolve().parents[2] / "shared/data/census/uci"))
-    if not (path / "adult.data").is_file():
-        pytest.fail(f"no adult.data in {path}: set CENSUS_DATA_DIR to a folder with UCI's files")
-    return path
+    """A folder holding UCI's original adult.data / adult.test, byte for byte (never copied into
+    the repo), for the tests that read their exact bytes: `course_data.uci_folder()`."""
+    folder, how = reached(course_data.uci_folder)
+    DATA_NOTES.append(f"UCI's original files: {how}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def raw_dir():
+    """A folder holding the raw pair (UCI's files or the bucket's copies), for the tests that
+    only need clean rows: `course_data.raw_folder()`, as `census.data.fetch()` finds them."""
+    folder, how = reached(course_data.raw_folder)
+    DATA_NOTES.append(f"census data: {how}")
+    return folder
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,10 +47,11 @@ SMOKE_STEPS = 300  # enough for a model that beats the majority class
 
 
 @pytest.fixture(scope="session")
-def census_files(uci_dir, tmp_path_factory):
-    """The cleaned train/eval files, fetched from the shared UCI folder into a fresh cache."""
+def census_files(raw_dir, tmp_path_factory):
+    """The cleaned train/validation/test files (clean rows: any raw pair will do), fetched into
+    a fresh cache."""
     from census import data
-    return data.fetch(uci_dir, tmp_path_factory.mktemp("cache"), progress=False)
+    return data.fetch(raw_dir, tmp_path_factory.mktemp("cache"), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +77,7 @@ def export_dir(trained_job):
 def trained_model(trained_job):
     """A Keras model with the trained weights (rebuilt from the last checkpoint)."""
     import tensorflow as tf
+
     from census import model
     job_dir, _ = trained_job
     m = model.build_model()

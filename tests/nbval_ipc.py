@@ -7,5 +7,6 @@ def pytest_configure(config):
     """Give nbval the course's kernel manager (nbval has no option for it: it calls
     jupyter_client's KernelManager by the name it imported)."""
     import nbval.kernel
+
     from census.course import runner
     nbval.kernel.KernelManager = runner.kernel_manager_class(sync=True)

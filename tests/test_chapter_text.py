@@ -12,8 +12,8 @@ NOTEBOOKS = [(folder, name) for folder in ("notebooks", "solutions") for name in
 
 # Words of the harness, not of the course: the smoke switch, nbval, the test suite, the targets
 # that run it. (papermill stays: chapter 8 teaches a notebook as a tuning trial.)
-HARNESS = re.compile(r"\bSMOKE\b|\bsmoke\b|nbval|\bthe tests\b|\btest suite\b|\bmake (test|course|outputs)\b|"
-                     r"pytest|course-design\.md", re.IGNORECASE)
+HARNESS = re.compile(r"\bSMOKE\b|\bsmoke\b|nbval|\bthe tests\b|\btest suite\b|"
+                     r"\bmake (test|course|outputs)\b|pytest|course-design\.md", re.IGNORECASE)
 # An attribute whose name starts with one underscore, read from a census module or object.
 PRIVATE_USE = re.compile(r"\b[a-z]\w*\._[a-z]\w*")
 PRIVATE_SOURCE = re.compile(r"^\s*(def|class) _[a-z]\w*", re.MULTILINE)
@@ -73,3 +73,13 @@ def test_the_private_patterns_catch_what_they_should():
     assert PRIVATE_SOURCE.search("def _wide_logit(indices):\n    pass")
     assert HARNESS.search("`SMOKE = True` is the quick setting the tests use")
     assert not HARNESS.search("a small notebook run with papermill as a trial")
+
+
+def test_the_notebooks_folder_talks_to_learners():
+    """notebooks/README.md is read by learners browsing the chapters: no harness, no module
+    that does not exist."""
+    text = (REPO / "notebooks" / "README.md").read_text()
+    found = HARNESS.search(text)
+    assert not found, found.group(0)
+    for name in re.findall(r"`(census/[\w/.]+)`", text):
+        assert (REPO / name).exists(), name

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from census import instances, data, inputs, model, schema
-from conftest import REPO, fails, leads_then_tells, told
+from census import data, inputs, instances, model, schema
 from census.course import checks
+from conftest import REPO, fails, leads_then_tells, told
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +284,7 @@ def test_check_frame_input_fn(train, capsys):
         (dict(shuffle=False), "call .shuffle(len(frame)) before .batch"),
     ]
     for changes, hint in wrong:
-        def answer(frame, batch_size=128, shuffle=True):
+        def answer(frame, batch_size=128, shuffle=True, changes=changes):
             options = dict(dict(shuffle=shuffle), **changes)
             return frame_input_fn(frame, batch_size, **options)
         assert hint in told(fails(checks.check_frame_input_fn, answer, train))

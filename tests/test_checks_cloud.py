@@ -13,14 +13,13 @@ import pytest
 import requests
 
 from census import predict, schema
-from conftest import REPO, fails, leads_then_tells, told
-from census.distribute import tiers
-from census.distribute import cluster
-from census.distribute import vertex
-from census.tuning import study as tuning_study
-from census.tuning import local as tuning_local
-from census.serving import process as serving_process
 from census.course import checks
+from census.distribute import cluster, tiers, vertex
+from census.serving import process as serving_process
+from census.tuning import local as tuning_local, study as tuning_study
+from conftest import REPO, fails, leads_then_tells, told
+
+pytestmark = pytest.mark.slow  # the checks' real clusters, studies and servers
 
 PORTS = [2222, 2223, 2224, 2225]
 
@@ -108,7 +107,7 @@ def test_run_small_cluster_with_a_flag_the_trainer_refuses(census_files, tmp_pat
 def vertex_job_right(tier, bucket, **changes):
     job_dir = f"{bucket}/census/jobs/{tier.lower()}"
     options = dict(layout=tiers.layout_for(tier, evaluator=1), args=vertex.trainer_args(job_dir),
-                   package_uris=[f"{bucket}/census/census-0.1.0.tar.gz"],
+                   package_uris=[f"{bucket}/census/census_course-0.1.0.tar.gz"],
                    machine_types={"ps": "n1-highmem-2"}, base_output_dir=job_dir)
     options.update(changes)
     return vertex.job_spec(**options)
@@ -248,7 +247,8 @@ def test_run_study_wrong_answers(study, census_files, tmp_path, fake_trainer, mi
         elif mistake == "own job dir":
             trainer = flags(files, str(tmp_path / "elsewhere"), train_steps)
         return tuning_local.tune(study, trainer, **options)
-    study = tuning_study.Study(study.spec, max_trials=4, parallel_trials=1)  # the file's counts, serial
+    # the file's counts, serial
+    study = tuning_study.Study(study.spec, max_trials=4, parallel_trials=1)
     error = fails(checks.check_run_study, wrong, study, census_files, str(tmp_path / "study"),
                   2, 20)
     assert leads_then_tells(error, fix)
@@ -259,6 +259,7 @@ def test_run_study_wrong_answers(study, census_files, tmp_path, fake_trainer, mi
 def final_right(study_dir, study, test_file, choose_on=None, score_on=None, goal=None):
     """The right answer to exercise 8.3, with knobs for each mistake."""
     import pandas as pd
+
     from census import export
     table = pd.read_csv(f"{study_dir}/trials.csv")
     done = table[table["state"] == "SUCCEEDED"]

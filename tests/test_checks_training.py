@@ -1,5 +1,6 @@
-"""The checks of chapters 4-6 (census.course.checks.training, census.course.checks.export): realistic wrong
-answers fail with hints that lead (the first) before they name the fix (the last)."""
+"""The checks of chapters 4-6 (census.course.checks.training, census.course.checks.export):
+realistic wrong answers fail with hints that lead (the first) before they name the fix (the
+last)."""
 import itertools
 import json
 
@@ -7,8 +8,10 @@ import pytest
 import tensorflow as tf
 
 from census import export, inputs, schema, training
-from conftest import REPO, fails, leads_then_tells
 from census.course import checks
+from conftest import REPO, fails, leads_then_tells
+
+pytestmark = pytest.mark.slow  # the checks' real models, trained
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +93,9 @@ def train_with_keras(append=True, backup=True, validation_epochs=1, validation_s
                      epochs=2, give_back=True):
     """The plain tf-keras loop, with knobs for each mistake."""
     import os
+
     import tf_keras as keras
+
     from census import model
 
     def train(job_dir, train_file, validation_file, steps):

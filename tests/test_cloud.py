@@ -7,14 +7,13 @@ import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
+from census.distribute import tiers, vertex
 from conftest import REPO
 from gcs_emulator import fake_gcs_server
 from vertex_recorder import VertexRecorder
-from census.distribute import tiers
-from census.distribute import vertex
 
 JOB_DIR = "gs://my-bucket/census/job1"
-PACKAGE = "gs://my-bucket/census/census-0.1.0.tar.gz"
+PACKAGE = "gs://my-bucket/census/census_course-0.1.0.tar.gz"
 
 
 def pools(job):
@@ -121,30 +120,32 @@ def test_yaml_round_trip_has_ints_and_the_gcloud_command_reads_it(tmp_path):
                                     f"--config={path}"]
 
 
+@pytest.mark.slow
 def test_sdist_holds_the_package_and_its_metadata(tmp_path):
     path = vertex.build_sdist(tmp_path)
-    assert path.endswith("census-0.1.0.tar.gz")
+    assert path.endswith("census_course-0.1.0.tar.gz")
     with tarfile.open(path) as tar:
         names = tar.getnames()
-    modules = {f"census-0.1.0/{p.relative_to(REPO).as_posix()}"
+    modules = {f"census_course-0.1.0/{p.relative_to(REPO).as_posix()}"
                for p in (REPO / "census").rglob("*.py")}
-    assert {"census-0.1.0/pyproject.toml", "census-0.1.0/PKG-INFO"} | modules <= set(names)
+    metadata = {"census_course-0.1.0/pyproject.toml", "census_course-0.1.0/PKG-INFO"}
+    assert metadata | modules <= set(names)
     # A chapter run again builds again into the same folder: the new sdist replaces the old.
     assert vertex.build_sdist(tmp_path) == path
-    assert [p.name for p in tmp_path.iterdir()] == ["census-0.1.0.tar.gz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["census_course-0.1.0.tar.gz"]
 
 
 def test_upload_to_cloud_storage(tmp_path, monkeypatch):
     (tmp_path / "seed" / "my-bucket").mkdir(parents=True)
     (tmp_path / "seed" / "my-bucket" / "README").write_text("seed")
-    package = tmp_path / "census-0.1.0.tar.gz"
+    package = tmp_path / "census_course-0.1.0.tar.gz"
     package.write_bytes(b"sdist bytes")
     with fake_gcs_server(tmp_path / "seed") as url:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
         from google.cloud import storage
         client = storage.Client(project="test", credentials=AnonymousCredentials())
         assert vertex.upload(package, PACKAGE, client) == PACKAGE
-        blob = client.bucket("my-bucket").blob("census/census-0.1.0.tar.gz")
+        blob = client.bucket("my-bucket").blob("census/census_course-0.1.0.tar.gz")
         assert blob.download_as_bytes() == b"sdist bytes"
 
 

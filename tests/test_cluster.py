@@ -11,11 +11,10 @@ import time
 import pytest
 
 from census import cli, export
+from census.distribute import cli as cluster_cli, cluster, namespace, tiers
 from conftest import REPO, SMOKE_STEPS
-from census.distribute import tiers
-from census.distribute import namespace
-from census.distribute import cluster
-from census.distribute import cli as cluster_cli
+
+pytestmark = pytest.mark.slow  # real clusters of processes
 
 
 def test_tiers_are_data_mapped_to_processes_and_vertex_pools():
@@ -227,6 +226,7 @@ def test_a_2017_style_cluster_trains(census_files, tmp_path):
 
 def test_task_timeline_plot():
     import pandas as pd
+
     from census import plots
     events = pd.DataFrame({"seconds": [0.0, 1.0, 2.5, 3.0, 4.0],
                            "role": ["chief-0", "worker-0", "chief-0", "evaluator-0", "launcher"],

@@ -5,8 +5,11 @@ source is http.server on 127.0.0.1, and "no network" is a 127.0.0.1 port nobody 
 """
 import hashlib
 import http.server
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -17,6 +20,7 @@ import pytest
 
 from census import data, sources
 from census.schema import CSV_COLUMNS
+from conftest import REPO
 from gcs_emulator import fake_gcs_server
 
 TRAIN_LABELS = {"<=50K": 24_720, ">50K": 7_841}
@@ -34,8 +38,9 @@ def closed_port():
 
 
 @pytest.fixture(autouse=True)
-def _offline_env(monkeypatch, uci_dir, closed_port):
-    """No test reads the user's settings or reaches a real host (GCS goes to a closed port)."""
+def _offline_env(monkeypatch, closed_port):
+    """No test reads the user's settings or reaches a real host (GCS goes to a closed port).
+    The session's data fixtures, of a wider scope, have found their folders before this."""
     for name in ("CENSUS_DATA_DIR", "CENSUS_CACHE_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed_port}")
@@ -112,15 +117,19 @@ def uci_server(tmp_path, uci_dir):
 
 @pytest.fixture
 def gcs(tmp_path, uci_dir, monkeypatch):
-    """fake-gcs-server holding the real UCI files at gs://course-bucket/census/data/ and
-    GCS-shaped copies derived from them at gs://derived-bucket/gcs-variant/."""
+    """fake-gcs-server holding the real UCI files at gs://course-bucket/census/data/, and
+    GCS-shaped copies derived from them at gs://derived-bucket/gcs-variant/ and at the public
+    bucket's address (sources.GCS_URI)."""
     seed = tmp_path / "seed"
-    uci_prefix, variant_prefix = seed / "course-bucket/census/data", seed / "derived-bucket/gcs-variant"
-    uci_prefix.mkdir(parents=True)
-    variant_prefix.mkdir(parents=True)
+    uci_prefix = seed / "course-bucket/census/data"
+    variant_prefix = seed / "derived-bucket/gcs-variant"
+    public = seed / sources.GCS_URI.removeprefix("gs://")  # where fetch() looks by default
+    for folder in (uci_prefix, variant_prefix, public):
+        folder.mkdir(parents=True)
     for uci_name, gcs_name in zip(sources.UCI_NAMES, sources.GCS_NAMES):
         shutil.copyfile(uci_dir / uci_name, uci_prefix / uci_name)  # the server skips symlinks
-        (variant_prefix / gcs_name).write_bytes(gcs_style((uci_dir / uci_name).read_bytes()))
+        for folder in (variant_prefix, public):
+            (folder / gcs_name).write_bytes(gcs_style((uci_dir / uci_name).read_bytes()))
     with fake_gcs_server(seed, log_path=tmp_path / "fake-gcs.log") as url:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
         yield url
@@ -186,6 +195,15 @@ def test_fetches_into_one_cache_at_once_never_see_a_missing_or_partial_file(uci_
         ["test.csv", "train.csv", "validation.csv"]  # no work folder or intermediate left
 
 
+def test_the_three_splits_from_whatever_source_fetch_finds(census_files):
+    """Clean rows only: the same splits from UCI's files or from the bucket's copies."""
+    sizes = {name: len(data.load_frame(getattr(census_files, name)))
+             for name in ("train", "validation", "test")}
+    assert sizes == {"train": 29_305, "validation": 3_256, "test": 16_281}
+    assert data.load_frame(census_files.test)["income_bracket"].value_counts().to_dict() == \
+        EVAL_LABELS
+
+
 def test_canonical_files_are_uci_minus_its_quirks(uci_dir, tmp_path):
     files = data.fetch(uci_dir, tmp_path, progress=False)
     assert adult_data_rows(files) == sorted(expected_train(uci_dir).splitlines(True))
@@ -249,7 +267,8 @@ def test_tampered_file_is_refused_and_nothing_stale_stays_in_cache(uci_dir, tmp_
         data.fetch(tampered, cache, progress=False)
     message = str(error.value)
     assert str(tampered / "adult.data") in message and "sha256" in message
-    assert sources.SHA256["adult.data"] in message and hashlib.sha256(content).hexdigest() in message
+    assert sources.SHA256["adult.data"] in message
+    assert hashlib.sha256(content).hexdigest() in message
     assert leftovers(cache) == []
 
 
@@ -271,12 +290,9 @@ def test_a_cache_folder_that_cannot_be_made_is_one_sentence(uci_dir, tmp_path):
         data.fetch(uci_dir, tmp_path / "file" / "cache", progress=False)
 
 
-def test_sha256_constants_match_the_published_list(uci_dir):
-    published = {}
-    for line in (uci_dir.parent / "SHA256SUMS").read_text().splitlines():
-        digest, name = line.split()
-        published[name.rsplit("/", 1)[-1]] = digest
-    assert sources.SHA256 == {name: published[name] for name in sources.UCI_NAMES}
+def test_sha256_constants_are_those_of_ucis_files(uci_dir):
+    assert sources.SHA256 == {name: hashlib.sha256((uci_dir / name).read_bytes()).hexdigest()
+                              for name in sources.UCI_NAMES}
 
 
 def test_load_frame(uci_dir, tmp_path):
@@ -398,3 +414,59 @@ def test_silent_servers_time_out(tmp_path, monkeypatch):
             data.fetch(cache_dir=tmp_path, uci_url=f"{host}/adult.zip", progress=False)
         assert time.monotonic() - start < 5
     assert str(error.value).count("no answer within 0.5 s") == 2
+
+
+# --- a fresh clone: no shared folder beside it, no CENSUS_DATA_DIR, an empty home ---------------
+
+FRESH_CLONE_TESTS = [  # in the file's order: clean rows first (fetch, as make course), then bytes
+    "tests/test_data.py::test_the_three_splits_from_whatever_source_fetch_finds",
+    "tests/test_data.py::test_canonical_files_are_uci_minus_its_quirks"]
+
+
+def run_tests_in_a_fresh_clone(tmp_path, env):
+    """Two data tests, one reading UCI's bytes and one clean rows, run by pytest in a copy of the
+    repository with nothing beside it, as a contributor's clone has nothing beside it."""
+    clone = tmp_path / "elsewhere" / "census-course"
+    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "jobs", "build", "__pycache__", ".pytest_cache", "*.egg-info"))
+    home = tmp_path / "home"
+    home.mkdir()
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("CENSUS_", "STORAGE_"))}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           *FRESH_CLONE_TESTS], cwd=clone, capture_output=True, text=True,
+                          timeout=600, env=keep | {"HOME": str(home), "NO_PROXY": "127.0.0.1",
+                                                   "no_proxy": "127.0.0.1"} | env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
+    return done.stdout, home / ".cache" / "census"
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_downloads_what_the_tests_need(tmp_path, gcs, uci_server):
+    """The clean rows come from the bucket as `make course` gets them; UCI's original files,
+    which the bucket does not have, from UCI's zip; both into the data cache of the home."""
+    out, cache = run_tests_in_a_fresh_clone(tmp_path, {"STORAGE_EMULATOR_HOST": gcs,
+                                                      "CENSUS_UCI_URL": uci_server.url})
+    assert f"census data: the data cache, from {sources.GCS_URI}" in out
+    assert (f"UCI's original files: downloaded from {uci_server.url} into the data cache "
+            f"({cache / 'raw'})") in out
+    assert uci_server.requests == ["/adult.zip"]
+    assert {p.name for p in (cache / "raw").iterdir()} == set(sources.UCI_NAMES) | set(
+        sources.GCS_NAMES) | {"SOURCE"}
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_with_the_data_cached_needs_no_server(tmp_path, uci_dir, closed_port):
+    """What `make course` left in the cache (here UCI's own files) is all the tests need."""
+    raw = tmp_path / "cache" / "raw"
+    raw.mkdir(parents=True)
+    for name in sources.UCI_NAMES:
+        shutil.copyfile(uci_dir / name, raw / name)
+    (raw / "SOURCE").write_text(sources.UCI_ZIP_URL + "\n")
+    nowhere = f"http://127.0.0.1:{closed_port}"
+    out, _ = run_tests_in_a_fresh_clone(tmp_path, {
+        "CENSUS_CACHE_DIR": str(tmp_path / "cache"), "STORAGE_EMULATOR_HOST": nowhere,
+        "CENSUS_UCI_URL": f"{nowhere}/adult.zip"})
+    assert f"UCI's original files: the data cache, from {sources.UCI_ZIP_URL} (cached in {raw})" \
+        in out
+    assert f"census data: the data cache, from {sources.UCI_ZIP_URL} (cached in {raw})" in out

@@ -12,12 +12,10 @@ import sys
 import nbformat
 import pytest
 
+from census.course import chapters, checks, environment, exercises, sync
 from test_notebooks import MACHINE_PATH
-from census.course import chapters
-from census.course import environment
-from census.course import sync
-from census.course import exercises
-from census.course import checks
+
+pytestmark = pytest.mark.slow  # every solution and exercise notebook, graded
 
 SOLUTIONS, EXERCISES = exercises.solutions(), exercises.exercises_dir()
 
@@ -33,8 +31,8 @@ def test_every_chapter_has_its_twins():
 
 def test_exercises_are_regenerated_exactly():
     assert exercises.stale() == [], "run `make exercises`"
-    done = subprocess.run([sys.executable, "-m", "census", "exercises", "check"], cwd=environment.root(),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "census", "exercises", "check"],
+                          cwd=environment.root(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "matches" in done.stdout, done.stderr
 
 
@@ -65,7 +63,8 @@ def test_solution_format(name):
     nb, n = read(SOLUTIONS, name), chapters.NAMES.index(name) + 1
     nbformat.validate(nb)
     first = nb.cells[0].source
-    assert first.startswith(f"# Exercises — Chapter {n}: ") and chapters.badge(name, "solutions") in first
+    assert first.startswith(f"# Exercises — Chapter {n}: ")
+    assert chapters.badge(name, "solutions") in first
     assert f"(../notebooks/{name}.ipynb)" in first
     assert nb.cells[sync.setup_cell_index(nb)].source == sync.setup_source(name)
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
@@ -100,7 +99,7 @@ def test_exercise_holds_stubs_not_answers(name):
         assert "    # YOUR CODE HERE\n    raise NotImplementedError()" in cell.source
 
 
-def test_nbgrader_takes_the_solutions_as_they_are(uci_dir, tmp_path):
+def test_nbgrader_takes_the_solutions_as_they_are(raw_dir, tmp_path):
     """Instructors who use nbgrader can take solutions/ as their source notebooks:
     generate_assignment gives our exercises, autograde scores the checks (hidden tests
     included). The course directory lies outside the checkout: the notebooks find the
@@ -111,7 +110,7 @@ def test_nbgrader_takes_the_solutions_as_they_are(uci_dir, tmp_path):
     shutil.copy(SOLUTIONS / f"{name}.ipynb", root / "source" / "census")
     shutil.copy(SOLUTIONS / f"{name}.ipynb", root / "submitted" / "alice" / "census")
     shutil.copy(EXERCISES / f"{name}.ipynb", root / "submitted" / "bob" / "census")
-    env = dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
+    env = dict(os.environ, CENSUS_DATA_DIR=str(raw_dir),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     for command in (["db", "assignment", "add", "census"], ["generate_assignment", "census"],
                     ["autograde", "census", "--create"]):
@@ -134,7 +133,8 @@ def test_every_check_is_used_and_fed_a_wrong_answer():
     """Each check of census.course.checks serves an exercise, and a test feeds it a wrong answer
     (tests/test_checks_*.py: `fails(checks.NAME, wrong_answer, …)`, then its hint)."""
     notebooks = "\n".join(c.source for name in chapters.NAMES for c in read(SOLUTIONS, name).cells)
-    tests = "\n".join(p.read_text() for p in (environment.root() / "tests").glob("test_checks_*.py"))
+    tests = "\n".join(p.read_text()
+                      for p in (environment.root() / "tests").glob("test_checks_*.py"))
     for name in (n for n in checks.__all__ if n.startswith("check_")):
         assert f"checks.{name}(" in notebooks, f"{name} is used by no exercise"
         assert re.search(rf"\bfails\(checks\.{name}\b", tests), f"no wrong answer for {name}"
@@ -143,10 +143,10 @@ def test_every_check_is_used_and_fed_a_wrong_answer():
 # --- every notebook, run as the grader runs it ------------------------------------------------
 
 @pytest.fixture(scope="module")
-def graded(uci_dir, tmp_path_factory):
+def graded(raw_dir, tmp_path_factory):
     """Solutions and exercises, all chapters, in smoke mode, two notebooks at a time."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CENSUS_DATA_DIR", str(uci_dir))
+        mp.setenv("CENSUS_DATA_DIR", str(raw_dir))
         mp.setenv("CENSUS_CACHE_DIR", str(tmp_path_factory.mktemp("census-cache")))
         results = exercises.grade([SOLUTIONS, EXERCISES], smoke=True, jobs=2,
                                   job_root="jobs/test-grading", out_dir="build/test-grading")
@@ -157,8 +157,8 @@ def graded(uci_dir, tmp_path_factory):
 def test_solution_passes_every_check(graded, name):
     result = graded["solutions", name]
     assert result.other_errors == [], result.other_errors
-    assert {e: s for e, (s, _) in result.checks.items()} == dict.fromkeys(result.checks, "passed"), \
-        result.checks
+    statuses = {e: s for e, (s, _) in result.checks.items()}
+    assert statuses == dict.fromkeys(result.checks, "passed"), result.checks
     assert all(m.startswith("✓ ") for _, m in result.checks.values())
     executed = exercises.read(environment.root() / result.notebook)
     text = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"

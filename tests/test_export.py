@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from census import export, instances, predict, schema
 
+pytestmark = pytest.mark.slow  # a trained model, exported in every format
+
 FLOATS = ("age", "capital_gain", "capital_loss", "education_num", "hours_per_week")
 OUTPUTS = [("class_ids", "DT_INT64", "(-1, 1)"), ("classes", "DT_STRING", "(-1, 1)"),
            ("logistic", "DT_FLOAT", "(-1, 1)"), ("logits", "DT_FLOAT", "(-1, 1)"),

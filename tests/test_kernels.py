@@ -11,6 +11,7 @@ import sys
 
 import nbformat
 import pytest
+
 from census.course import environment, runner
 
 REPO = environment.root()
@@ -20,7 +21,8 @@ REPORT = ("import json\nfrom ipykernel import get_connection_info\n"
           "info = get_connection_info(unpack=True)\n"
           "print(json.dumps({'transport': info['transport'], 'ip': info['ip']}))")
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="Unix sockets")
+pytestmark = [pytest.mark.slow,  # notebooks run by papermill, nbval and the grader
+              pytest.mark.skipif(os.name != "posix", reason="Unix sockets")]
 
 
 def tiny_notebook(path, *cells):

@@ -15,7 +15,10 @@ import urllib.request
 import uuid
 
 import pytest
+
 from census.course import cli, environment
+
+pytestmark = pytest.mark.slow  # JupyterLab servers
 
 REPO = environment.root()
 STARTUP_SECONDS = 90

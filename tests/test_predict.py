@@ -5,6 +5,8 @@ import pytest
 from census import cli, instances, predict, schema
 from conftest import REPO, run_census
 
+pytestmark = pytest.mark.slow  # a trained model's exports, predicted from
+
 TEST_JSON = REPO / "test.json"
 
 
@@ -100,6 +102,7 @@ def write_inputs(tmp_path):
     """test.json's people in every input kind: JSON objects, CSV rows (as text lines and as
     JSON strings), tf.Example records (as a TFRecord file and as JSON {"b64": …})."""
     import base64
+
     import tensorflow as tf
     rows = csv_rows(PEOPLE)
     examples = [instances.to_example(instances.check_fields(n, p)) for n, p in

@@ -11,15 +11,18 @@ import httpx
 import numpy as np
 import pytest
 
-from census import predict, schema
+from census import export, predict, schema
+from census.serving import (
+    batching,
+    cli as serving_cli,
+    client,
+    process as serving_process,
+    protocol,
+    versions,
+)
 from conftest import REPO, run_census
-from census import export
-from census.serving import process as serving_process
-from census.serving import batching
-from census.serving import protocol
-from census.serving import versions
-from census.serving import cli as serving_cli
-from census.serving import client
+
+pytestmark = pytest.mark.slow  # model servers under load
 
 INSTANCES = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines() if line]
 
@@ -284,6 +287,7 @@ def test_a_request_that_breaks_the_model_fails_alone(tmp_path):
     call are answered all the same: here a real export that fails for an age over 100."""
     import tensorflow as tf
     import tf_keras as keras
+
     from census import export, model as census_model
     inputs = census_model.raw_inputs()
     picky = keras.layers.Lambda(lambda age: tf.debugging.check_numerics(

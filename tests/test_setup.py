@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
@@ -75,6 +76,7 @@ def readme_commands(section):
             if line.strip() and not line.startswith("#")]
 
 
+@pytest.mark.slow
 def test_readme_command_line_section_runs_as_written(tmp_path):
     commands = readme_commands("Command line")
     assert any(c.startswith("census train") for c in commands)
@@ -88,6 +90,7 @@ def test_readme_command_line_section_runs_as_written(tmp_path):
             assert done.stdout.startswith("CLASS_IDS")
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_module(tmp_path):
     """A non-editable install (Colab's, Vertex AI's) gets every subpackage: pyproject finds
     them, none is listed by hand."""
@@ -95,7 +98,7 @@ def test_the_wheel_holds_every_module(tmp_path):
     done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path),
                            str(REPO)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    [wheel] = tmp_path.glob("census-*.whl")
+    [wheel] = tmp_path.glob("census_course-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "census").rglob("*.py")}
     assert modules <= names, sorted(modules - names)
@@ -107,9 +110,10 @@ def test_the_readme_layout_table_matches_the_tree():
     text = (REPO / "README.md").read_text().split("\n## Layout\n", 1)[1].split("\n## ")[0]
     rows = {path: what for path, what in re.findall(r"^\| (.+?) \| (.+) \|$", text, re.M)
             if path != "path"}
-    folders = {f"census/{p.relative_to(REPO / 'census').as_posix()}/".replace("census/./", "census/")
-               for p in [REPO / "census", *(REPO / "census").iterdir()]
-               if p.is_dir() and (p / "__init__.py").is_file()}
+    packages = [p for p in [REPO / "census", *(REPO / "census").iterdir()]
+                if p.is_dir() and (p / "__init__.py").is_file()]
+    folders = {f"census/{p.relative_to(REPO / 'census').as_posix()}/" for p in packages}
+    folders = {f.replace("census/./", "census/") for f in folders}
     for folder in folders:
         named = set(re.findall(r"`([a-z_]+)/?`", rows[f"`{folder}`"]))
         here = {p.stem for p in (REPO / folder).glob("*.py") if p.stem[0] != "_"}
@@ -122,3 +126,97 @@ def test_the_readme_layout_table_matches_the_tree():
         if not path.startswith("`census/"):
             for name in re.findall(r"`([^`]+)`", path):
                 assert (REPO / name).exists(), name
+
+
+def test_the_distribution_is_census_course():
+    """pip knows the course as census-course (PyPI's `census` is another project); it
+    provides the `census` import package and the `census` command."""
+    import importlib.metadata
+
+    from census import DISTRIBUTION
+    assert DISTRIBUTION == "census-course"
+    assert importlib.metadata.packages_distributions()["census"] == [DISTRIBUTION]
+    dist = importlib.metadata.distribution(DISTRIBUTION)
+    assert [e.value for e in dist.entry_points if e.name == "census"] == ["census.cli:main"]
+    shown = subprocess.run([sys.executable, "-m", "pip", "show", DISTRIBUTION],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and f"Name: {DISTRIBUTION}\n" in shown.stdout
+
+
+def setup_cell(tmp_path, *python_flags, pythonpath=None):
+    """Chapter 1's setup cell run as a script outside the checkout; returns CompletedProcess."""
+    from census.course import sync
+    cell = tmp_path / "setup_cell.py"
+    cell.write_text(sync.setup_source("01_data"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CENSUS_COURSE_ROOT")}
+    return subprocess.run([sys.executable, *python_flags, str(cell)], cwd=tmp_path, timeout=120,
+                          capture_output=True, text=True,
+                          env=env | ({"PYTHONPATH": str(pythonpath)} if pythonpath else {}))
+
+
+@pytest.mark.parametrize("flags", [(), ("-S",)], ids=["course installed too", "alone"])
+def test_the_setup_cell_tells_a_foreign_census_apart(tmp_path, flags):
+    """PyPI's `census` (installed from the package index) first on the path, with the course
+    installed too (whose editable finder would still find `census.course`) or alone: the setup
+    cell names it and what to do, in place of "cannot import name 'course'"."""
+    foreign = tmp_path / "foreign"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                           "--target", str(foreign), "census==0.8.27"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = setup_cell(tmp_path, *flags, pythonpath=foreign)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"`census` here is another project ({foreign / 'census'}")
+    assert "PyPI's `census`" in line and "census-course" in line and "pip install -e ." in line
+
+
+def test_the_setup_cell_says_when_the_course_is_not_installed(tmp_path):
+    done = setup_cell(tmp_path, "-S")  # no site-packages: nothing but the standard library
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"Install the course (census-course) for {sys.executable}: run")
+
+
+def test_contributing_commands_run_as_written(tmp_path):
+    """Each command of the README's Contributing section exists and does what it says: make
+    targets (dry run: `make -n`), `census course check` on the committed chapters,
+    `census course sync` (on a copy: it leaves chapters in sync byte for byte), `pre-commit
+    install` (in a scratch repository)."""
+    commands = [line.split("#")[0].split() for line in readme_commands("Contributing")]
+    assert {c[0] for c in commands} == {"make", "census", "pre-commit"}
+    copy = tmp_path / "copy"
+    for folder in ("notebooks", "solutions"):
+        shutil.copytree(REPO / folder, copy / folder)
+    scratch = tmp_path / "scratch"
+    subprocess.run(["git", "init", "--quiet", str(scratch)], check=True)
+    bin_dir = Path(sys.executable).parent
+    for command in commands:
+        cwd, env = REPO, dict(os.environ)
+        if command[0] == "make":
+            command = ["make", "-n", *command[1:]]
+        elif command[:3] == ["census", "course", "sync"]:
+            env["CENSUS_COURSE_ROOT"] = str(copy)
+        elif command[0] == "pre-commit":
+            cwd = scratch
+        done = subprocess.run([str(bin_dir / command[0]) if command[0] != "make" else "make",
+                               *command[1:]], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr[-2000:]}"
+    assert (scratch / ".git" / "hooks" / "pre-commit").is_file()
+    for path in sorted((copy / "notebooks").glob("*.ipynb")):
+        assert path.read_bytes() == (REPO / "notebooks" / path.name).read_bytes(), path.name
+
+
+@pytest.mark.slow
+def test_pre_commit_runs_clean_on_every_file():
+    """The hooks as a contributor's commit runs them, on every tracked file: ruff, and the
+    chapters' scrub check (pre-commit installs each hook's pinned tool from the package index,
+    once, into build/pre-commit)."""
+    done = subprocess.run([str(Path(sys.executable).parent / "pre-commit"), "run",
+                           "--all-files", "--color", "never"], cwd=REPO, capture_output=True,
+                          text=True, timeout=900,
+                          env=dict(os.environ, PRE_COMMIT_HOME=str(REPO / "build" / "pre-commit")))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert re.search(r"^ruff check .*Passed$", done.stdout, re.M), done.stdout
+    assert re.search(r"^chapters committed scrubbed .*Passed$", done.stdout, re.M), done.stdout

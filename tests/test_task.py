@@ -4,8 +4,10 @@ import json
 import pytest
 
 from census import task
-from conftest import run_census
 from census.distribute import tf_config
+from conftest import run_census
+
+pytestmark = pytest.mark.slow  # the trainer, run
 
 
 def test_raw_uci_files_train_as_the_2017_users_passed_them(uci_dir, tmp_path):

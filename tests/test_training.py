@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from census import model
-from conftest import REPO, SMOKE_STEPS
-from census import export
+from census import export, model
 from census.distribute import tf_config
+from conftest import REPO, SMOKE_STEPS
+
+pytestmark = pytest.mark.slow  # training runs, one killed and resumed
 
 
 def test_train_and_evaluate_writes_the_2017_job_dir(trained_job):

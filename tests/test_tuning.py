@@ -15,17 +15,16 @@ import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
+from census.distribute import tiers, vertex
+from census.tuning import local as tuning_local, study as tuning_study, vertex as tuning_vertex
 from conftest import REPO
 from vertex_recorder import VertexRecorder
-from census.distribute import tiers
-from census.distribute import vertex
-from census.tuning import study as tuning_study
-from census.tuning import local as tuning_local
-from census.tuning import vertex as tuning_vertex
+
+pytestmark = pytest.mark.slow  # real studies of trials
 
 CONFIG = REPO / "hptuning_config.yaml"
 JOB_DIR = "gs://my-bucket/census/hptuning"
-PACKAGE = "gs://my-bucket/census/census-0.1.0.tar.gz"
+PACKAGE = "gs://my-bucket/census/census_course-0.1.0.tar.gz"
 
 
 # --- configs ----------------------------------------------------------------------------------
@@ -80,8 +79,9 @@ def test_reverse_log_samples_the_reflected_value_on_a_log_scale():
     spec = {"parameterId": "scale-factor", "scaleType": "UNIT_REVERSE_LOG_SCALE",
             "doubleValueSpec": {"minValue": 0.1, "maxValue": 1.0}}
     # x = min + max - r, with r log-uniform: r = min gives the top of the range
-    assert tuning_study.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 0.1}), spec) == 1.0
-    assert tuning_study.suggest(optuna.trial.FixedTrial({"scale-factor~reflected": 1.0}), spec) == 0.1
+    reflected = "scale-factor~reflected"
+    assert tuning_study.suggest(optuna.trial.FixedTrial({reflected: 0.1}), spec) == 1.0
+    assert tuning_study.suggest(optuna.trial.FixedTrial({reflected: 1.0}), spec) == 0.1
     reverse = samples(spec)
     log = samples(dict(spec, scaleType="UNIT_LOG_SCALE"))
     linear = samples(dict(spec, scaleType="UNIT_LINEAR_SCALE"))
@@ -398,13 +398,15 @@ def test_a_study_config_is_checked_when_read(tmp_path, change, words):
 
 def test_trial_metric_plot_marks_the_baseline():
     import pandas as pd
+
     from census import plots
     results = pd.DataFrame({"trial": [1, 2, 3], "first-layer-size": [50, 200, 400],
                             "num-layers": [1, 6, 12], "accuracy": [0.85, 0.7592, None]})
     fig = plots.trial_metric(results, ["first-layer-size", "num-layers"], baseline=0.7592,
                              baseline_label="always <=50K")
     assert len(fig.axes) == 3
-    assert [len(ax.collections[0].get_offsets()) for ax in fig.axes[1:]] == [2, 2]  # FAILED: left out
+    # FAILED trials are left out
+    assert [len(ax.collections[0].get_offsets()) for ax in fig.axes[1:]] == [2, 2]
     assert all(ax.lines[-1].get_ydata()[0] == 0.7592 for ax in fig.axes)
     assert "always <=50K" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 

@@ -18,7 +18,15 @@ and instructors grade with `census exercises` from an installed package. Its hea
 
 The notebooks' names, at hand: `from census import course; course.start(); course.rel(path)`.
 """
-from census.course.environment import start
-from census.course.notebook import fresh_dir, rel, save_summary, tidy, tree
+import census
+
+if not hasattr(census, "DISTRIBUTION"):  # another project's `census` (PyPI's) came first on the
+    # path, and an editable install's finder found this subpackage anyway: refuse, as a plain
+    # `from census import course` would, so that the setup cell can name the other project
+    raise ImportError(f"cannot import name 'course' from 'census' ({census.__file__})",
+                      name="census", path=census.__file__)
+
+from census.course.environment import start  # noqa: E402 (after the check above)
+from census.course.notebook import fresh_dir, rel, save_summary, tidy, tree  # noqa: E402
 
 __all__ = ["start", "rel", "tidy", "tree", "fresh_dir", "save_summary"]

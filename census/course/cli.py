@@ -10,7 +10,6 @@ from census import flags
 from census.course.chapters import NAMES
 from census.course.environment import root
 
-
 NBGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
                               "nbgrader.server_extensions.validate_assignment",
                               "nbgrader.server_extensions.assignment_list",
@@ -76,6 +75,10 @@ def add_commands(subparsers):
     o.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
     sub.add_parser("sync", help="rewrite the badge and setup cell of every chapter and solution")
     sub.add_parser("map", help="print the README's course map")
+    c = sub.add_parser("check", help="exit 1 if a committed chapter is not as `make outputs` "
+                       "writes it (run metadata, order, errors, machine paths, sizes)")
+    c.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                   help="default: every chapter in notebooks/")
     lab = sub.add_parser("lab", allow_abbrev=False, usage="census course lab [--port P] "
                          "[--instructor] [-- JUPYTER OPTIONS]",
                          help="JupyterLab on the course, on 127.0.0.1")
@@ -103,9 +106,12 @@ def add_commands(subparsers):
 
 
 def run_course(args):
-    """`census course ACTION`: run the chapters, write their outputs, sync, print the map, or start
-    JupyterLab."""
+    """`census course ACTION`: run the chapters, write their outputs, check them, sync, print the
+    map, or start JupyterLab."""
     from census.course import chapters, runner, sync
+    if args.action == "check":  # before moving: the paths are the caller's
+        sys.exit(runner.check(args.notebooks or [root() / "notebooks" / f"{name}.ipynb"
+                                                 for name in NAMES]))
     os.chdir(root())
     if args.action == "run":
         seconds = runner.run(args.smoke, args.build_dir, args.job_root, args.chapters,
@@ -148,4 +154,4 @@ def run_exercises(args):
         sys.exit(f"{prog}: {error}")
     except ImportError as error:  # nbgrader and papermill come with the `course` extra
         sys.exit(f"{prog}: needs {error.name}, which is not installed "
-                 "(pip install 'census[course]')")
+                 "(`pip install -e '.[course]'` in your checkout)")

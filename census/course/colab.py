@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 
+from census import DISTRIBUTION
+
 # What each extra brings that a chapter imports (checked before anything is installed).
 EXTRA_MODULES = {"colab": ("papermill", "google.cloud.aiplatform_v1")}
 
@@ -25,7 +27,7 @@ class SetupError(SystemExit):
 
 def on_colab():
     """Whether this runs on Colab (its `google.colab` module is there)."""
-    return importlib.util.find_spec("google.colab") is not None
+    return bool(importlib.util.find_spec("google") and importlib.util.find_spec("google.colab"))
 
 
 def installed_versions():
@@ -40,8 +42,9 @@ def installed_versions():
 
 
 def missing(extras):
-    """What is not there yet: the census distribution (for `!census …`) or an extra's modules."""
-    absent = [] if "census" in installed_versions() else ["census"]
+    """What is not there yet: the course's distribution (for `!census …`) or an extra's
+    modules."""
+    absent = [] if DISTRIBUTION in installed_versions() else [DISTRIBUTION]
     return absent + [m for extra in extras for m in EXTRA_MODULES[extra]
                      if importlib.util.find_spec(m) is None]
 
@@ -55,7 +58,8 @@ def install(clone, extras=(), pip=None):
     needed = missing(extras)
     if not needed:
         return needed
-    held = {name: version for name, version in installed_versions().items() if name != "census"}
+    held = {name: version for name, version in installed_versions().items()
+            if name != DISTRIBUTION}
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
         constraints.write("".join(f"{name}=={version}\n" for name, version in sorted(held.items())))
     target = f"{clone}[{','.join(extras)}]" if extras else str(clone)

@@ -60,11 +60,12 @@ def check_versions():
     shows), check that it is recent enough, and print the versions in use. Raises SystemExit,
     in one sentence, for a TensorFlow older than MIN_TENSORFLOW."""
     import importlib.metadata
-    from census import quiet
+
+    from census import DISTRIBUTION, quiet
     tf = quiet.import_tensorflow()
     import tf_keras
     if tuple(map(int, tf.__version__.split(".")[:2])) < MIN_TENSORFLOW:
         raise SystemExit(f"TensorFlow {tf.__version__} is older than the course needs "
                          f"({'.'.join(map(str, MIN_TENSORFLOW))} or newer).")
-    print(f"TensorFlow {tf.__version__}, tf-keras {tf_keras.__version__}, "
-          f"census {importlib.metadata.version('census')}, Python {sys.version.split()[0]}")
+    print(f"TensorFlow {tf.__version__}, tf-keras {tf_keras.__version__}, {DISTRIBUTION} "
+          f"{importlib.metadata.version(DISTRIBUTION)}, Python {sys.version.split()[0]}")

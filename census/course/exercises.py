@@ -182,6 +182,7 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     out_dir/student/chapter.ipynb and return its Result."""
     import nbformat
     import papermill
+
     from census.course.runner import papermill_run
     source = read(solutions() / f"{chapter}.ipynb")
     executed = root() / out_dir / student / f"{chapter}.ipynb"
@@ -237,8 +238,8 @@ def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading"
           echo=print):
     """Grade every submission under the folders, `jobs` notebooks at a time; write
     out_dir/grades.csv and return the Results in submission order."""
-    from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     work = submissions(folders)
     echo(f"[grade] {len(work)} notebook(s), {jobs} at a time{' (smoke)' if smoke else ''}")
     with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:

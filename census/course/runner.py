@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -151,6 +152,73 @@ def scrub(nb):
     return nb
 
 
+MAX_TEXT_OUTPUT = 12_000  # characters per text output of a committed chapter
+MAX_IMAGE = 120_000  # base64 characters per image
+MAX_NOTEBOOK = 600_000  # bytes per committed notebook
+
+
+def unscrubbed(path):
+    """What keeps the committed notebook at `path` from being as `make outputs` writes it
+    (`scrub`): run metadata, cells not run top to bottom once, an error output, a machine path
+    or token, an output or file too large. Returns a list of one-line problems, [] if none."""
+    import nbformat
+
+    from census.course.notebook import MACHINE_PATH
+    nb = nbformat.read(path, as_version=4)
+    extra = sorted(set(nb.metadata) - set(KEPT_NOTEBOOK_METADATA))
+    problems = [f"notebook metadata {extra}"] if extra else []
+    if os.path.getsize(path) >= MAX_NOTEBOOK:
+        problems.append(f"{os.path.getsize(path):,} bytes, over {MAX_NOTEBOOK:,}")
+    counts = []
+    for number, cell in enumerate(nb.cells, 1):
+        where = f"cell {number} ({cell.source[:40]!r})"
+        if set(cell.metadata) - {"tags"}:
+            problems.append(f"{where}: metadata {sorted(set(cell.metadata) - {'tags'})}")
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            problems.append(f"{where}: papermill's injected parameters")
+        if MACHINE_PATH.search(cell.source):
+            problems.append(f"{where}: a machine path in the source")
+        if cell.cell_type != "code":
+            continue
+        counts.append(cell.execution_count)
+        for output in cell.outputs:
+            text = output_text(output)
+            if output.output_type == "error":
+                problems.append(f"{where}: an error output")
+            if len(text) >= MAX_TEXT_OUTPUT:
+                problems.append(f"{where}: an output of {len(text):,} characters")
+            if MACHINE_PATH.search(text):
+                problems.append(f"{where}: a machine path in the output "
+                                f"({MACHINE_PATH.search(text).group(0)!r})")
+            if "token=" in text:
+                problems.append(f"{where}: a token in the output")
+            problems += [f"{where}: an image of {len(value):,} characters" for key, value
+                         in output.get("data", {}).items()
+                         if key.startswith("image/") and len(value) >= MAX_IMAGE]
+    if counts != list(range(1, len(counts) + 1)):
+        problems.append("not run top to bottom once (execution counts are not 1, 2, 3 …)")
+    return problems
+
+
+def check(paths):
+    """`census course check`: print each problem `unscrubbed` finds in the notebooks at `paths`
+    to stderr; returns the exit status (1 if any)."""
+    problems = [f"{path}: {problem}" for path in paths for problem in unscrubbed(path)]
+    if problems:
+        print("\n".join(problems + ["Regenerate them with `make outputs` (a full run)."]),
+              file=sys.stderr)
+    return 1 if problems else 0
+
+
+def output_text(output):
+    """The text an output shows (images left out)."""
+    if output.output_type == "stream":
+        return output.text
+    if output.output_type == "error":
+        return "\n".join(output.traceback)
+    return "\n".join(v for k, v in output.get("data", {}).items() if not k.startswith("image/"))
+
+
 def write_outputs(job_root="jobs", build_dir="build/outputs", chapters=NAMES):
     """Full run of each chapter, in order; each executed notebook, scrubbed, replaces its source
     as soon as it has run (a failing chapter stops the run and keeps its committed outputs)."""
@@ -161,3 +229,7 @@ def write_outputs(job_root="jobs", build_dir="build/outputs", chapters=NAMES):
         nb = nbformat.read(root() / build_dir / f"{name}.ipynb", as_version=4)
         nbformat.write(scrub(nb), root() / "notebooks" / f"{name}.ipynb")
     return seconds
+
+
+if __name__ == "__main__":  # pre-commit's hook: needs nbformat only, not the whole course
+    sys.exit(check(sys.argv[1:]))

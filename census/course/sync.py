@@ -8,6 +8,7 @@ from census.course.chapters import BY_NAME, NAMES, REPO_URL, REPO_VARIABLE, badg
 from census.course.environment import ROOT_VARIABLE, root
 from census.course.notebook import rel
 
+
 def setup_source(name):
     """The setup cell of chapter `name` (its code is the same in every chapter but for what
     it installs on Colab)."""
@@ -17,10 +18,10 @@ def setup_source(name):
 # Colab has. On your own machine: nothing to install, this finds your checkout.
 import importlib.util, os, pathlib, subprocess, sys
 
-if importlib.util.find_spec("google.colab"):
+if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab"):
     here = pathlib.Path.cwd()
-    clone = next((p for p in (here, *here.parents) if (p / "census" / "course" / "colab.py").is_file()),
-                 here / "census-course")
+    clone = next((p for p in (here, *here.parents)
+                  if (p / "census" / "course" / "colab.py").is_file()), here / "census-course")
     url = os.environ.get("{REPO_VARIABLE}", "{REPO_URL}")
     if not (clone / "census" / "course" / "colab.py").is_file():
         git = subprocess.run(["git", "clone", "--quiet", "--depth", "1", url, str(clone)],
@@ -36,9 +37,15 @@ if importlib.util.find_spec("google.colab"):
 
 try:
     from census import course
-except ModuleNotFoundError:
-    raise SystemExit(f"The census package is not installed for {{sys.executable}}: run "
-                     "`make lab`, or `pip install -e .` in your checkout.") from None
+except ImportError as error:
+    if error.name != "census":  # a dependency is missing: its own error names it
+        raise
+    other = importlib.util.find_spec("census")
+    raise SystemExit(
+        (f"`census` here is another project ({{other.origin}}: PyPI's `census`, a client of the "
+         "US Census Bureau's API), not this course. " if other else "")
+        + f"Install the course (census-course) for {{sys.executable}}: run `make lab`, or "
+        "`pip install -e .` in your checkout.") from None
 course.start()'''
 
 

@@ -8,7 +8,7 @@ machine type, a replica count and what to run: our package's sdist on a prebuilt
 training image (`python -m census.task` with the trainer flags), or a container of your own.
 
     job = job_spec(tiers.layout_for("STANDARD_1"), trainer_args("gs://BUCKET/census/job1"),
-                   package_uris=["gs://BUCKET/census/census-0.1.0.tar.gz"])
+                   package_uris=["gs://BUCKET/census/census_course-0.1.0.tar.gz"])
     write_yaml(job, "job.yaml"); print(gcloud_command(job, "us-central1", "job.yaml"))
     submit(job, project=None)   # without a project: prints what it would submit
 
@@ -22,8 +22,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import json_format
+from google.protobuf import descriptor as _descriptor, json_format
 
 from census.distribute import tiers
 
@@ -208,8 +207,8 @@ def source_root():
 
 
 def build_sdist(out_dir, root=None):
-    """Build census's source distribution (the package Vertex AI installs on a prebuilt
-    training image) into `out_dir` with PyPA's `build` (`python -m build --sdist`, in an
+    """Build the course's source distribution, census-course (the package Vertex AI installs on
+    a prebuilt training image), into `out_dir` with PyPA's `build` (`python -m build --sdist`, in an
     isolated environment with the build backend pyproject.toml asks for); returns its path.
     Raises RuntimeError with build's last line if it fails."""
     root, out_dir = Path(root or source_root()), Path(out_dir)

@@ -20,10 +20,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from census.serving.batching import Batcher, Job
-from census.serving.protocol import (MAX_REQUEST_BYTES, PARSE_IN_THREAD_BYTES, ServingError,
-                                     classify_examples, check_keys, inputs_to_instances,
-                                     parse_body, render_classify, render_columns, render_rows,
-                                     rows_of)
+from census.serving.protocol import (
+    MAX_REQUEST_BYTES,
+    PARSE_IN_THREAD_BYTES,
+    ServingError,
+    check_keys,
+    classify_examples,
+    inputs_to_instances,
+    parse_body,
+    render_classify,
+    render_columns,
+    render_rows,
+    rows_of,
+)
 
 log = logging.getLogger("census.serving")
 

@@ -11,6 +11,7 @@ import time
 from census import flags, quiet
 from census.serving.protocol import DEFAULT_MODEL_NAME, DEFAULT_PORT, DIFFERENCES, MAX_REQUEST_BYTES
 
+
 def add_command(subparsers):
     """Add `census serve` to the `census` command's subparsers."""
     p = subparsers.add_parser(

@@ -17,6 +17,7 @@ import urllib.request
 from census import processes
 from census.serving.protocol import DEFAULT_MODEL_NAME, DEFAULT_PORT
 
+
 class BackgroundServer:
     """`census serve` in a thread of this process (tests, benchmarks); `stop()` ends it.
 
@@ -26,6 +27,7 @@ class BackgroundServer:
     def __init__(self, model_base_path, host="127.0.0.1", port=0, wait=True, timeout=120,
                  **options):
         import uvicorn
+
         from census.serving import cli
         args = cli.options(model_base_path, **options)
         self.app = cli.build(args)
@@ -55,7 +57,8 @@ class BackgroundServer:
         return self.app.state.server.batcher
 
     def wait_until_serving(self, timeout=120):
-        """Wait until the server listens and serves a version; TimeoutError after `timeout` seconds."""
+        """Wait until the server listens and serves a version; TimeoutError after `timeout`
+        seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.started and self.watcher.loaded_event.is_set():

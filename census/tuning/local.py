@@ -23,8 +23,15 @@ import time
 from pathlib import Path
 
 from census import export, processes, quiet
-from census.tuning.study import (ConfigError, METRIC_FLAG, Study, check_against_trainer,
-                                 read_config, suggest, trial_flags)
+from census.tuning.study import (
+    METRIC_FLAG,
+    ConfigError,
+    Study,
+    check_against_trainer,
+    read_config,
+    suggest,
+    trial_flags,
+)
 
 STUDY_NAME = "census"
 

@@ -13,6 +13,7 @@ import yaml
 
 from census.tuning.study import METRIC_FLAG, check_against_trainer
 
+
 def study_spec(study):
     """The StudySpec as an `aiplatform_v1.StudySpec`."""
     from google.cloud import aiplatform_v1 as v1
@@ -24,8 +25,8 @@ def study_spec(study):
 
 def hp_job(study, trial_job, display_name="census-hptuning"):
     """A `google.cloud.aiplatform_v1.HyperparameterTuningJob`: the study, and `trial_job`
-    (a CustomJob from `census.distribute.vertex.job_spec`, whose trainer flags should name the metric
-    with `--hypertune-metric`; see `trial_args`) as the spec of every trial. Raises
+    (a CustomJob from `census.distribute.vertex.job_spec`, whose trainer flags should name the
+    metric with `--hypertune-metric`; see `trial_args`) as the spec of every trial. Raises
     ConfigError if the study asks the trainer for what it does not report or take."""
     from google.cloud import aiplatform_v1 as v1
     check_against_trainer(study)
@@ -51,7 +52,8 @@ def job_dict(job):
 
 
 def write_yaml(job, path):
-    """The job as YAML for `gcloud ai hp-tuning-jobs create --config`, at `path`; returns the path."""
+    """The job as YAML for `gcloud ai hp-tuning-jobs create --config`, at `path`; returns the
+    path."""
     Path(path).write_text(yaml.safe_dump(job_dict(job), sort_keys=False))
     return str(path)
 

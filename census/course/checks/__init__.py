@@ -14,17 +14,24 @@ here too.
 """
 from census.course.checks.cluster import check_run_small_cluster, check_tf_config, check_vertex_job
 from census.course.checks.core import CheckFailed, NotAnswered, reset_hints
-from census.course.checks.data import (check_income_rate_by, check_read_raw,
-                                       check_split_validation)
-from census.course.checks.export import (check_csv_features, check_input_exprs,
-                                         check_least_sure, check_make_exporters,
-                                         check_probability_over_50k, check_to_example)
+from census.course.checks.data import check_income_rate_by, check_read_raw, check_split_validation
+from census.course.checks.export import (
+                                       check_csv_features,
+                                       check_input_exprs,
+                                       check_least_sure,
+                                       check_make_exporters,
+                                       check_probability_over_50k,
+                                       check_to_example,
+)
 from census.course.checks.inputs import check_balanced_input_fn, check_frame_input_fn
 from census.course.checks.model import check_compare_cross, check_deep_model, check_predict_people
 from census.course.checks.serving import check_predict_frame, check_predict_with_retries
 from census.course.checks.training import check_eval_spec, check_train_spec, check_train_with_keras
-from census.course.checks.tuning import (check_final_score, check_learning_rate_study,
-                                         check_run_study)
+from census.course.checks.tuning import (
+                                       check_final_score,
+                                       check_learning_rate_study,
+                                       check_run_study,
+)
 
 __all__ = [
     "CheckFailed", "NotAnswered", "reset_hints",

@@ -4,9 +4,9 @@ import re
 from pathlib import Path
 
 from census import course
+from census.course.checks.core import call, expect, passed
 from census.distribute import tiers, vertex
 from census.distribute.tf_config import strategy_kind
-from census.course.checks.core import call, expect, passed
 
 __all__ = ["check_tf_config", "check_run_small_cluster", "check_vertex_job"]
 
@@ -181,7 +181,7 @@ def check_vertex_job(vertex_job, tier, bucket):
            f"build the layout with tiers.layout_for({tier!r}, evaluator=1) and give it to "
            "vertex.job_spec")
     job_dir = f"{bucket}/census/jobs/{tier.lower()}"
-    package = f"{bucket}/census/census-0.1.0.tar.gz"
+    package = f"{bucket}/census/census_course-0.1.0.tar.gz"
     machines = {kind: p.get("machineSpec", {}).get("machineType")
                 for kind, p in zip(vertex.POOLS, pools) if p.get("replicaCount")}
     want_machines = {kind: ("n1-highmem-2" if kind == "ps" else vertex.MACHINE_TYPES[kind])

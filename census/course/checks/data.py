@@ -162,7 +162,7 @@ def check_split_validation(split_validation, frame, share=data.VALIDATION_SHARE,
            "rows from each label separately",
            "frame.groupby(schema.LABEL_COLUMN).sample(frac=share, random_state=seed)")
     firsts = pd.Index([])
-    for label, n in labels.value_counts().items():
+    for label in labels.value_counts().index:
         firsts = firsts.append(labels.index[labels == label][:int(held.get(label, 0))])
     expect(set(validation.index) != set(firsts),
            "the validation part holds the first rows of each label",

@@ -30,6 +30,7 @@ def check_csv_features(csv_features, rows):
     as the CSV export's receiver parses them, in TensorFlow ops (it runs inside the graph)."""
     import numpy as np
     import tensorflow as tf
+
     from census import export, schema
     rows_tensor = tf.constant(rows)
     with quiet.logs():
@@ -95,6 +96,7 @@ def check_to_example(to_example, example_export, model, person):
     giving the same prediction as the model on the person's columns."""
     import tensorflow as tf
     from google.protobuf.message import DecodeError
+
     from census import instances, schema
     got = call(to_example, person, what="to_example(person)")
     expect(not isinstance(got, tf.train.Example), "to_example returned the Example itself",
@@ -302,6 +304,7 @@ def check_input_exprs(input_exprs, export_dir, person):
     import numpy as np
     import tensorflow as tf
     from tensorflow.python.tools import saved_model_cli
+
     from census import schema
     got = call(input_exprs, person, what="input_exprs(person)")
     expect(isinstance(got, str), f"input_exprs returned {type(got).__name__}, not a string",

@@ -30,7 +30,8 @@ def _check_batch(features, label, batch_size):
            "a model that sees the answer among its inputs learns nothing useful",
            f"take {schema.LABEL_COLUMN!r} out of the features (frame.pop or drop) and give it "
            "as the second element")
-    expect(set(schema.INPUT_COLUMNS) <= keys, f"features miss {sorted(set(schema.INPUT_COLUMNS) - keys)}",
+    expect(set(schema.INPUT_COLUMNS) <= keys,
+           f"features miss {sorted(set(schema.INPUT_COLUMNS) - keys)}",
            "the model takes the 13 inputs a client sends",
            "one entry per column of schema.INPUT_COLUMNS")
     for column in schema.INPUT_COLUMNS:
@@ -73,7 +74,7 @@ def check_frame_input_fn(frame_input_fn, frame):
            "in order means in the frame's order, each label next to its row",
            "shuffle only when shuffle is True, and slice features and labels together: "
            "from_tensor_slices((features, label))")
-    rows = sum(int(l.shape[0]) for _, l in call(frame_input_fn, frame.copy(), batch_size=4096,
+    rows = sum(int(y.shape[0]) for _, y in call(frame_input_fn, frame.copy(), batch_size=4096,
                                                  shuffle=False, what="frame_input_fn"))
     expect(rows == len(frame), f"one pass gives {rows:,} rows, not {len(frame):,}",
            "one epoch gives every row exactly once: the training loop decides how many "

@@ -2,8 +2,7 @@
 cross."""
 import numpy as np
 
-from census import data, inputs, model
-from census import quiet
+from census import data, inputs, model, quiet
 from census.course.checks.core import CheckFailed, call, expect, passed
 from census.schema import HIGH, LOW
 
@@ -98,6 +97,7 @@ def check_deep_model(deep_model, train_file, validation_file, steps, cases=SIZE_
     on raw rows, then by `steps` steps of training, after which it must beat the majority
     class on the validation split by 2 points of accuracy."""
     import tf_keras as keras
+
     from census import schema
     people = _people(validation_file)
     models = []

@@ -9,8 +9,8 @@ import math
 import threading
 import time
 
-from census.distribute import cluster
 from census.course.checks.core import CheckFailed, NotAnswered, call, expect, passed
+from census.distribute import cluster
 from census.schema import HIGH, LOW
 
 __all__ = ["check_predict_with_retries", "check_predict_frame"]
@@ -109,6 +109,7 @@ def check_predict_with_retries(predict_with_retries, url, instances):
     server, through 503/429 and connection errors (at most `attempts` tries), and a clear
     PredictError carrying the server's message otherwise."""
     import requests
+
     from census import predict
     fn, n = predict_with_retries, len(instances)
     what = f"predict_with_retries(URL, {n} instances)"
@@ -156,7 +157,8 @@ def check_predict_with_retries(predict_with_retries, url, instances):
             as server:
         got, error, _ = _bounded(fn, (server.url, instances), what, {"attempts": 3})
     expect(error is None and _same_predictions(got, truth),
-           f"after a 429 it {'raised ' + type(error).__name__ if error else 'returned ' + str(got)[:60]}",
+           "after a 429 it " + (f"raised {type(error).__name__}" if error
+                                else f"returned {str(got)[:60]}"),
            "a 429 (too many requests) is a 'not now' too",
            "retry on 429 as on 503")
 
@@ -223,6 +225,7 @@ def check_predict_frame(predict_frame, url, frame):
     columns); a DataFrame with the frame's index and columns `classes` and `logistic`."""
     import pandas as pd
     import requests
+
     from census import schema
     rows = [{c: (float(v) if c in schema.NUMERIC_COLUMNS else str(v)) for c, v in r.items()}
             for r in frame[list(schema.INPUT_COLUMNS)].to_dict("records")]

@@ -160,6 +160,7 @@ def _fit_spy(runs):
     it ran) and interrupts the first one after its first epoch; refuses an evaluation that
     would never end."""
     import inspect
+
     import tensorflow as tf
     import tf_keras as keras
     original = keras.Model.fit
@@ -205,6 +206,7 @@ def check_train_with_keras(train_with_keras, job_dir, train_file, validation_fil
     then calls the function again: the rerun must finish the job, not start over."""
     import pandas as pd
     import tf_keras as keras
+
     from census import course
     course.fresh_dir(job_dir)
     job = Path(job_dir)

@@ -79,12 +79,13 @@ def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):  # the flags the tuner would pass to 20 trials
-        values = {p["parameterId"]: tuning_study.suggest(sampler.ask(), p) for p in study.parameters}
-        problem = tuning_study.trainer_error(tuning_study.trial_flags(values))
-        expect(problem is None, f"a trial would fail: {' '.join(tuning_study.trial_flags(values))} → "
-               f"{problem}", "every value the study can choose must be one the trainer's flag "
-               "accepts", "check each parameter's type and range against "
-               "python -m census.task --help")
+        values = {p["parameterId"]: tuning_study.suggest(sampler.ask(), p)
+                  for p in study.parameters}
+        flags = tuning_study.trial_flags(values)
+        problem = tuning_study.trainer_error(flags)
+        expect(problem is None, f"a trial would fail: {' '.join(flags)} → {problem}",
+               "every value the study can choose must be one the trainer's flag accepts",
+               "check each parameter's type and range against python -m census.task --help")
     blo, bhi = ((int(min(sizes)), int(max(sizes))) if sizes else
                 (batch["integerValueSpec"]["minValue"], batch["integerValueSpec"]["maxValue"]))
     expect(16 <= blo < bhi <= 2048, f"the batch size goes from {blo} to {bhi}",
@@ -104,6 +105,7 @@ def _journal_trials(study_dir):
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
+
     from census.tuning import local
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with quiet.warnings_ignored():
@@ -115,6 +117,7 @@ def check_run_study(run_study, study, files, study_dir, trials, train_steps):
     """run_study(study, files, study_dir, trials, train_steps) runs `trials` short trials of
     `study`, two at a time, with census.tuning, and returns the results table."""
     import pandas as pd
+
     from census.tuning import local
     course.fresh_dir(study_dir)
     what = f"run_study(STUDY, files, {course.rel(study_dir)!r}, {trials}, {train_steps})"
@@ -186,7 +189,9 @@ def _candidates(files, train_steps):
     import atexit
     import shutil
     import tempfile
+
     import tf_keras as keras
+
     from census import export, inputs, model, predict
     key = (files.train, files.validation, train_steps)
     if key not in _trained:
@@ -214,6 +219,7 @@ def _lay_out_study(study, files, study_dir, train_steps):
     third failed, the worst is the last. Returns (table, {trial id: export version dir})."""
     import optuna
     from optuna.trial import TrialState, create_trial
+
     from census import export
     from census.tuning import local
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -252,6 +258,7 @@ def check_final_score(final_score, study, files, study_dir, train_steps):
     The check lays out a small finished study in study_dir first: real models, trained
     `train_steps` steps, exported, each scored on the validation split; one trial failed."""
     import tensorflow as tf
+
     from census import predict
     course.fresh_dir(study_dir)
     table, exports = _lay_out_study(study, files, study_dir, train_steps)
