@@ -77,11 +77,12 @@ def readme_commands(section):
 
 
 @pytest.mark.slow
-def test_readme_command_line_section_runs_as_written(tmp_path):
+def test_readme_command_line_section_runs_as_written(raw_dir, tmp_path):
     commands = readme_commands("Command line")
     assert any(c.startswith("census train") for c in commands)
     shutil.copy(REPO / "test.json", tmp_path)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               CENSUS_DATA_DIR=str(raw_dir), CENSUS_CACHE_DIR=str(tmp_path / "cache"))
     for command in commands:
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
@@ -154,21 +155,28 @@ def setup_cell(tmp_path, *python_flags, pythonpath=None):
                           env=env | ({"PYTHONPATH": str(pythonpath)} if pythonpath else {}))
 
 
-@pytest.mark.parametrize("flags", [(), ("-S",)], ids=["course installed too", "alone"])
-def test_the_setup_cell_tells_a_foreign_census_apart(tmp_path, flags):
-    """PyPI's `census` (installed from the package index) first on the path, with the course
-    installed too (whose editable finder would still find `census.course`) or alone: the setup
-    cell names it and what to do, in place of "cannot import name 'course'"."""
-    foreign = tmp_path / "foreign"
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory):
+    """PyPI's `census` (another project), installed from the package index into a folder."""
+    folder = tmp_path_factory.mktemp("foreign")
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                           "--target", str(foreign), "census==0.8.27"],
+                           "--target", str(folder), "census==0.8.27"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    return folder
+
+
+@pytest.mark.parametrize("flags", [(), ("-S",)], ids=["course installed too", "alone"])
+def test_the_setup_cell_tells_a_foreign_census_apart(tmp_path, foreign, flags):
+    """PyPI's `census` first on the path, with the course installed too (whose editable finder
+    would still find `census.course`) or alone: the setup cell names it and what to do, in
+    place of "cannot import name 'course'"."""
     done = setup_cell(tmp_path, *flags, pythonpath=foreign)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"`census` here is another project ({foreign / 'census'}")
-    assert "PyPI's `census`" in line and "census-course" in line and "pip install -e ." in line
+    assert "PyPI's `census`" in line and "(`pip uninstall census`), then install the course " \
+        "(census-course)" in line and "pip install -e ." in line
 
 
 def test_the_setup_cell_says_when_the_course_is_not_installed(tmp_path):
@@ -211,12 +219,11 @@ def test_contributing_commands_run_as_written(tmp_path):
 @pytest.mark.slow
 def test_pre_commit_runs_clean_on_every_file():
     """The hooks as a contributor's commit runs them, on every tracked file: ruff, and the
-    chapters' scrub check (pre-commit installs each hook's pinned tool from the package index,
-    once, into build/pre-commit)."""
+    chapters' scrub check (pre-commit installs each hook's pinned tool from the package index
+    into its own cache, ~/.cache/pre-commit, once)."""
     done = subprocess.run([str(Path(sys.executable).parent / "pre-commit"), "run",
                            "--all-files", "--color", "never"], cwd=REPO, capture_output=True,
-                          text=True, timeout=900,
-                          env=dict(os.environ, PRE_COMMIT_HOME=str(REPO / "build" / "pre-commit")))
+                          text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert re.search(r"^ruff check .*Passed$", done.stdout, re.M), done.stdout
     assert re.search(r"^chapters committed scrubbed .*Passed$", done.stdout, re.M), done.stdout

@@ -43,8 +43,9 @@ except ImportError as error:
     other = importlib.util.find_spec("census")
     raise SystemExit(
         (f"`census` here is another project ({{other.origin}}: PyPI's `census`, a client of the "
-         "US Census Bureau's API), not this course. " if other else "")
-        + f"Install the course (census-course) for {{sys.executable}}: run `make lab`, or "
+         "US Census Bureau's API), not this course: remove it (`pip uninstall census`), then "
+         "install" if other else "Install")
+        + f" the course (census-course) for {{sys.executable}}: run `make lab`, or "
         "`pip install -e .` in your checkout.") from None
 course.start()'''
 
