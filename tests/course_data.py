@@ -7,8 +7,9 @@ As CI has it: `CENSUS_DATA_DIR`, else the shared copy of UCI's files beside the 
 
 - `raw_folder()` for the tests that only need clean rows: the raw pair from anywhere
   `census.data.fetch()` takes it (UCI's files or the bucket's cleaned copies);
-- `uci_folder()` for the tests that read UCI's original bytes (checksums, quirks, UCI's raw
-  format given to the trainer): UCI's own files, from UCI's zip (sha256-checked) if needed.
+- `uci_folder()` for the tests that need UCI's original files (checksums, quirks, UCI's raw
+  format given to the trainer, exact row counts, the chapters' smoke run that nbval compares
+  with outputs made from them): UCI's own files, from UCI's zip (sha256-checked) if needed.
 
 Each returns (folder, one line saying where the files came from).
 """

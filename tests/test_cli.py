@@ -20,8 +20,8 @@ def test_help_lists_the_commands():
     assert run_census("frobnicate").returncode == 2
 
 
-def test_census_data_describes_the_local_files(raw_dir, tmp_path):
-    done = run_census("data", "--data-dir", raw_dir, "--cache-dir", tmp_path)
+def test_census_data_describes_the_local_files(uci_dir, tmp_path):
+    done = run_census("data", "--data-dir", uci_dir, "--cache-dir", tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     for split, rows in (("train", "29,305"), ("validation", "3,256"), ("test", "16,281")):
         assert re.search(rf"\b{split}:[^\n]*\b{rows} rows", done.stdout), done.stdout

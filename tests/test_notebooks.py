@@ -207,13 +207,14 @@ def test_helpers_show_no_machine_paths(tmp_path):
 # --- every chapter, once, in smoke mode: nbval runs it and checks its deterministic cells ------
 
 @pytest.fixture(scope="module")
-def smoke_run(raw_dir, tmp_path_factory):
+def smoke_run(uci_dir, tmp_path_factory):
     """The one smoke run of the chapters, in order: nbval (--nbval-lax) executes each committed
     notebook with the smoke parameters injected (papermill, prepare_only), in a kernel over Unix
     sockets (tests/nbval_ipc.py), compares the cells tagged nbval-check-output with their
     committed outputs, and leaves each chapter's job dir under jobs/test-smoke/. It runs in a
     subprocess, beside the other tests (two cores); `smoke_run()` waits for it and returns
-    {notebook name: failure text or ""}."""
+    {notebook name: failure text or ""}. It reads UCI's files: the committed outputs nbval
+    compares with were made from them."""
     import papermill
     folder = REPO / "build" / "test-smoke"
     shutil.rmtree(folder, ignore_errors=True)
@@ -230,7 +231,7 @@ def smoke_run(raw_dir, tmp_path_factory):
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
          "no:cacheprovider", "-p", "tests.nbval_ipc", "-q", "--rootdir", str(folder), "--junitxml",
          str(folder / "results.xml"), str(folder)],
-        cwd=REPO, env={**os.environ, "CENSUS_DATA_DIR": str(raw_dir),
+        cwd=REPO, env={**os.environ, "CENSUS_DATA_DIR": str(uci_dir),
                        "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("smoke-cache"))},
         stdout=log, stderr=subprocess.STDOUT)
 
@@ -278,7 +279,7 @@ def test_the_smoke_run_as_a_whole(smoke_run):
 
 
 @pytest.mark.slow
-def test_papermill_runs_a_chapter_from_another_folder(raw_dir, tmp_path):
+def test_papermill_runs_a_chapter_from_another_folder(uci_dir, tmp_path):
     """The README's papermill command, typed in a folder outside the checkout: the setup cell
     finds the course; nothing lands where papermill was started; no machine path is shown."""
     out = tmp_path / "out" / "01_data.ipynb"
@@ -289,7 +290,7 @@ def test_papermill_runs_a_chapter_from_another_folder(raw_dir, tmp_path):
                            str(out), "-p", "SMOKE", "True", "-p", "JOB_DIR",
                            "jobs/test-elsewhere/01_data", "--no-progress-bar"],
                           cwd=elsewhere, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, CENSUS_DATA_DIR=str(raw_dir),
+                          env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
                                    CENSUS_CACHE_DIR=str(tmp_path / "cache")))
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(elsewhere.iterdir()) == []
