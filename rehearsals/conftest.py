@@ -125,12 +125,7 @@ def raw_dir():
     """A folder holding the raw pair, found as the tests find it (tests/course_data.py)."""
     sys.path.insert(0, str(REPO / "tests"))
     import course_data
-    from census.sources import DataError
-    try:
-        return course_data.raw_folder()[0]
-    except DataError as error:
-        reason = str(error)
-    pytest.fail(f"no census data for the rehearsals: {reason}", pytrace=False)
+    return course_data.or_fail(course_data.raw_folder, "the rehearsals")[0]
 
 
 @pytest.fixture(scope="session")

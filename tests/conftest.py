@@ -14,21 +14,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(line)
 
 
-def reached(find):
-    """find(), or the test fails with the data's own one-sentence reason (offline, say)."""
-    from census.sources import DataError
-    try:
-        return find()
-    except DataError as error:
-        reason = str(error)
-    pytest.fail(f"no census data for the tests: {reason}", pytrace=False)  # outside: no chain
-
-
 @pytest.fixture(scope="session")
 def uci_dir():
     """A folder holding UCI's original adult.data / adult.test, byte for byte (never copied into
     the repo), for the tests that read their exact bytes: `course_data.uci_folder()`."""
-    folder, how = reached(course_data.uci_folder)
+    folder, how = course_data.or_fail(course_data.uci_folder, "the tests")
     DATA_NOTES.append(f"UCI's original files: {how}")
     return folder
 
@@ -37,7 +27,7 @@ def uci_dir():
 def raw_dir():
     """A folder holding the raw pair (UCI's files or the bucket's copies), for the tests that
     only need clean rows: `course_data.raw_folder()`, as `census.data.fetch()` finds them."""
-    folder, how = reached(course_data.raw_folder)
+    folder, how = course_data.or_fail(course_data.raw_folder, "the tests")
     DATA_NOTES.append(f"census data: {how}")
     return folder
 

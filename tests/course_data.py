@@ -16,14 +16,16 @@ Each returns (folder, one line saying where the files came from).
 import os
 from pathlib import Path
 
+import pytest
+
 from census import data, sources
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "census" / "uci"
 
 
 def local_folder():
-    """`CENSUS_DATA_DIR`, else CI's shared copy beside the clone, if it holds a raw pair;
-    else None."""
+    """(`CENSUS_DATA_DIR`, else CI's shared copy beside the clone, if it holds a raw pair;
+    how it was found), else (None, None)."""
     for folder, name in ((os.environ.get("CENSUS_DATA_DIR"), "CENSUS_DATA_DIR"),
                          (SHARED, "the shared copy beside the clone")):
         if folder and sources.find_pair(Path(folder)):
@@ -55,3 +57,13 @@ def uci_folder():
     raw.mkdir(parents=True, exist_ok=True)
     _, source = sources.download(raw, None, sources.UCI_ZIP_URL, progress=False)
     return raw, f"downloaded from {source} into the data cache ({raw})"
+
+
+def or_fail(find, who):
+    """find(), or the test fails with the data's own one-sentence reason (offline, say),
+    naming `who` needed it."""
+    try:
+        return find()
+    except sources.DataError as error:
+        reason = str(error)
+    pytest.fail(f"no census data for {who}: {reason}", pytrace=False)  # outside: no chain
