@@ -204,6 +204,19 @@ def test_helpers_show_no_machine_paths(tmp_path):
     assert not MACHINE_PATH.search(notebook.tidy(f"see {REPO}/jobs/a and {Path.home()}/b"))
 
 
+@pytest.mark.parametrize("clone", ["/check/work/main", "/srv/ci/census-course", "/opt/c/main"])
+def test_a_machine_path_is_one_wherever_the_clone_lives(monkeypatch, clone):
+    """CI's clone lives outside the usual folders (/check/work/main failed the scrub check's
+    test): the clone, the folder beside it (where ../shared is) are machine paths there too."""
+    monkeypatch.setattr(notebook, "root", lambda: Path(clone))
+    found = notebook._machine_path_pattern().search
+    assert found(f"saved to {clone}/jobs/x").group(0) == f"{clone}/"
+    assert found(f"reading {Path(clone).parent}/shared/data/census/uci/adult.data")
+    assert found(f"home {Path.home()}/x") and found("C:\\\\Users\\\\me")
+    assert not found(f"https://example.com{clone}/jobs/x")
+    assert not found(f"see {Path(clone).name}/jobs/x")
+
+
 # --- every chapter, once, in smoke mode: nbval runs it and checks its deterministic cells ------
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,31 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from census.course.chapters import RESULTS_FILE
 from census.course.environment import CourseNotFound, root
 
-# Absolute paths of this machine, and of machines in general: never in a committed notebook
-# or in what a chapter prints (rel() and tidy() show paths relative to the course instead).
-MACHINE_PATH = re.compile(r"(?<![\w.:/])(/(work|home|root|tmp|Users|var/folders|content)/|"
-                          r"[A-Z]:\\\\)")
+
+def _machine_path_pattern():
+    """Absolute paths of machines in general (home and temporary folders, Colab's /content,
+    Windows drives) and of this one wherever it keeps the course: its clone, the folder
+    beside it, home, the temporary folder — a CI checkout under /srv or /check counts too."""
+    here = [Path.home(), Path(tempfile.gettempdir())]
+    try:
+        here += [root(), root().parent]
+    except CourseNotFound:
+        pass
+    own = sorted({re.escape(f"{p.resolve().as_posix()}/") for p in here
+                  if len(p.resolve().parts) > 1}, key=len, reverse=True)  # the longest named
+    generic = r"/(work|home|root|tmp|Users|var/folders|content)/|[A-Z]:\\\\"
+    return re.compile(r"(?<![\w.:/])(" + "|".join([generic, *own]) + ")")
+
+
+# Never in a committed notebook or in what a chapter prints (rel() and tidy() show paths
+# relative to the course instead).
+MACHINE_PATH = _machine_path_pattern()
 
 
 def rel(path):
