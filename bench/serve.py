@@ -13,7 +13,6 @@ half the in-process rate.
 """
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from census import instances, predict  # noqa: E402
+from census import instances, predict, processes  # noqa: E402
 from census.serving import client, process  # noqa: E402
 
 PLAN = ((1, (1, 8, 32)), (100, (1, 4, 8)))  # (rows per request, client counts)
@@ -57,24 +56,17 @@ def in_process(model_dir, rows, seconds):
 
 def small_model(job_dir):
     from census import data, task
+    from census.config import TrainConfig
     files = data.fetch(progress=False)
-    args = task.parser().parse_args(["--train-files", files.train, "--eval-files", files.validation,
-                                     "--job-dir", job_dir, "--train-steps", "300",
-                                     "--verbosity", "ERROR"])
-    task.run(args)
+    task.run(TrainConfig(job_dir=job_dir, train_files=files.train, eval_files=files.validation,
+                         train_steps=300, verbosity="ERROR"))
     return str(Path(job_dir) / "export" / "census")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(base_path, seconds, extra=()):
-    port = free_port()
+def run(base_path, seconds, **options):
+    port = processes.free_port()
     url = f"http://127.0.0.1:{port}" + client.predict_path()
-    proc = process.start_process(base_path, port=port, extra=extra)
+    proc = process.start_process(base_path, port=port, **options)
     results = []
     try:
         for rows, concurrencies in PLAN:
@@ -126,7 +118,7 @@ def main():
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="census-bench-") as tmp:
         base_path = args.model_base_path or small_model(tmp)
-        results = run(base_path, args.seconds, ["--http", args.http])
+        results = run(base_path, args.seconds, http=args.http)
     print(report(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

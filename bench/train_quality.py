@@ -6,28 +6,30 @@ beside LightGBM.
 Trains the trainer's default configuration (the flags' defaults: evaluated on the validation
 split) and a LightGBM baseline on the same training split, in the same run; then scores each
 final model once on the test split. Prints accuracy and AUC on both splits and wall time, side
-by side, with the ratios to LightGBM. Targets for the default run, on the test split:
-accuracy >= 0.86, AUC >= 0.915, within 60 s.
+by side, with the ratios to LightGBM. Both models' AUC is exact (`census.metrics.roc_auc`),
+computed from each final model's scores; training's `keras.metrics.AUC` is not used here.
+Targets for the default run, on the test split: accuracy >= 0.862, AUC >= 0.917, within 60 s.
 """
 import argparse
 import tempfile
 import time
 
 from census import baseline, data, predict, quiet, task
+from census.config import TrainConfig
 
 quiet.import_tensorflow()
 
 
 def wide_and_deep(files):
     with tempfile.TemporaryDirectory() as job_dir:
-        args = task.parser().parse_args(["--train-files", files.train, "--eval-files",
-                                         files.validation, "--job-dir", job_dir,
-                                         "--verbosity", "ERROR"])
+        config = TrainConfig(job_dir=job_dir, train_files=files.train,
+                             eval_files=files.validation, verbosity="ERROR")
         start = time.perf_counter()
-        metrics = task.run(args)
+        metrics = task.run(config)
         seconds = time.perf_counter() - start
-        test = predict.score(metrics["exports"][-1], [files.test])
-        return {"validation": metrics, "test": test, "seconds": seconds}
+        export = metrics["exports"][-1]  # both splits scored as LightGBM's are (exact AUC)
+        return {"validation": predict.score(export, [files.validation]),
+                "test": predict.score(export, [files.test]), "seconds": seconds}
 
 
 def main():
@@ -47,9 +49,9 @@ def main():
               f"{t['auc']:>10.4f}{r['seconds']:>9.1f}"
               f"{t['accuracy'] / lgbm['test']['accuracy']:>10.3f}"
               f"{t['auc'] / lgbm['test']['auc']:>10.3f}")
-    ok = all(r["test"]["accuracy"] >= 0.86 and r["test"]["auc"] >= 0.915 and
+    ok = all(r["test"]["accuracy"] >= 0.862 and r["test"]["auc"] >= 0.917 and
              r["seconds"] <= 60 for _, r in results[:-1])
-    print("targets (test acc >= 0.86, test AUC >= 0.915, <= 60 s):", "met" if ok else "NOT met")
+    print("targets (test acc >= 0.862, test AUC >= 0.917, <= 60 s):", "met" if ok else "NOT met")
 
 
 if __name__ == "__main__":

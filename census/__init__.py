@@ -9,16 +9,20 @@ What the chapters teach, one module each:
     pipelines   input pipelines compared, from a Python loop to sharded tf.data       chapter 3
     training    TrainSpec, EvalSpec, train_and_evaluate: plain tf-keras, packaged    chapter 4
     baseline    a LightGBM baseline on the same split                                 chapter 4
+    metrics     the exact AUC every comparison reports (keras's is approximate)       chapter 4
+    signature   the serving signature: formats, input names, output keys             chapter 5
     export      the SavedModel with the 2017 signature; the exporters                 chapter 5
     instances   what a prediction takes, read and checked, for each export format     chapter 6
     predict     local prediction (`gcloud ml-engine local predict`, today)            chapter 6
-    task        the trainer's command line (`census train`, `python -m census.task`)
+    config      the trainer's typed configuration (`TrainConfig`): flags, defaults, checks
+    task        the trainer (`census train`, `python -m census.task`, `task.run(config)`)
     plots       the chapters' figures
 
 Around them: `distribute` (TF_CONFIG, strategies, local clusters, Vertex AI jobs: chapter
 7), `tuning` (chapter 8), `serving` (chapter 9), `course` (the chapters' set-up and helpers,
-the exercises and their checks); and `cli` (the `census` command), `flags` (its numeric
-flags), `processes` (stopping child processes), `quiet` (library noise, not errors).
+the exercises and their checks); and `cli` (the `census` command), `flags` (typed options:
+a dataclass's fields as flags, checked one way), `processes` (child processes: free ports,
+stopping), `quiet` (library noise, not errors).
 """
 import os
 

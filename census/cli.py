@@ -17,7 +17,8 @@ import argparse
 import json
 import sys
 
-from census import quiet, task
+from census import flags, quiet, task
+from census.config import TrainConfig
 
 
 def parser():
@@ -45,7 +46,7 @@ def parser():
                        description=task.__doc__.splitlines()[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     task.add_arguments(t)
-    t.set_defaults(run=lambda args: task.main(args=args))
+    t.set_defaults(run=lambda args: task.main(config=flags.from_namespace(TrainConfig, args)))
 
     p_ = sub.add_parser("predict", allow_abbrev=False, help="predict with an export, locally or "
                         "through a server (chapter 6)", description="Predict with an exported "

@@ -16,26 +16,22 @@ import time
 import tensorflow as tf
 import tf_keras as keras
 
-from census import quiet, schema
+from census import inputs, quiet, schema, signature
 
-EXPORT_FORMATS = ("JSON", "CSV", "EXAMPLE")
 SIGNATURE_KEYS = ("serving_default", "predict")
 
 
 def predictions(logits):
-    """The 2017 classifier head's five outputs from `logits`, float32 (batch, 1):
-    `class_ids` int64 (batch, 1), `classes` string (batch, 1) (the label strings of the
-    files, `schema.LABELS`), `logistic` and `logits` float32 (batch, 1), `probabilities`
-    float32 (batch, 2)."""
+    """The 2017 classifier head's five outputs (`signature.OUTPUT_KEYS`) from `logits`,
+    float32 (batch, 1): `class_ids` int64 (batch, 1), `classes` string (batch, 1) (the label
+    strings of the files, `schema.LABELS`), `logistic` and `logits` float32 (batch, 1),
+    `probabilities` float32 (batch, 2)."""
     logistic = tf.sigmoid(logits)
     class_ids = tf.cast(logistic > 0.5, tf.int64)
-    return {
-        "class_ids": class_ids,
-        "classes": tf.gather(tf.constant(schema.LABELS), class_ids),
-        "logistic": logistic,
-        "logits": logits,
-        "probabilities": tf.concat([1.0 - logistic, logistic], axis=1),
-    }
+    classes = tf.gather(tf.constant(schema.LABELS), class_ids)
+    probabilities = tf.concat([1.0 - logistic, logistic], axis=1)
+    return dict(zip(signature.OUTPUT_KEYS,
+                    (class_ids, classes, logistic, logits, probabilities)))
 
 
 def json_receiver():
@@ -51,22 +47,18 @@ def csv_receiver():
     """One string per instance: a CSV row like the training files, without the label.
 
     The row still carries `fnlwgt`, which the model does not use: the receiver tensor (a row)
-    and the features (13 columns) differ, as in the 2017 post's example.
+    and the features (13 columns) differ, as in the 2017 post's example. The row is parsed
+    as the training files are (`census.inputs.decode_rows`).
     """
-    columns = [c for c in schema.CSV_COLUMNS if c != schema.LABEL_COLUMN]
-    defaults = [schema.CSV_DEFAULTS[schema.CSV_COLUMNS.index(c)] for c in columns]
-
-    def to_features(rows):
-        fields = dict(zip(columns, tf.io.decode_csv(rows, record_defaults=defaults)))
-        return {c: fields[c] for c in schema.INPUT_COLUMNS}
-    return [tf.TensorSpec([None], tf.string, name="csv_row")], to_features
+    return ([tf.TensorSpec([None], tf.string, name=signature.SINGLE_INPUT["CSV"])],
+            lambda rows: inputs.decode_rows(rows, signature.CSV_FIELDS))
 
 
 def example_receiver():
     """The EXAMPLE format's receiver: serialized tf.train.Example protos (string, (batch,)),
     one per instance, parsed in the graph into the 13 features."""
     spec = {c: tf.io.FixedLenFeature([], schema.INPUT_DTYPES[c]) for c in schema.INPUT_COLUMNS}
-    return ([tf.TensorSpec([None], tf.string, name="examples")],
+    return ([tf.TensorSpec([None], tf.string, name=signature.SINGLE_INPUT["EXAMPLE"])],
             lambda serialized: tf.io.parse_example(serialized, spec))
 
 
@@ -78,7 +70,7 @@ def serving_archive(model, export_format="JSON"):
     one serving function for `export_format` (JSON, CSV or EXAMPLE) under both signature
     keys, `serving_default` and `predict`. Raises ValueError for another format."""
     if export_format not in RECEIVERS:
-        raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, "
+        raise ValueError(f"export format must be one of {', '.join(signature.FORMATS)}, "
                          f"not {export_format!r}")
     input_signature, to_features = RECEIVERS[export_format]()
 

@@ -16,17 +16,22 @@ def parse_label_column(label_strings):
     return tf.cast(tf.equal(label, schema.HIGH), tf.int32)
 
 
-def parse_csv(rows):
-    """A batch of CSV lines (string, (batch,)) → ({column: float32 or string (batch,)} for
-    the 13 inputs, int32 labels (batch,)); `fnlwgt` is dropped. An empty field takes the
-    column's default (`schema.CSV_DEFAULTS`); a row of the wrong length fails the step
+def decode_rows(rows, columns=schema.CSV_COLUMNS):
+    """CSV rows (string, (batch,)) whose fields are `columns`, in order (default: the training
+    files' 15; a CSV export's client sends `census.signature.CSV_FIELDS`, no label) → {column:
+    float32 or string (batch,)} without `fnlwgt`. An empty field takes the column's default
+    (`schema.CSV_DEFAULTS`); a row of the wrong length raises InvalidArgumentError when run
     (`census.data.check_training_files` refuses such files before training)."""
-    columns = tf.io.decode_csv(rows, record_defaults=schema.CSV_DEFAULTS)
-    features = dict(zip(schema.CSV_COLUMNS, columns))
-    label = features.pop(schema.LABEL_COLUMN)
-    for column in schema.UNUSED_COLUMNS:
-        features.pop(column)
-    return features, parse_label_column(label)
+    defaults = [schema.CSV_DEFAULTS[schema.CSV_COLUMNS.index(c)] for c in columns]
+    fields = dict(zip(columns, tf.io.decode_csv(rows, record_defaults=defaults)))
+    return {c: fields[c] for c in columns if c not in schema.UNUSED_COLUMNS}
+
+
+def parse_csv(rows):
+    """A batch of training CSV lines (string, (batch,)) → ({column: float32 or string
+    (batch,)} for the 13 inputs, int32 labels (batch,)), as `decode_rows` reads them."""
+    features = decode_rows(rows)
+    return features, parse_label_column(features.pop(schema.LABEL_COLUMN))
 
 
 def input_fn(filenames, num_epochs=None, shuffle=True, batch_size=200):

@@ -1,6 +1,6 @@
 """What a prediction takes, for each export format: reading instances, and checking them.
 
-An export's serving signature says what it takes (chapter 5, `census.export.RECEIVERS`):
+An export's serving signature says what it takes (chapter 5, `census.signature`):
 
     JSON     13 named inputs           a JSON object per instance: {"age": 39, "workclass": …}
     CSV      one input, `csv_row`      a CSV row per instance: the 14 fields of the training
@@ -20,12 +20,10 @@ import binascii
 import json
 import math
 
-from census import schema
+from census import schema, signature
 
-FORMATS = ("JSON", "CSV", "EXAMPLE")
-CSV_FIELDS = tuple(c for c in schema.CSV_COLUMNS if c != schema.LABEL_COLUMN)  # 14
-NUMBER_FIELDS = tuple(c for c in CSV_FIELDS if c in schema.NUMERIC_COLUMNS + schema.UNUSED_COLUMNS)
-SINGLE_INPUT = {"CSV": "csv_row", "EXAMPLE": "examples"}  # the one input of these formats
+NUMBER_FIELDS = tuple(c for c in signature.CSV_FIELDS
+                      if c in schema.NUMERIC_COLUMNS + schema.UNUSED_COLUMNS)
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
 WHAT_FITS = {
     "JSON": "JSON objects with the 13 inputs (--json-instances)",
@@ -45,11 +43,11 @@ def input_format(input_names):
     names = set(input_names)
     if names == set(schema.INPUT_COLUMNS):
         return "JSON"
-    for fmt, name in SINGLE_INPUT.items():
+    for fmt, name in signature.SINGLE_INPUT.items():
         if names == {name}:
             return fmt
     raise PredictError(f"a signature with inputs {sorted(names)} is none of the course's "
-                       f"export formats ({', '.join(FORMATS)})")
+                       f"export formats ({', '.join(signature.FORMATS)})")
 
 
 # --- reading: one instance at a time ------------------------------------------------------
@@ -174,10 +172,11 @@ def check_row(n, instance):
     if row is None:
         raise PredictError(f"instance {n}: expected a CSV row (a string), got {instance!r}")
     fields = [f.strip() for f in row.split(",")]
-    if len(fields) != len(CSV_FIELDS):
-        raise PredictError(f"instance {n}: {len(fields)} fields instead of {len(CSV_FIELDS)} "
-                           f"({', '.join(CSV_FIELDS)}; no label)")
-    for column, value in zip(CSV_FIELDS, fields):
+    if len(fields) != len(signature.CSV_FIELDS):
+        raise PredictError(f"instance {n}: {len(fields)} fields instead of "
+                           f"{len(signature.CSV_FIELDS)} ({', '.join(signature.CSV_FIELDS)}; "
+                           "no label)")
+    for column, value in zip(signature.CSV_FIELDS, fields):
         if column in NUMBER_FIELDS:
             try:
                 number = float(value)
@@ -246,5 +245,5 @@ def to_tensors(fmt, instances):
         return {c: tf.constant([r[c] for r in rows], dtype=schema.INPUT_DTYPES[c])
                 for c in schema.INPUT_COLUMNS}
     check = {"CSV": check_row, "EXAMPLE": check_example}[fmt]
-    return {SINGLE_INPUT[fmt]: tf.constant([check(n, i) for n, i in enumerate(instances, 1)],
-                                           dtype=tf.string)}
+    checked = [check(n, i) for n, i in enumerate(instances, 1)]
+    return {signature.SINGLE_INPUT[fmt]: tf.constant(checked, dtype=tf.string)}

@@ -139,7 +139,8 @@ def build_model(first_layer_size=100, num_layers=4, scale_factor=0.7, embedding_
     one logit per person, float32 (batch, 1), > 0 meaning `schema.HIGH`. Adam at
     `learning_rate`; with `decay_steps` (the training length, in steps) the rate falls along
     a cosine to a tenth of its start. Binary cross-entropy on the logit; metrics `accuracy`
-    (threshold 0) and `auc`. `extra_crosses`: more crossed features for the wide part, e.g.
+    (threshold 0) and `auc` (keras, 200 thresholds: approximate; `census.metrics.roc_auc` is
+    exact). `extra_crosses`: more crossed features for the wide part, e.g.
     `[("gender", "occupation")]`. Raises ValueError for a cross of unknown columns.
     """
     raw = raw_inputs()

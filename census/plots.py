@@ -68,18 +68,20 @@ def layer_sizes(configs):
 
 
 def training_curves(metrics):
-    """Loss, accuracy and AUC per evaluation: on the training batches, and on the evaluation data
-    (the validation split, in every run of the course).
+    """Loss, accuracy and AUC (keras's: 200 thresholds, approximate) per evaluation: on the
+    training batches, and on the evaluation data (the validation split, in every run of the
+    course).
 
     `metrics` is eval/metrics.csv as a DataFrame (Keras CSVLogger: epoch, loss, val_loss, …);
     `steps_per_eval` in its attrs, if set, turns evaluation numbers into training steps.
     """
     fig, axes = plt.subplots(1, 3, figsize=(12, 3), dpi=80)
     steps = (metrics["epoch"] + 1) * metrics.attrs.get("steps_per_eval", 1)
-    for ax, name in zip(axes, ("loss", "accuracy", "auc")):
+    titles = {"loss": "loss", "accuracy": "accuracy", "auc": "AUC (keras, 200 thresholds)"}
+    for ax, (name, title) in zip(axes, titles.items()):
         ax.plot(steps, metrics[name], marker="o", label="training batches")
         ax.plot(steps, metrics[f"val_{name}"], marker="o", label="evaluation (validation split)")
-        ax.set_title(name)
+        ax.set_title(title)
         ax.set_xlabel("training step" if "steps_per_eval" in metrics.attrs else "evaluation")
     axes[0].legend()
     return _done(fig)

@@ -9,10 +9,9 @@ a shape error from deep inside the graph.
 import json
 import os
 
-from census import instances
+from census import instances, signature
 from census.instances import PredictError
 
-OUTPUT_KEYS = ("class_ids", "classes", "logistic", "logits", "probabilities")
 READERS = {"json": instances.json_lines, "text": instances.text_lines,
            "tfrecord": instances.tfrecords}
 FITS = {"JSON": {"json"}, "CSV": {"json", "text"}, "EXAMPLE": {"json", "tfrecord"}}
@@ -69,42 +68,58 @@ def score(model_dir, files, batch_size=1000):
     (a list of paths of the training files' format), and their number of `rows`: how the
     course scores the test split, once, at the end, with the model it chose. `model_dir`:
     a JSON export (or its base directory: the newest). Raises PredictError for another
-    export format."""
+    export format. The AUC is exact (`census.metrics.roc_auc`), as LightGBM's is."""
+    import numpy as np
     import tensorflow as tf
     import tf_keras as keras
 
     from census import inputs
+    from census.metrics import roc_auc
     function = tf.saved_model.load(resolve_model_dir(str(model_dir))).signatures[
         "serving_default"]
     if signature_format(function) != "JSON":
         raise PredictError("score takes a JSON export (13 named inputs)")
     metrics = {"accuracy": keras.metrics.BinaryAccuracy(threshold=0.0),
-               "auc": keras.metrics.AUC(from_logits=True),
                "loss": keras.metrics.BinaryCrossentropy(from_logits=True)}
-    rows = 0
-    for features, labels in inputs.input_fn(list(files), num_epochs=1, shuffle=False,
-                                            batch_size=batch_size):
-        logits = function(**features)["logits"]
+    labels, logits = [], []
+    for features, batch_labels in inputs.input_fn(list(files), num_epochs=1, shuffle=False,
+                                                  batch_size=batch_size):
+        batch_logits = function(**features)["logits"]
         for metric in metrics.values():
-            metric.update_state(labels[:, None], logits)
-        rows += int(labels.shape[0])
-    return dict({k: float(m.result()) for k, m in metrics.items()}, rows=rows)
+            metric.update_state(batch_labels[:, None], batch_logits)
+        labels.append(batch_labels.numpy())
+        logits.append(batch_logits.numpy().ravel())
+    labels, logits = np.concatenate(labels), np.concatenate(logits)
+    # the AUC ranks the logits: the same order as the probabilities, without float32 ties
+    return {"accuracy": float(metrics["accuracy"].result()), "auc": roc_auc(labels, logits),
+            "loss": float(metrics["loss"].result()), "rows": int(labels.size)}
+
+
+def columns(outputs):
+    """{output key: numpy array (batch, n)} → {output key: one list of n plain Python values
+    per instance}, strings decoded (JSON-ready; TF Serving's columnar format). Raises KeyError
+    for a missing output (`signature.OUTPUT_KEYS`)."""
+    plain = {}
+    for k in signature.OUTPUT_KEYS:
+        values = outputs[k].tolist()
+        if outputs[k].dtype.kind in "OS":  # strings: bytes, from TensorFlow
+            values = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in values]
+        plain[k] = values
+    return plain
 
 
 def rows(outputs):
-    """Column arrays → one dict of plain Python values per instance (JSON-ready)."""
-    def plain(value):
-        value = value.tolist()
-        return [v.decode() if isinstance(v, bytes) else v for v in value]
-    n = len(outputs["logits"])
-    return [{k: plain(outputs[k][i]) for k in OUTPUT_KEYS} for i in range(n)]
+    """The same values as `columns`, one dict per instance (TF Serving's row format)."""
+    plain = columns(outputs)
+    return [dict(zip(plain, values)) for values in zip(*plain.values())]
 
 
 def format_table(outputs):
     """The table `gcloud local predict` printed: one row per instance, one column per output."""
-    table = [[k.upper() for k in OUTPUT_KEYS]]
+    keys = signature.OUTPUT_KEYS
+    table = [[k.upper() for k in keys]]
     for row in rows(outputs):
-        table.append([json.dumps(row[k]) for k in OUTPUT_KEYS])
-    widths = [max(len(r[i]) for r in table) for i in range(len(OUTPUT_KEYS))]
+        table.append([json.dumps(row[k]) for k in keys])
+    widths = [max(len(r[i]) for r in table) for i in range(len(keys))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
                      for r in table)

@@ -1,14 +1,38 @@
-"""Stopping the processes the course starts (cluster tasks, tuning trials, model servers).
+"""The processes the course starts (cluster tasks, tuning trials, model servers, Jupyter): the
+loopback ports they listen on, and stopping them.
 
-One rule for all of them: ask (SIGTERM), wait a little, then insist (SIGKILL). A process
-started with `start_new_session=True` is stopped with its whole group (a trial's trainer and
-anything it started), so nothing is left running.
+Ports: `free_port()` / `free_ports(n)`, the one way the package, its tests, benchmarks and
+rehearsals pick a port. Stopping: one rule for all of them: ask (SIGTERM), wait a little, then
+insist (SIGKILL). A process started with `start_new_session=True` is stopped with its whole
+group (a trial's trainer and anything it started), so nothing is left running.
 """
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
+
+
+def free_ports(n):
+    """`n` distinct TCP ports that are free on 127.0.0.1 now. Each is found by binding
+    127.0.0.1:0 (the kernel picks an unused port); all are held until the last is found, so
+    they differ, then released for the caller's servers to bind. A small race remains: another
+    process may take a port between its release here and the server's bind; that is accepted
+    (loopback only, servers started at once)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port():
+    """One TCP port free on 127.0.0.1 now: `free_ports(1)[0]` (with the same small race)."""
+    return free_ports(1)[0]
 
 
 def stop(procs, grace=10.0, group=False):

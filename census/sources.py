@@ -7,6 +7,13 @@ with google-cloud-storage (which honours `STORAGE_EMULATOR_HOST`); UCI's zip ove
 Downloads land in `<cache>/raw/` under a temporary name and are renamed only once complete and
 verified: UCI's files against their published sha256, the bucket's (which have none) by
 their structure, when they are cleaned. A failure is one line saying why, never a traceback.
+
+Why no download library: pooch (1.9) was weighed. It downloads over http(s), ftp, sftp and
+doi only (its `choose_downloader` refuses gs://), its `known_hash` checks the file it
+downloaded (UCI's zip), not the two files inside whose sha256 UCI publishes, and its failures
+are requests' exceptions; `tf_keras.utils.get_file` has no gs:// either, nor a timeout (a
+silent server hangs it). Either would leave this module's work to do and fail tests/test_data.py,
+so it stays.
 """
 from __future__ import annotations
 

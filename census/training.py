@@ -91,8 +91,9 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
     train `train_spec.max_steps` steps (rounded up to whole evaluation intervals), evaluate
     every `eval_spec.every_steps`, run the exporters, and return the last evaluation's
     metrics ({"loss", "accuracy", "auc": float}, plus `global_step`: int and `exports`: the
-    paths written). An evaluator task (TF_CONFIG) evaluates the chief's checkpoints instead.
-    Raises TFConfigError for a TF_CONFIG it cannot run with."""
+    paths written; `auc` is keras's, 200 thresholds: approximate). An evaluator task
+    (TF_CONFIG) evaluates the chief's checkpoints instead. Raises TFConfigError for a
+    TF_CONFIG it cannot run with."""
     evaluations, steps_per_eval = evaluation_schedule(train_spec, eval_spec)
     role, index, _ = tf_config.cluster_role()
     if role == "evaluator":

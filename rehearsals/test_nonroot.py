@@ -8,14 +8,13 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from census import DISTRIBUTION, sources
+from census import DISTRIBUTION, processes, sources
 from census.course import chapters
 from conftest import BUILD, REPO, course_printed_path, printed, run
 
@@ -111,10 +110,7 @@ def test_census_cluster_runs_as_an_ordinary_user(home):
 
 
 def test_make_lab_serves_the_notebooks_to_an_ordinary_user(home):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_hex(16)
+    port, token = processes.free_port(), secrets.token_hex(16)
     flags = (f"--port {port} --no-browser --IdentityProvider.token={token} "
              "--ServerApp.shutdown_no_activity_timeout=120")
     settings = [f"{k}={v}" for k, v in home["env"].items()]

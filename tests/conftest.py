@@ -48,12 +48,11 @@ def census_files(raw_dir, tmp_path_factory):
 def trained_job(census_files, tmp_path_factory):
     """One short real training run with a final JSON export; returns (job_dir, metrics)."""
     from census import task
+    from census.config import TrainConfig
     job_dir = tmp_path_factory.mktemp("job")
-    args = task.parser().parse_args([
-        "--train-files", census_files.train, "--eval-files", census_files.validation,
-        "--job-dir", str(job_dir), "--train-steps", str(SMOKE_STEPS),
-        "--eval-every-steps", "150", "--verbosity", "ERROR"])
-    return job_dir, task.run(args)
+    return job_dir, task.run(TrainConfig(
+        job_dir=job_dir, train_files=census_files.train, eval_files=census_files.validation,
+        train_steps=SMOKE_STEPS, eval_every_steps=150, verbosity="ERROR"))
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +77,11 @@ def trained_model(trained_job):
 @pytest.fixture(scope="session")
 def exports(trained_model, tmp_path_factory):
     """{format: export base directory} of the trained model in each format (one version)."""
-    from census import export
+    from census import export, signature
     base = tmp_path_factory.mktemp("exports")
-    for fmt in export.EXPORT_FORMATS:
+    for fmt in signature.FORMATS:
         export.export_model(trained_model, str(base / fmt / "census"), fmt)
-    return {fmt: base / fmt / "census" for fmt in export.EXPORT_FORMATS}
+    return {fmt: base / fmt / "census" for fmt in signature.FORMATS}
 
 
 def run_census(*args, env=None, timeout=300):

@@ -17,13 +17,14 @@ import ctypes
 import importlib.util
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from census.processes import free_port
 
 
 def binary() -> Path:
@@ -36,12 +37,6 @@ def binary() -> Path:
     name = f"fake-gcs-server-{system}-{arch[platform.machine().lower()]}"
     name += ".exe" if system == "windows" else ""
     return Path(spec.origin).parent / "vendor/fake-gcs-server/bin" / name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent():  # runs in the child before exec (Linux): SIGKILL it when we die

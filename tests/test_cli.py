@@ -1,16 +1,10 @@
 import argparse
 import re
-import socket
 
 import pytest
 
+from census import processes
 from conftest import run_census
-
-
-def closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_help_lists_the_commands():
@@ -29,7 +23,7 @@ def test_census_data_describes_the_local_files(uci_dir, tmp_path):
 
 
 def test_census_data_without_network_names_the_local_option(tmp_path):
-    port = closed_port()
+    port = processes.free_port()  # nobody listens there
     env = {"CENSUS_DATA_DIR": "", "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
            "CENSUS_CACHE_DIR": str(tmp_path)}
     # Both remote sources point at a closed port on this machine.

@@ -70,10 +70,10 @@ def test_both_forms_of_the_data_flags():
     assert vertex.trainer_args(JOB_DIR, eval_steps=100)[-2:] == ["--eval-steps", "100"]
     with pytest.raises(ValueError):
         vertex.trainer_args(JOB_DIR, train_files=own[0])
-    # Every flag is one the trainer accepts.
-    from census import task
+    # Every flag is one the trainer accepts, and reads back as the config it came from.
+    from census.config import TrainConfig
     for args in (default, direct, mounted):
-        task.parser().parse_args(args)
+        assert TrainConfig.from_args(args).to_args() == args
 
 
 def test_one_replicas_logs_and_the_local_run_commands():
@@ -133,6 +133,34 @@ def test_sdist_holds_the_package_and_its_metadata(tmp_path):
     # A chapter run again builds again into the same folder: the new sdist replaces the old.
     assert vertex.build_sdist(tmp_path) == path
     assert [p.name for p in tmp_path.iterdir()] == ["census_course-0.1.0.tar.gz"]
+
+
+class Installed:
+    """A stand-in for importlib.metadata's distribution, with the direct_url.json pip wrote."""
+
+    def __init__(self, direct_url):
+        self.direct_url = direct_url
+
+    def read_text(self, name):
+        return self.direct_url if name == "direct_url.json" else None
+
+
+def test_the_source_tree_is_the_checkout_or_the_folder_pip_installed_from(tmp_path,
+                                                                        monkeypatch):
+    import importlib.metadata
+    assert vertex.source_root() == REPO  # this clone: the package runs from it
+    # Installed, not editable (Colab: `pip install CLONE`): the folder pip recorded (PEP 610).
+    site = tmp_path / "site-packages" / "census" / "distribute" / "vertex.py"
+    monkeypatch.setattr(vertex, "__file__", str(site))
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Installed(
+        '{"url": "%s", "dir_info": {}}' % REPO.as_uri()))
+    assert vertex.source_root() == REPO
+    # From an index or a wheel: no source tree to build, and the error says so.
+    for recorded in (None, '{"url": "https://example.com/c.whl", "archive_info": {}}'):
+        monkeypatch.setattr(importlib.metadata, "distribution",
+                            lambda name, recorded=recorded: Installed(recorded))
+        with pytest.raises(FileNotFoundError, match="build the sdist from a clone"):
+            vertex.source_root()
 
 
 def test_upload_to_cloud_storage(tmp_path, monkeypatch):

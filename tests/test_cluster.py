@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from census import cli, export
-from census.distribute import cli as cluster_cli, cluster, namespace, tiers
+from census import cli, export, processes
+from census.distribute import cli as cluster_cli, namespace, tiers
 from conftest import REPO, SMOKE_STEPS
 
 pytestmark = pytest.mark.slow  # real clusters of processes
@@ -197,7 +197,7 @@ def test_a_2017_style_cluster_trains(census_files, tmp_path):
     """master + worker + ps, named and shaped as Cloud ML Engine's TF_CONFIG was (with
     `environment` and a `trial`): the unchanged trainer runs it, in a private network."""
     private = namespace.Namespace()
-    ports = cluster.free_ports(3)
+    ports = processes.free_ports(3)
     spec = {"master": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"],
             "ps": [f"localhost:{ports[2]}"]}
     procs = {}

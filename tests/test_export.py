@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from census import export, instances, predict, schema
+from census import export, instances, predict, schema, signature
 
 pytestmark = pytest.mark.slow  # a trained model, exported in every format
 
@@ -77,9 +77,9 @@ def test_csv_and_example_exports_agree_with_json(model, census_files, tmp_path):
                           ("EXAMPLE", lambda: {"examples": tf.constant(
                               [example(i) for i in people])})]:
         path = export.export_model(model, str(tmp_path / fmt), fmt)
-        signature = tf.saved_model.load(path).signatures["serving_default"]
-        assert sorted(signature.structured_input_signature[1]) == sorted(receiver())
-        by_format[fmt] = signature(**receiver())["logits"].numpy()
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        assert sorted(serve.structured_input_signature[1]) == sorted(receiver())
+        by_format[fmt] = serve(**receiver())["logits"].numpy()
     np.testing.assert_allclose(by_format["CSV"], by_format["JSON"], rtol=1e-5)
     np.testing.assert_allclose(by_format["EXAMPLE"], by_format["JSON"], rtol=1e-5)
 
@@ -132,10 +132,9 @@ def extreme_inputs(fmt):
         return {c: tf.constant([p[c] for p in people], schema.INPUT_DTYPES[c])
                 for c in schema.INPUT_COLUMNS}
     if fmt == "CSV":
-        columns = [c for c in schema.CSV_COLUMNS if c != schema.LABEL_COLUMN]
-        return {"csv_row": tf.constant([", ".join(repr(p[c]) if c in FLOATS else
-                                                  "1" if c == "fnlwgt" else p[c]
-                                                  for c in columns) for p in people])}
+        return {signature.SINGLE_INPUT[fmt]: tf.constant([
+            ", ".join(repr(p[c]) if c in FLOATS else "1" if c == "fnlwgt" else p[c]
+                      for c in signature.CSV_FIELDS) for p in people])}
     examples = []
     for p in people:
         feature = {c: tf.train.Feature(float_list=tf.train.FloatList(value=[v])) if c in FLOATS
@@ -143,11 +142,11 @@ def extreme_inputs(fmt):
                    for c, v in p.items()}
         examples.append(tf.train.Example(features=tf.train.Features(
             feature=feature)).SerializeToString())
-    return {"examples": tf.constant(examples)}
+    return {signature.SINGLE_INPUT[fmt]: tf.constant(examples)}
 
 
 @pytest.mark.parametrize("weights", ["fresh", "trained"])
-@pytest.mark.parametrize("fmt", export.EXPORT_FORMATS)
+@pytest.mark.parametrize("fmt", signature.FORMATS)
 def test_no_float_input_gives_nan_or_infinity(weights, fmt, model, tmp_path):
     """The model clips its numbers in the graph: an export answers finite numbers for NaN,
     ±infinity, ±3.4e38 or negative amounts, with fresh or trained weights."""

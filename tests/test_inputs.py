@@ -1,6 +1,6 @@
 import tensorflow as tf
 
-from census import inputs, schema
+from census import inputs, schema, signature
 
 
 def test_one_batch_has_the_serving_columns_and_01_labels(census_files):
@@ -26,6 +26,19 @@ def test_repeats_and_shuffles(census_files):
     batches = list(inputs.input_fn(census_files.test, num_epochs=2, batch_size=1000))
     assert sum(len(labels) for _, labels in batches) == 2 * 16281
     assert any(not tf.reduce_all(first() == first()) for _ in range(3))
+
+
+def test_a_row_without_its_label_decodes_to_the_same_features():
+    """The CSV export's clients send the training rows without the label: one parser."""
+    line = ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, "
+            "White, Male, 2174, 0, 40, United-States, >50K")
+    features, labels = inputs.parse_csv(tf.constant([line]))
+    client = inputs.decode_rows(tf.constant([line.rsplit(",", 1)[0]]), signature.CSV_FIELDS)
+    assert list(client) == list(features) == list(schema.INPUT_COLUMNS)
+    for column, tensor in client.items():
+        assert tensor.dtype == schema.INPUT_DTYPES[column]
+        assert tensor.numpy().tolist() == features[column].numpy().tolist()
+    assert labels.numpy().tolist() == [1]
 
 
 def test_label_parsing_tolerates_spaces_and_periods():

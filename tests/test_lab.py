@@ -6,7 +6,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ import uuid
 import pytest
 
 from census.course import cli, environment
+from census.processes import free_port
 
 pytestmark = pytest.mark.slow  # JupyterLab servers
 
 REPO = environment.root()
 STARTUP_SECONDS = 90
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Lab:

@@ -5,7 +5,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import nbformat
 import pytest
 
 from census.course import chapters, cli as course_cli, environment, notebook, runner, sync
+from census.processes import free_port
 
 REPO = environment.root()
 NOTEBOOKS = REPO / "notebooks"
@@ -357,12 +357,6 @@ def test_jupyterlab_lists_and_opens_the_notebooks(tmp_path):
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def get(url, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as response:

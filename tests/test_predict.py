@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from census import cli, instances, predict, schema
+from census import cli, instances, predict, schema, signature
 from conftest import REPO, run_census
 
 pytestmark = pytest.mark.slow  # a trained model's exports, predicted from
@@ -26,7 +26,7 @@ def test_json_format_and_base_dir(export_dir):
                       TEST_JSON, "--format", "json")
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [sorted(r) for r in rows] == [sorted(predict.OUTPUT_KEYS)] * 2
+    assert [sorted(r) for r in rows] == [sorted(signature.OUTPUT_KEYS)] * 2
     assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 for r in rows)
 
 
@@ -95,7 +95,7 @@ PEOPLE = predict.read_instances(TEST_JSON)
 def csv_rows(people):
     """The people as CSV rows of the training files without the label (fnlwgt: any number)."""
     return [", ".join("189778" if c == "fnlwgt" else str(p[c]).strip()
-                      for c in instances.CSV_FIELDS) for p in people]
+                      for c in signature.CSV_FIELDS) for p in people]
 
 
 def write_inputs(tmp_path):

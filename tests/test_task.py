@@ -4,6 +4,7 @@ import json
 import pytest
 
 from census import task
+from census.config import TrainConfig
 from census.distribute import tf_config
 from conftest import run_census
 
@@ -56,8 +57,8 @@ def test_a_file_the_trainer_cannot_read_is_refused_before_training(uci_dir, tmp_
     bad = bad_copy(uci_dir, tmp_path, change)
     job = tmp_path / "job"
     with pytest.raises(SystemExit) as exit:
-        task.main(["--train-files", str(bad), "--eval-files", str(uci_dir / "adult.test"),
-                   "--job-dir", str(job), "--train-steps", "10"])
+        task.main(config=TrainConfig(job_dir=job, train_files=bad,
+                                     eval_files=uci_dir / "adult.test", train_steps=10))
     message = str(exit.value.code)
     assert message.startswith("census train: ") and words in message, message
     assert "\n" not in message and not job.exists()  # refused before anything was written
@@ -65,8 +66,8 @@ def test_a_file_the_trainer_cannot_read_is_refused_before_training(uci_dir, tmp_
 
 def test_a_missing_file_is_one_sentence(uci_dir, tmp_path):
     with pytest.raises(SystemExit) as exit:
-        task.main(["--train-files", str(uci_dir / "adult.data"), "--eval-files",
-                   str(tmp_path / "nope.csv"), "--job-dir", str(tmp_path / "job")])
+        task.main(config=TrainConfig(job_dir=tmp_path / "job", train_files=uci_dir / "adult.data",
+                                     eval_files=tmp_path / "nope.csv"))
     assert str(exit.value.code) == (f"census train: {tmp_path / 'nope.csv'}: cannot be read "
                                     "(No such file or directory)")
 
@@ -123,7 +124,7 @@ def test_every_tf_config_the_services_write_is_read(config, expected):
 def test_a_malformed_tf_config_is_one_sentence(text, words, tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", text)
     with pytest.raises(SystemExit) as exit:
-        task.main(["--job-dir", str(tmp_path / "job"), "--train-steps", "1"])
+        task.main(config=TrainConfig(job_dir=tmp_path / "job", train_steps=1))
     assert str(exit.value.code).startswith(f"census train: {words}"), exit.value.code
     assert not (tmp_path / "job").exists()
 

@@ -108,10 +108,10 @@ def test_discrete_whole_numbers_reach_an_integer_flag_as_integers():
 def test_trial_flags_are_vertex_style():
     assert tuning_study.trial_flags({"first-layer-size": 120, "scale-factor": 0.5}) == \
         ["--first-layer-size=120", "--scale-factor=0.5"]
-    from census import task
-    args = task.parser().parse_args(["--job-dir", "j", "--first-layer-size=120",
-                                     "--scale-factor=0.5", "--hypertune-metric=accuracy"])
-    assert (args.first_layer_size, args.scale_factor, args.hypertune_metric) == \
+    from census.config import TrainConfig
+    config = TrainConfig.from_args(["--job-dir", "j", "--first-layer-size=120",
+                                    "--scale-factor=0.5", "--hypertune-metric=accuracy"])
+    assert (config.first_layer_size, config.scale_factor, config.hypertune_metric) == \
         (120, 0.5, "accuracy")
 
 
@@ -276,8 +276,8 @@ def test_when_no_trial_succeeds_census_tune_says_so_and_fails(standin, tmp_path)
     (lambda h: h["params"][0].update(parameterName="first_layer_size"),
      "parameter 'first_layer_size' is not a trainer flag that can be tuned"),
     (lambda h: h["params"][0].update(minValue=0),
-     "parameter 'first-layer-size': the trainer refuses 0 (argument --first-layer-size: must "
-     "be a whole number of at least 1, got '0')"),
+     "parameter 'first-layer-size': the trainer refuses 0 (--first-layer-size must "
+     "be a whole number of at least 1, got 0)"),
     (lambda h: h["params"][2].update(maxValue=2.0),
      "parameter 'scale-factor': the trainer refuses 2.0"),
     (lambda h: h["params"].append({"parameterName": "train-batch-size", "type": "DOUBLE",

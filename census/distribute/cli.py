@@ -36,14 +36,20 @@ def add_command(subparsers):
 
 def run(args, netns_commands=None):
     """Run the cluster `args` describe; exit with the chief's status."""
+    from census.config import ConfigError, TrainConfig
     from census.distribute import cluster, namespace, tiers
     # Ctrl-C raises KeyboardInterrupt; make SIGTERM unwind the same way, so `run` cleans up.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         layout = tiers.layout_for(args.scale_tier, args.workers, args.ps, args.mirrored,
                                   evaluator=int(args.evaluator))
-        status = cluster.run(layout, args.trainer_args, args.module_name, args.timeout,
+        trainer = args.trainer_args
+        if args.module_name == "census.task":  # the course's trainer: its flags checked now
+            trainer = TrainConfig.from_args(trainer)
+        status = cluster.run(layout, trainer, args.module_name, args.timeout,
                              netns_commands, args.allow_host_network)
+    except ConfigError as e:
+        sys.exit(f"census cluster: the trainer flags after `--`: {e}")
     except (cluster.ClusterError, namespace.NamespaceError, ValueError) as e:
         sys.exit(f"census cluster: {e}")
     except KeyboardInterrupt:

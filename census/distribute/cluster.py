@@ -12,7 +12,6 @@ checkpoint the chief writes, as the 2017 evaluator did.
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,18 +22,6 @@ from census.distribute.namespace import Namespace
 
 class ClusterError(Exception):
     """A local cluster cannot be started as asked; the message says why."""
-
-
-def free_ports(n):
-    """`n` distinct free TCP ports on the loopback interface."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _role(kind, index):
@@ -51,15 +38,17 @@ def _stream(proc, role, log_path, lock, out):
                 out.flush()
 
 
-def run(layout, trainer_args, module="census.task", timeout=3600, netns_commands=None,
+def run(layout, trainer, module="census.task", timeout=3600, netns_commands=None,
         allow_host_network=False, out=None, log_dir=None):
-    """Start every task of `layout` as `python -m module trainer_args` with its TF_CONFIG,
-    wait for the chief, stop everything, and return the chief's exit status (124 on timeout).
-    Per-role logs go to `log_dir` (default `<job_dir>/logs/cluster/`)."""
+    """Start every task of `layout` as `python -m module` with the flags of `trainer` (a
+    TrainConfig, or another module's command line: a list of str) and its TF_CONFIG, wait
+    for the chief, stop everything, and return the chief's exit status (124 on timeout).
+    Per-role logs go to `log_dir` (default `<job_dir>/logs/cluster/`). Raises ClusterError."""
+    from census.config import TrainConfig, split_job_dir
     out = out or sys.stdout
+    trainer_args = trainer.to_args() if isinstance(trainer, TrainConfig) else list(trainer)
     if log_dir is None:
-        from census import task
-        job_dir = task.split_job_dir(trainer_args)[0]
+        job_dir = split_job_dir(trainer_args)[0]
         if not job_dir:
             raise ClusterError("the trainer flags need --job-dir (logs go to "
                                "<job_dir>/logs/cluster/)")
@@ -68,7 +57,7 @@ def run(layout, trainer_args, module="census.task", timeout=3600, netns_commands
         raise ClusterError(f"a local cluster needs a local job dir, not {log_dir}")
     os.makedirs(log_dir, exist_ok=True)
     tasks = layout.tasks() if layout.strategy != "local" else [("chief", 0)]
-    ports = free_ports(len(tasks))
+    ports = processes.free_ports(len(tasks))
     # Evaluators are not part of the cluster spec: they only read the chief's checkpoints.
     evaluators = [("evaluator", i) for i in range(layout.evaluator)]
     namespace = None if allow_host_network else Namespace(netns_commands)

@@ -55,26 +55,26 @@ def gcs_mount(uri):
     return "/gcs/" + uri[len("gs://"):]
 
 
-def trainer_args(job_dir, train_files=(), eval_files=(), train_steps=5000, eval_steps=None,
-                 mount=False, extra=()):
-    """The 2017 trainer flags for a cloud job: its 5000 training steps by default; each
-    evaluation reads the whole evaluation data once (`eval_steps`: that many batches instead;
-    the 2017 job's `--eval-steps 100` meant 100 batches of 40 rows). Without
-    `train_files`/`eval_files` there are no data flags: on each machine the trainer fetches the
-    census files (Google's public bucket, else UCI) and trains on the training split,
-    evaluating on the validation split, as it does locally. With them (both), it reads those
-    files: gs:// paths (`tf.io.gfile` reads them itself) or local ones. `mount`: the `/gcs/…`
-    form of every gs:// path instead."""
+def trainer_args(job_dir, train_files=(), eval_files=(), train_steps=5000, mount=False,
+                 **changes):
+    """The 2017 trainer flags for a cloud job (`TrainConfig.to_args()`): its 5000 training
+    steps by default; each evaluation reads the whole evaluation data once (`eval_steps`: that
+    many batches instead; the 2017 job's `--eval-steps 100` meant 100 batches of 40 rows).
+    Without `train_files`/`eval_files` there are no data flags: on each machine the trainer
+    fetches the census files (Google's public bucket, else UCI) and trains on the training
+    split, evaluating on the validation split, as it does locally. With them (both), it reads
+    those files: gs:// paths (`tf.io.gfile` reads them itself) or local ones. `mount`: the
+    `/gcs/…` form of every gs:// path instead. `changes`: other TrainConfig fields. Raises
+    ValueError (ConfigError for a value the trainer refuses)."""
+    from census.config import TrainConfig
     if bool(train_files) != bool(eval_files):
         raise ValueError("give both train_files and eval_files, or neither")
 
     def path(p):
         return gcs_mount(p) if mount and p.startswith("gs://") else p
-    data = ["--train-files", *map(path, train_files), "--eval-files", *map(path, eval_files)] \
-        if train_files else []
-    return [*data, "--job-dir", path(job_dir),
-            "--train-steps", str(train_steps),
-            *(["--eval-steps", str(eval_steps)] if eval_steps else []), *extra]
+    return TrainConfig(job_dir=path(job_dir), train_files=[path(f) for f in train_files] or None,
+                       eval_files=[path(f) for f in eval_files] or None,
+                       train_steps=train_steps, **changes).to_args()
 
 
 def task_name(pool, index=0):
@@ -198,12 +198,32 @@ def gcloud_command(job, region, config_path):
 
 
 def source_root():
-    """The course's checkout (`census.course.root()`), whose pyproject.toml builds the sdist."""
-    from census.course import environment
-    root = environment.root()
-    if not (root / "pyproject.toml").is_file():
-        raise FileNotFoundError(f"no pyproject.toml in {root}: build the sdist from a clone")
-    return root
+    """The source tree of this package's distribution (census-course), whose pyproject.toml
+    builds the sdist: the checkout the package runs from (an editable install, or a clone on
+    sys.path), else the folder pip installed it from (PEP 610's direct_url.json: Colab's setup
+    cell runs `pip install CLONE`). Raises FileNotFoundError, saying so, if neither is one (an
+    install from an index or a wheel): then build from a clone, `build_sdist(out_dir, CLONE)`."""
+    import importlib.metadata
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from census import DISTRIBUTION
+    checkout = Path(__file__).resolve().parents[2]  # census/distribute/vertex.py → checkout
+    places = [checkout]
+    try:
+        direct = json.loads(importlib.metadata.distribution(DISTRIBUTION)
+                            .read_text("direct_url.json") or "{}")
+    except importlib.metadata.PackageNotFoundError:
+        direct = {}
+    if "dir_info" in direct and direct.get("url", "").startswith("file:"):
+        places.append(Path(urllib.request.url2pathname(urllib.parse.urlparse(direct["url"]).path)))
+    for root in places:
+        if (root / "pyproject.toml").is_file():
+            return root
+    raise FileNotFoundError(
+        f"no pyproject.toml in {' or '.join(map(str, places))}: {DISTRIBUTION} is not installed "
+        "from a source tree here; build the sdist from a clone (build_sdist(out_dir, CLONE))")
 
 
 def build_sdist(out_dir, root=None):

@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 
+from census import predict
 from census.serving.batching import Batcher, Job
 from census.serving.protocol import (
     MAX_REQUEST_BYTES,
@@ -29,8 +30,6 @@ from census.serving.protocol import (
     inputs_to_instances,
     parse_body,
     render_classify,
-    render_columns,
-    render_rows,
     rows_of,
 )
 
@@ -114,10 +113,10 @@ class Server:
             signature, fmt = version.signature(request.get("signature_name"))
             if "instances" in request:
                 items, what, render = rows_of(request["instances"]), "instances", \
-                    lambda out: {"predictions": render_rows(out)}
+                    lambda out: {"predictions": predict.rows(out)}
             elif "inputs" in request:
                 items, what, render = inputs_to_instances(request["inputs"], fmt), "inputs", \
-                    lambda out: {"outputs": render_columns(out)}
+                    lambda out: {"outputs": predict.columns(out)}
             else:
                 raise ServingError(400, "Missing 'instances' or 'inputs' key in the request")
             return Job(version, signature, fmt, items, what, render)
@@ -150,7 +149,7 @@ class Server:
             if "instances" not in request:
                 raise ServingError(400, "Missing 'instances' key in the request")
             return Job(version, signature, fmt, rows_of(request["instances"]), "instances",
-                       lambda out: {"predictions": render_rows(out),
+                       lambda out: {"predictions": predict.rows(out),
                                     "deployedModelId": model_id})
         return await self.batcher.submit(await self.parse(body, build))
 

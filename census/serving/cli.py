@@ -1,5 +1,6 @@
 """`census serve`: the exports of a base directory over TF Serving's REST API (chapter 9)."""
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ import threading
 import time
 
 from census import flags, quiet
+from census.flags import option
 from census.serving.protocol import DEFAULT_MODEL_NAME, DEFAULT_PORT, DIFFERENCES, MAX_REQUEST_BYTES
 
 
@@ -27,45 +29,46 @@ def add_command(subparsers):
     p.set_defaults(run=run)
 
 
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    """What `census serve` does; each field is its flag (`--model-base-path` …), checked when
+    built (raises census.flags.ConfigError)."""
+    model_base_path: str = option(help="the export base directory, JOB_DIR/export/census")
+    model_name: str = option(DEFAULT_MODEL_NAME)
+    host: str = option("127.0.0.1", help="address to bind (default 127.0.0.1; a container "
+                       "needs 0.0.0.0)")
+    port: int = option(None, flags.PORT, f"default $AIP_HTTP_PORT when Vertex sets it, else "
+                       f"{DEFAULT_PORT}")
+    poll_seconds: float = option(1.0, flags.number(above=0), "how often to look for new "
+                                 "versions")
+    keep_versions: int = option(2, flags.whole(1), "how many of the newest versions stay "
+                                "loaded (pinnable)")
+    max_batch_rows: int = option(512, flags.whole(1))
+    model_threads: int = option(1, flags.whole(1), "model calls that may run at once (each in "
+                                "its own worker thread)")
+    batch_window_ms: float = option(0.0, flags.number(least=0), "extra wait for more requests "
+                                    "before a model call (default: none; calls take whatever "
+                                    "arrived while the previous one ran)")
+    max_request_bytes: int = option(MAX_REQUEST_BYTES, flags.whole(1))
+    http: str = option("auto", choices=("auto", "h11", "httptools"),
+                       help="uvicorn's HTTP parser (auto: httptools when installed)")
+    stop_with_parent: bool = option(False, help="shut down when the process that started this "
+                                    "one ends (notebooks)")
+    log_level: str = option("warning", choices=("critical", "error", "warning", "info", "debug"))
+
+    def __post_init__(self):
+        flags.check(self)
+
+
 def add_arguments(p):
-    """The options of `census serve`, on parser `p`."""
-    p.add_argument("--model-base-path", required=True,
-                   help="the export base directory, JOB_DIR/export/census")
-    p.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; a container needs 0.0.0.0)")
-    p.add_argument("--port", type=flags.PORT, default=None,
-                   help=f"default $AIP_HTTP_PORT when Vertex sets it, else {DEFAULT_PORT}")
-    p.add_argument("--poll-seconds", type=flags.number(above=0), default=1.0,
-                   help="how often to look for new versions")
-    p.add_argument("--keep-versions", type=flags.whole(1), default=2,
-                   help="how many of the newest versions stay loaded (pinnable)")
-    p.add_argument("--max-batch-rows", type=flags.whole(1), default=512)
-    p.add_argument("--model-threads", type=flags.whole(1), default=1,
-                   help="model calls that may run at once (each in its own worker thread)")
-    p.add_argument("--batch-window-ms", type=flags.number(least=0), default=0.0,
-                   help="extra wait for more requests before a model call (default: none; "
-                        "calls take whatever arrived while the previous one ran)")
-    p.add_argument("--max-request-bytes", type=flags.whole(1), default=MAX_REQUEST_BYTES)
-    p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
-                   help="uvicorn's HTTP parser (auto: httptools when installed)")
-    p.add_argument("--stop-with-parent", action="store_true",
-                   help="shut down when the process that started this one ends (notebooks)")
-    p.add_argument("--log-level", default="warning",
-                   choices=("critical", "error", "warning", "info", "debug"))
+    """The options of `census serve` (the fields of ServeConfig), on parser `p`."""
+    flags.add_arguments(p, ServeConfig)
 
 
 def options(model_base_path, **overrides):
-    """The options of `census serve --model-base-path PATH`, with `overrides` (attribute
-    names, e.g. poll_seconds=0.2) set over the defaults."""
-    p = argparse.ArgumentParser()
-    add_arguments(p)
-    args = p.parse_args(["--model-base-path", str(model_base_path)])
-    for key, value in overrides.items():
-        if not hasattr(args, key):
-            raise TypeError(f"census serve has no option {key!r}")
-        setattr(args, key, value)
-    return args
+    """The ServeConfig of `census serve --model-base-path PATH` with `overrides` (field names,
+    e.g. poll_seconds=0.2), checked. Raises ConfigError, TypeError for an unknown name."""
+    return ServeConfig(model_base_path=str(model_base_path), **overrides)
 
 
 def build(args):
@@ -83,6 +86,7 @@ def build(args):
 def run(args):
     """`census serve`: serve until interrupted (Ctrl-C / SIGTERM)."""
     import uvicorn
+    args = flags.from_namespace(ServeConfig, args)
     if not os.path.isdir(args.model_base_path):
         sys.exit(f"census serve: no directory {args.model_base_path} (expected the export base "
                  "directory, JOB_DIR/export/census)")

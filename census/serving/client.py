@@ -12,9 +12,9 @@ import urllib.parse
 import httpx
 import numpy as np
 
-from census import predict
 from census.instances import PredictError
 from census.serving.protocol import DEFAULT_MODEL_NAME
+from census.signature import OUTPUT_KEYS
 
 
 def predict_path(model=DEFAULT_MODEL_NAME, version=None, verb="predict"):
@@ -64,7 +64,7 @@ def as_json(items, kind="json"):
 
 def to_columns(predictions):
     """Row-format predictions (a list of dicts) → {output: numpy array}."""
-    return {k: np.array([row[k] for row in predictions]) for k in predict.OUTPUT_KEYS}
+    return {k: np.array([row[k] for row in predictions]) for k in OUTPUT_KEYS}
 
 
 # --- a short load run ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 
 from census import processes
-from census.serving.protocol import DEFAULT_MODEL_NAME, DEFAULT_PORT
+from census.serving.protocol import DEFAULT_PORT
 
 
 class BackgroundServer:
@@ -81,23 +81,25 @@ class BackgroundServer:
         self.stop()
 
 
-def start_process(model_base_path, port=DEFAULT_PORT, model_name=DEFAULT_MODEL_NAME,
-                  timeout=120, extra=(), command=None, log_path=None):
+def start_process(model_base_path, port=DEFAULT_PORT, timeout=120, command=None,
+                  log_path=None, **options):
     """`census serve` as a child process, returned once it serves a version (for notebooks and
     benchmarks: the server and its client then do not share one interpreter). It stops when
-    this process exits, even abruptly (`--stop-with-parent`). `log_path`: where its output
+    this process exits, even abruptly (`--stop-with-parent`). `options`: ServeConfig fields
+    (model_name, http …), checked here (raises ConfigError). `log_path`: where its output
     goes (default: this process's stderr)."""
+    from census import flags
+    from census.serving import cli
+    config = cli.options(model_base_path, port=port, stop_with_parent=True, **options)
     command = command or [sys.executable, "-m", "census", "serve"]
     log = None if log_path is None else open(log_path, "ab")
-    proc = subprocess.Popen([*command, "--model-base-path", str(model_base_path),
-                             "--model-name", model_name, "--port", str(port),
-                             "--stop-with-parent", *extra],
+    proc = subprocess.Popen([*command, *flags.to_args(config)],
                             stdout=subprocess.DEVNULL if log_path is None else log,
                             stderr=None if log_path is None else subprocess.STDOUT)
     if log is not None:
         log.close()  # the child has its own copy
     atexit.register(stop_process, proc)
-    url = f"http://127.0.0.1:{port}/v1/models/{model_name}"
+    url = f"http://127.0.0.1:{port}/v1/models/{config.model_name}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -16,7 +16,7 @@ departs from TF Serving on purpose.
 """
 import json
 
-from census import instances, predict, schema
+from census import instances, schema, signature
 
 DEFAULT_PORT = 8501
 
@@ -100,7 +100,7 @@ def inputs_to_instances(inputs, fmt):
     """TF Serving's columnar `inputs` → rows, so that they are checked alike: for the JSON
     format a map of each input name to its list of values; for the one-input formats (CSV,
     EXAMPLE) that map, or the input's list of values itself."""
-    single = instances.SINGLE_INPUT.get(fmt)
+    single = signature.SINGLE_INPUT.get(fmt)
     if single and isinstance(inputs, list):
         return inputs
     if not isinstance(inputs, dict):
@@ -152,29 +152,6 @@ def classify_examples(context, examples, fmt):
         except instances.PredictError as e:
             raise ServingError(400, f"examples: {e}") from None
     return items
-
-
-def plain_columns(outputs):
-    """{output: numpy array} → {output: list of per-row lists}, strings decoded: the values of
-    `census.predict.rows`, converted one column at a time (far fewer Python calls)."""
-    columns = {}
-    for k in predict.OUTPUT_KEYS:
-        values = outputs[k].tolist()
-        if outputs[k].dtype == object:
-            values = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in values]
-        columns[k] = values
-    return columns
-
-
-def render_rows(outputs):
-    """Row format, as `census.predict.rows`: one dict per instance."""
-    columns = plain_columns(outputs)
-    return [dict(zip(columns, values)) for values in zip(*columns.values())]
-
-
-def render_columns(outputs):
-    """Columnar format: {output: one list per instance}."""
-    return plain_columns(outputs)
 
 
 def render_classify(outputs):

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 
-from census import export, instances, schema
+from census import export, instances, schema, signature
 from census.serving.protocol import DEFAULT_MODEL_NAME, ServingError
 
 log = logging.getLogger("census.serving")
@@ -67,7 +67,7 @@ def warmup_instance(fmt="JSON"):
               else schema.VOCABULARIES[c][0] for c in schema.INPUT_COLUMNS}
     if fmt == "CSV":
         return ", ".join("1" if c in schema.UNUSED_COLUMNS else str(fields[c])
-                         for c in instances.CSV_FIELDS)
+                         for c in signature.CSV_FIELDS)
     if fmt == "EXAMPLE":
         return instances.to_example(fields)
     return fields

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from census import export, processes, quiet
+from census.config import TrainConfig, split_job_dir
 from census.tuning.study import (
     METRIC_FLAG,
     ConfigError,
@@ -68,10 +69,10 @@ def last_line(path):
     return lines[-1][:300] if lines else "no output"
 
 
-def job_dir_and_flags(trainer_args):
-    """(the study's folder, from --job-dir; the other trainer flags). Raises ConfigError."""
-    from census import task
-    job_dir, rest = task.split_job_dir(trainer_args)
+def job_dir_and_flags(trainer):
+    """(the study's folder; the other trainer flags) of `trainer`, a TrainConfig or a trainer
+    command line (list of str). Raises ConfigError."""
+    job_dir, rest = split_job_dir(trainer)
     if not job_dir:
         raise ConfigError("the trainer flags need --job-dir (the study's folder)")
     return job_dir, rest
@@ -88,12 +89,14 @@ def reason(trial):
 
 
 class LocalTuner:
-    """Runs `study` with Optuna; every trial `command + trainer_args + --param=value`."""
+    """Runs `study` with Optuna; every trial `command` with the flags of `trainer` (a
+    TrainConfig, or another trainer's command line), its own --job-dir, the metric's flag and
+    Vertex-style `--param=value` flags."""
 
-    def __init__(self, study, trainer_args, command=None, trial_timeout=None, seed=None,
+    def __init__(self, study, trainer, command=None, trial_timeout=None, seed=None,
                  out=None):
         self.study = study
-        self.job_dir, self.trainer_args = job_dir_and_flags(trainer_args)
+        self.job_dir, self.trainer_args = job_dir_and_flags(trainer)
         self.command = list(command or [sys.executable, "-m", "census.task"])
         self.trial_timeout, self.seed = trial_timeout, seed
         self.out = out or sys.stdout
@@ -280,12 +283,20 @@ def keep_best(optuna_study, job_dir):
     return info
 
 
-def tune(config, trainer_args, max_trials=None, parallel_trials=None, command=None,
+def tune(config, trainer, max_trials=None, parallel_trials=None, command=None,
          trial_timeout=None, seed=None, out=None):
-    """Run the study in `config` (a path or a Study) locally; returns the results table."""
+    """Run the study in `config` (a path or a Study) locally, each trial the course's trainer
+    configured by `trainer` (a TrainConfig, or its command line: a list of str; its job dir is
+    the study's folder) — or, with `command` (argv of another trainer), that trainer's flags.
+    Returns the results table (a pandas DataFrame). Raises ConfigError."""
     study = config if isinstance(config, Study) else read_config(config)
     study = dataclasses.replace(study, spec=json.loads(json.dumps(study.spec)))
     if command is None or command[-1] == "census.task":  # the course's trainer: we know it
-        check_against_trainer(study, job_dir_and_flags(trainer_args)[1])
-    tuner = LocalTuner(study, trainer_args, command, trial_timeout, seed, out)
+        if not isinstance(trainer, TrainConfig):
+            try:
+                trainer = TrainConfig.from_args(trainer)
+            except ConfigError as e:
+                raise ConfigError(f"the trainer flags after `--`: {e}") from None
+        check_against_trainer(study)
+    tuner = LocalTuner(study, trainer, command, trial_timeout, seed, out)
     return tuner.run(max_trials, parallel_trials)

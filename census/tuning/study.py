@@ -12,12 +12,12 @@ those near the bottom. So `suggest` samples the reflected value r = min + max - 
 `log=True` (r in [min, max], dense near min) and uses x = min + max - r (dense near max).
 Optuna sees r (the parameter is stored as `scale-factor~reflected`); the results show x.
 """
-import contextlib
 import dataclasses
-import io
 from pathlib import Path
 
 import yaml
+
+from census.flags import ConfigError  # a study config that cannot run, in one sentence
 
 # Legacy (Cloud ML Engine) ↔ Vertex names.
 _LEGACY_TYPES = {"DOUBLE": "doubleValueSpec", "INTEGER": "integerValueSpec",
@@ -40,8 +40,6 @@ REFLECTED = "~reflected"  # suffix of the Optuna name of a reverse-log parameter
 METRIC_FLAG = "--hypertune-metric"  # the trainer flag that names the metric to report
 
 
-class ConfigError(ValueError):
-    """A study config that cannot run; the message is one sentence."""
 
 
 @dataclasses.dataclass
@@ -187,45 +185,41 @@ def validate(study):
         raise ConfigError(f"algorithm {algorithm!r} is none of {', '.join(ALGORITHMS)}")
 
 
-NOT_TUNABLE = ("job-dir", "train-files", "eval-files", "data-dir", "hypertune-metric",
-               "verbosity")
+def field(parameter_id):
+    """The TrainConfig field a parameter sets (`first-layer-size` → first_layer_size), or None
+    if a study may not tune it (`census.config.TUNABLE`)."""
+    from census.config import TUNABLE
+    name = parameter_id.replace("-", "_")
+    return name if name in TUNABLE and "_" not in parameter_id else None
 
 
-def trainer_error(flags):
-    """What the trainer's own parser says of `flags` (its last line), or None if it takes
-    them: a value the trainer refuses is refused before any trial starts."""
-    from census import task
-    said = io.StringIO()
+def trainer_error(params):
+    """What the trainer's configuration says of the values `params` ({parameterId: value}),
+    one sentence, or None if it takes them: a value the trainer refuses is refused before
+    any trial starts."""
+    from census.config import ConfigError, TrainConfig
+    unknown = [name for name in params if not field(name)]
+    if unknown:
+        return f"{unknown[0]!r} is not a trainer flag that can be tuned"
     try:
-        with contextlib.redirect_stderr(said):
-            task.parser().parse_args(["--job-dir", "unused", *flags])
-    except SystemExit:
-        return said.getvalue().strip().splitlines()[-1].removeprefix("census train: error: ")
+        TrainConfig(job_dir="unused", **{field(n): v for n, v in params.items()})
+    except ConfigError as e:  # in the study's words: the flag, not the Python field
+        return f"--{e.field.replace('_', '-')} {e.reason}" if e.reason else str(e)
     return None
 
 
-def is_trainer_flag(name):
-    """Whether `--NAME` is a flag of the course's trainer that a study may tune."""
-    return (name not in NOT_TUNABLE
-            and trainer_error([f"--{name}=1"]) != f"unrecognized arguments: --{name}=1")
-
-
-def check_against_trainer(study, trainer_args=()):
+def check_against_trainer(study):
     """The study asks for what the course's trainer reports and takes, checked before any
-    trial starts: a metric it reports (`census.task.REPORTED_METRICS`), and parameters that
-    are its flags, with values of the flag's type and range (min, max, a value between, every
-    listed value); `trainer_args`, the flags every trial gets, must be ones it takes too.
-    Raises ConfigError, in one sentence."""
-    from census import task
-    error = trainer_error([a for a in trainer_args])
-    if error:
-        raise ConfigError(f"the trainer flags after `--`: {error}")
-    if study.metric not in task.REPORTED_METRICS:
+    trial starts: a metric it reports (`census.config.REPORTED_METRICS`), and parameters that
+    are its tunable flags, with values of the flag's type and range (min, max, a value
+    between, every listed value). Raises ConfigError, in one sentence."""
+    from census.config import REPORTED_METRICS
+    if study.metric not in REPORTED_METRICS:
         raise ConfigError(f"metric {study.metric!r} is not one the trainer reports (it reports "
-                          f"{', '.join(task.REPORTED_METRICS)})")
+                          f"{', '.join(REPORTED_METRICS)})")
     for p in study.parameters:
         name = p["parameterId"]
-        if not is_trainer_flag(name):
+        if not field(name):
             raise ConfigError(f"parameter {name!r} is not a trainer flag that can be tuned "
                               "(see `census train --help`)")
         if "doubleValueSpec" in p or "integerValueSpec" in p:
@@ -237,7 +231,7 @@ def check_against_trainer(study, trainer_args=()):
             [kind] = [k for k in ("categoricalValueSpec", "discreteValueSpec") if k in p]
             values = list(p[kind]["values"])
         for value in values:
-            error = trainer_error([f"--{name}={flag_value(_whole_if_whole(value, kind))}"])
+            error = trainer_error({name: _whole_if_whole(value, kind)})
             if error:
                 raise ConfigError(f"parameter {name!r}: the trainer refuses {value!r} ({error})")
 

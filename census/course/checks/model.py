@@ -196,8 +196,8 @@ def check_deep_model(deep_model, train_file, validation_file, steps, cases=SIZE_
            "looked-up indices, the scaled numbers)",
            "compare your model with the deep half of census.model (deep_logit), part by part")
     passed(f"the deep half {sizes} from 13 raw inputs: after {steps} steps, accuracy "
-           f"{scores['accuracy']:.3f} (always '{LOW}': {majority:.3f}), AUC {scores['auc']:.3f} "
-           "on the validation split; the 2017 rule holds for "
+           f"{scores['accuracy']:.3f} (always '{LOW}': {majority:.3f}), AUC (keras, 200 "
+           f"thresholds) {scores['auc']:.3f} on the validation split; the 2017 rule holds for "
            f"{len(cases)} shapes")
 
 
@@ -267,6 +267,6 @@ def check_compare_cross(compare_cross, pair, train_file, validation_file, steps)
     data = inputs.input_fn([validation_file], num_epochs=1, shuffle=False, batch_size=2000)
     with quiet.logs():
         auc = {key: m.evaluate(data, verbose=0, return_dict=True)["auc"] for key, m in got.items()}
-    passed(f"{a} × {b}: AUC {auc['with']:.4f} with the cross, {auc['without']:.4f} without, "
-           f"on the validation split after {steps} steps each (one run each: differences "
-           "under ~0.003 are noise)")
+    passed(f"{a} × {b}: AUC (keras, 200 thresholds) {auc['with']:.4f} with the cross, "
+           f"{auc['without']:.4f} without, on the validation split after {steps} steps each "
+           "(one run each: differences under ~0.003 are noise)")

@@ -9,8 +9,8 @@ import math
 import threading
 import time
 
+from census import processes
 from census.course.checks.core import CheckFailed, NotAnswered, call, expect, passed
-from census.distribute import cluster
 from census.schema import HIGH, LOW
 
 __all__ = ["check_predict_with_retries", "check_predict_frame"]
@@ -204,7 +204,7 @@ def check_predict_with_retries(predict_with_retries, url, instances):
            "instance and the field at fault")
 
     # 6. nobody listening (the server is down or not started yet)
-    dead = f"http://127.0.0.1:{cluster.free_ports(1)[0]}"  # nothing listens
+    dead = f"http://127.0.0.1:{processes.free_port()}"  # nothing listens
     got, error, seconds = _bounded(fn, (dead, instances), what, {"attempts": 2})
     expect(error is not None, f"with no server it returned {got!r}",
            "returning nothing hides the failure from the caller",

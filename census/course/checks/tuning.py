@@ -47,7 +47,7 @@ def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
     expect(metric == "auc", f"the metric is {metric}, not auc",
            "the study is asked to maximize the AUC", "hyperparameterMetricTag: 'auc'")
     names = [p["parameterId"] for p in study.parameters]
-    unknown = [n for n in names if not tuning_study.is_trainer_flag(n)]
+    unknown = [n for n in names if not tuning_study.field(n)]
     expect(not unknown, f"the trainer has no flag --{unknown[0] if unknown else ''}",
            "the tuner passes --NAME=value to the trainer: a parameter is named after the "
            "flag it sets (python -m census.task --help lists them)",
@@ -82,7 +82,7 @@ def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
         values = {p["parameterId"]: tuning_study.suggest(sampler.ask(), p)
                   for p in study.parameters}
         flags = tuning_study.trial_flags(values)
-        problem = tuning_study.trainer_error(flags)
+        problem = tuning_study.trainer_error(values)
         expect(problem is None, f"a trial would fail: {' '.join(flags)} → {problem}",
                "every value the study can choose must be one the trainer's flag accepts",
                "check each parameter's type and range against python -m census.task --help")

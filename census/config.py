@@ -1,0 +1,97 @@
+"""The trainer's configuration: the 2017 trainer's flags, typed, checked, with defaults.
+
+    config = TrainConfig(job_dir="jobs/census", train_steps=1000)
+    task.run(config)                                   # in this process
+    [sys.executable, "-m", "census.task", *config.to_args()]   # a process we start
+
+`census train --help` is derived from the fields below (`census.flags`): the flags keep the
+2017 trainer's spelling and meaning (cloudml-samples' census `trainer/task.py`), with the
+course's defaults (the training length and batch were chosen on the validation split: README,
+Quality) and its few more flags (--data-dir, --hypertune-metric). Every value is checked when
+the config is built; a bad one raises `census.flags.ConfigError` naming the field.
+"""
+import dataclasses
+
+from census import flags, signature
+from census.flags import ConfigError, number, option, whole
+
+__all__ = ["ConfigError", "REPORTED_METRICS", "TUNABLE", "TrainConfig", "split_job_dir"]
+
+REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, hence what to tune
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """What `census train` (`python -m census.task`) does. Paths are str (local or gs://);
+    `train_files`/`eval_files` tuples of them (a single path is taken as one)."""
+    job_dir: str = option(help="where checkpoints, logs and exports go")
+    train_files: tuple = option(None, many=True, help="training CSV files, local or gs:// "
+                                "(default: the census training split, fetched and cleaned)")
+    eval_files: tuple = option(None, many=True, help="validation CSV files, evaluated during "
+                               "training (default: the census validation split)")
+    train_steps: int = option(2500, whole(1), "training steps (batches)")
+    eval_steps: int = option(None, whole(1), "batches per evaluation (default: the whole "
+                             "eval set)")
+    eval_every_steps: int = option(500, whole(1), "evaluate this often")
+    train_batch_size: int = option(128, whole(1))
+    eval_batch_size: int = option(1000, whole(1))
+    num_epochs: int = option(None, whole(1), "passes over the training data (default: as "
+                             "many as the steps need)")
+    first_layer_size: int = option(100, whole(1))
+    num_layers: int = option(4, whole(1))
+    scale_factor: float = option(0.7, number(above=0, most=1),
+                                 "each hidden layer this times the one before")
+    embedding_size: int = option(8, whole(1))
+    learning_rate: float = option(0.001, number(above=0), "at the start; it decays along a "
+                                  "cosine to a tenth by the last step")
+    export_format: str = option("JSON", choices=signature.FORMATS)
+    data_dir: str = option(None, help="local folder with adult.data and adult.test, used "
+                           "when --train-files/--eval-files are not given")
+    verbosity: str = option("INFO", choices=("DEBUG", "INFO", "WARN", "ERROR"))
+    hypertune_metric: str = option(None, choices=REPORTED_METRICS,
+                                   help="report this final eval metric (e.g. accuracy) for "
+                                   "hyperparameter tuning through cloudml-hypertune, as "
+                                   "Vertex AI reads it")
+
+    def __post_init__(self):
+        flags.check(self)
+
+    def replace(self, **changes):
+        """A copy with `changes` (field names), checked. Raises ConfigError (TypeError for a
+        name that is no field)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_args(self):
+        """The trainer's command line for this config (list of str): what a cluster task, a
+        tuning trial or a Vertex AI job runs with."""
+        return flags.to_args(self)
+
+    @classmethod
+    def from_args(cls, argv):
+        """The config a trainer command line `argv` (list of str) gives. Raises
+        ConfigError in argparse's words."""
+        return flags.parse(cls, argv)
+
+
+def split_job_dir(trainer):
+    """(job dir or None, the other flags): `trainer` is a TrainConfig, or the command line
+    (list of str) of a trainer — the course's or another module's — as launchers take it
+    after `--`. For launchers that give each task or trial a folder of its own."""
+    args = trainer.to_args() if isinstance(trainer, TrainConfig) else list(trainer)
+    job_dir, rest = None, []
+    while args:
+        arg = args.pop(0)
+        if arg == "--job-dir" and args:
+            job_dir = args.pop(0)
+        elif arg.startswith("--job-dir="):
+            job_dir = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return job_dir, rest
+
+
+TUNABLE = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                if f.name not in ("job_dir", "train_files", "eval_files", "data_dir",
+                                  "hypertune_metric", "verbosity"))
+"""The fields a hyperparameter study may set (its parameterId is the flag's name, as in
+2017: `first-layer-size`)."""
