@@ -15,7 +15,8 @@ import dataclasses
 from census import flags, signature
 from census.flags import ConfigError, number, option, whole
 
-__all__ = ["ConfigError", "REPORTED_METRICS", "TUNABLE", "TrainConfig", "split_job_dir"]
+__all__ = ["ConfigError", "REPORTED_METRICS", "TUNABLE", "TrainConfig", "as_config",
+           "split_job_dir"]
 
 REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, hence what to tune
 
@@ -71,6 +72,17 @@ class TrainConfig:
         """The config a trainer command line `argv` (list of str) gives. Raises
         ConfigError in argparse's words."""
         return flags.parse(cls, argv)
+
+
+def as_config(trainer):
+    """`trainer` as a TrainConfig: itself, or the config its command line (list of str, as
+    launchers take it after `--`) gives. Raises ConfigError saying where the flags were."""
+    if isinstance(trainer, TrainConfig):
+        return trainer
+    try:
+        return TrainConfig.from_args(trainer)
+    except ConfigError as e:
+        raise ConfigError(f"the trainer flags after `--`: {e}") from None
 
 
 def split_job_dir(trainer):

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from census import flags, task
-from census.config import TUNABLE, ConfigError, TrainConfig, split_job_dir
+from census.config import TUNABLE, ConfigError, TrainConfig, as_config, split_job_dir
 from census.serving import cli as serving_cli
 from census.tuning import study as tuning_study
 
@@ -103,6 +103,13 @@ def test_the_command_line_is_derived_from_the_fields():
     for field in dataclasses.fields(TrainConfig):
         if field.default is not dataclasses.MISSING:
             assert parser.get_default(field.name) == field.default, field.name
+
+
+def test_a_launchers_trainer_flags_become_a_config_or_one_sentence():
+    config = TrainConfig(job_dir="j", train_steps=20)
+    assert as_config(config) is config and as_config(config.to_args()) == config
+    with pytest.raises(ConfigError, match="^the trainer flags after `--`: unrecognized"):
+        as_config(["--job-dir", "j", "--train-step", "20"])
 
 
 def test_split_job_dir_of_a_config_and_of_a_command_line():

@@ -204,10 +204,11 @@ def test_helpers_show_no_machine_paths(tmp_path):
     assert not MACHINE_PATH.search(notebook.tidy(f"see {REPO}/jobs/a and {Path.home()}/b"))
 
 
-@pytest.mark.parametrize("clone", ["/check/work/main", "/srv/ci/census-course", "/opt/c/main"])
-def test_a_machine_path_is_one_wherever_the_clone_lives(monkeypatch, clone):
-    """CI's clone lives outside the usual folders (/check/work/main failed the scrub check's
-    test): the clone, the folder beside it (where ../shared is) are machine paths there too."""
+@pytest.mark.parametrize("parts", [("ci", "checkout", "main"), ("builds", "census-course")])
+def test_a_machine_path_is_one_wherever_the_clone_lives(monkeypatch, parts):
+    """A clone outside the usual folders (CI's failed the scrub check's test): the clone and
+    the folder beside it (where ../shared is) are machine paths there too."""
+    clone = Path("/", *parts).as_posix()
     monkeypatch.setattr(notebook, "root", lambda: Path(clone))
     found = notebook._machine_path_pattern().search
     assert found(f"saved to {clone}/jobs/x").group(0) == f"{clone}/"

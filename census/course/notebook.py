@@ -15,7 +15,7 @@ from census.course.environment import CourseNotFound, root
 def _machine_path_pattern():
     """Absolute paths of machines in general (home and temporary folders, Colab's /content,
     Windows drives) and of this one wherever it keeps the course: its clone, the folder
-    beside it, home, the temporary folder — a CI checkout under /srv or /check counts too."""
+    beside it, home, the temporary folder — a CI checkout outside the usual folders too."""
     here = [Path.home(), Path(tempfile.gettempdir())]
     try:
         here += [root(), root().parent]

@@ -36,7 +36,7 @@ def add_command(subparsers):
 
 def run(args, netns_commands=None):
     """Run the cluster `args` describe; exit with the chief's status."""
-    from census.config import ConfigError, TrainConfig
+    from census.config import as_config
     from census.distribute import cluster, namespace, tiers
     # Ctrl-C raises KeyboardInterrupt; make SIGTERM unwind the same way, so `run` cleans up.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -45,11 +45,9 @@ def run(args, netns_commands=None):
                                   evaluator=int(args.evaluator))
         trainer = args.trainer_args
         if args.module_name == "census.task":  # the course's trainer: its flags checked now
-            trainer = TrainConfig.from_args(trainer)
+            trainer = as_config(trainer)
         status = cluster.run(layout, trainer, args.module_name, args.timeout,
                              netns_commands, args.allow_host_network)
-    except ConfigError as e:
-        sys.exit(f"census cluster: the trainer flags after `--`: {e}")
     except (cluster.ClusterError, namespace.NamespaceError, ValueError) as e:
         sys.exit(f"census cluster: {e}")
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from census import export, processes, quiet
-from census.config import TrainConfig, split_job_dir
+from census.config import as_config, split_job_dir
 from census.tuning.study import (
     METRIC_FLAG,
     ConfigError,
@@ -292,11 +292,7 @@ def tune(config, trainer, max_trials=None, parallel_trials=None, command=None,
     study = config if isinstance(config, Study) else read_config(config)
     study = dataclasses.replace(study, spec=json.loads(json.dumps(study.spec)))
     if command is None or command[-1] == "census.task":  # the course's trainer: we know it
-        if not isinstance(trainer, TrainConfig):
-            try:
-                trainer = TrainConfig.from_args(trainer)
-            except ConfigError as e:
-                raise ConfigError(f"the trainer flags after `--`: {e}") from None
+        trainer = as_config(trainer)
         check_against_trainer(study)
     tuner = LocalTuner(study, trainer, command, trial_timeout, seed, out)
     return tuner.run(max_trials, parallel_trials)
