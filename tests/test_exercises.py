@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -201,11 +202,20 @@ def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, 
          "pass"),  # tampered with
     ])
     bob = submission(name, drop_check="1-2")
-    for learner, nb in (("alice", alice), ("bob", bob)):
+    # a learner's own cells with nbgrader metadata that is none of ours
+    bob.cells.insert(3, nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": "edited"}))
+    bob.cells.insert(3, nbformat.v4.new_code_cell("y = 2", metadata={
+        "nbgrader": {"grade": True, "grade_id": "cell-1a2b", "points": 1}}))
+    for learner in ("alice", "bob"):
         (tmp_path / "class" / learner).mkdir(parents=True)
-        nbformat.write(nb, tmp_path / "class" / learner / f"{name}.ipynb")
+    nbformat.write(alice, tmp_path / "class" / "alice" / f"{name}.ipynb")
+    # Bob's browser saved his second download beside the first: the newer one is graded.
+    nbformat.write(submission(name), tmp_path / "class" / "bob" / f"{name}.ipynb")
+    os.utime(tmp_path / "class" / "bob" / f"{name}.ipynb", (1e9, 1e9))
+    nbformat.write(bob, tmp_path / "class" / "bob" / f"{name} (1).ipynb")
     (tmp_path / "class" / "carol").mkdir()
     (tmp_path / "class" / "carol" / f"{name}.ipynb").write_text('{"cells": [')  # a broken save
+    (tmp_path / "class" / "carol" / "notes.ipynb").write_text("{}")  # not a chapter's
     out = tmp_path / "grading"
     done = subprocess.run(
         [sys.executable, "-m", "census", "exercises", "grade", str(tmp_path / "class"),
@@ -217,8 +227,12 @@ def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, 
     with open(out / "grades.csv") as f:
         grades = {(r["student"], r["exercise"]): (r["status"], r["message"])
                   for r in csv.DictReader(f)}
-    assert len(grades) == 9
+    assert len(grades) == 11
     assert grades["carol", "1.1"] == ("failed", "the notebook could not be read")
+    assert grades["carol", ""] == ("not graded", "its name names no chapter; name submissions "
+                                   "like the exercises (01_data.ipynb, 02_estimator.ipynb, …)")
+    assert grades["bob", ""] == ("not graded", "an older copy of 01_data than "
+                                 "'01_data (1).ipynb', which was graded")
     assert grades["alice", "1.1"][0] == "failed"  # the hidden test reads adult.data
     assert "rows instead of" in grades["alice", "1.1"][1]
     assert grades["alice", "1.2"] == ("failed", "✗ Not right yet: the values are not sorted, "
@@ -233,13 +247,36 @@ def test_grading_a_class_restores_checks_runs_hidden_tests_and_reports(uci_dir, 
     assert "alice/01_data 1.2: ✗ Not right yet: the values are not sorted" in report
     assert re.search(r"^carol +01_data +1\.1 ✗  1\.2 ✗  1\.3 ✗   0/3$", report, re.M), report
     assert "carol/01_data file: not a readable notebook" in report
+    assert re.search(r"^carol +notes.ipynb +not graded$", report, re.M), report
+    assert "carol/notes.ipynb not graded: its name names no chapter" in report
     assert (out / "alice" / f"{name}.ipynb").is_file()
 
 
-def test_grade_refuses_what_is_not_a_submission(tmp_path):
-    (tmp_path / "notes.ipynb").write_text("{}")
-    for target, message in ((tmp_path / "missing", "no such file or folder"),
-                            (tmp_path, "notes.ipynb: not a chapter's notebook")):
-        done = subprocess.run([sys.executable, "-m", "census", "exercises", "grade", str(target)],
-                              cwd=environment.root(), capture_output=True, text=True, timeout=120)
-        assert done.returncode == 1 and message in done.stderr, done.stderr
+def test_grading_reports_each_bad_submission_and_grades_the_others(tmp_path):
+    """Nothing here needs a run: a folder that does not exist is the instructor's typo (one
+    sentence); a notebook named after no chapter is reported and the grades are written."""
+    missing = subprocess.run([sys.executable, "-m", "census", "exercises", "grade",
+                              str(tmp_path / "missing")], cwd=environment.root(),
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "no such file or folder" in missing.stderr
+    (tmp_path / "class" / "ada").mkdir(parents=True)
+    (tmp_path / "class" / "ada" / "notes.ipynb").write_text("{}")
+    done = subprocess.run([sys.executable, "-m", "census", "exercises", "grade", "class",
+                           "--out-dir", "grading"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "ada/notes.ipynb not graded: its name names no chapter" in done.stdout
+    with open(tmp_path / "grading" / "grades.csv") as f:  # where the instructor asked
+        [row] = csv.DictReader(f)
+    assert (row["student"], row["chapter"], row["status"]) == ("ada", "notes.ipynb", "not graded")
+
+
+@pytest.mark.parametrize("name", ["01_data (1).ipynb", "Copy of 01_data.ipynb",
+                                  "01_Data-Copy1.ipynb", "01_data.ipynb"])
+def test_a_copy_of_a_chapter_is_that_chapter(name):
+    assert exercises.chapter_of(Path(name)) == "01_data"
+
+
+@pytest.mark.parametrize("name", ["notes.ipynb", "01_data and 02_estimator.ipynb", "01.ipynb"])
+def test_a_name_naming_no_chapter_or_two_is_none(name):
+    assert exercises.chapter_of(Path(name)) is None

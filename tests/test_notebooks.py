@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from census import course
 from census.course import chapters, cli as course_cli, environment, notebook, runner, sync
 from census.processes import free_port
 
@@ -86,8 +87,10 @@ def test_chapter_conventions(name):
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1
     assert "SMOKE = False" in parameters[0].source
-    assert f'JOB_DIR = "jobs/{name}"' in parameters[0].source
+    assert "JOB_DIR = None" in parameters[0].source
     assert nb.cells.index(parameters[0]) > sync.setup_cell_index(nb)
+    paths = nb.cells[nb.cells.index(parameters[0]) + 1]  # after papermill's injected values
+    assert f'JOB_DIR = course.user_path(JOB_DIR, "jobs/{name}")' in paths.source
     last = nb.cells[-1]
     assert last.cell_type == "markdown"
     following = chapters.NAMES.index(name) + 1
@@ -139,6 +142,24 @@ def test_setup_cell_finds_the_checkout_from_any_folder(monkeypatch, tmp_path):
     assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable) or \
         os.path.dirname(sys.executable) in os.environ["PATH"].split(os.pathsep)
     assert list(tmp_path.iterdir()) == []  # nothing cloned, nothing installed
+
+
+def test_a_path_parameter_is_taken_from_where_the_kernel_started(monkeypatch, tmp_path):
+    """None: the chapter's own folder in the course; a relative path: from the folder the
+    kernel started in, though the setup cell has moved; a path inside the course: shown
+    relative to it (no machine path printed)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", os.environ["PATH"])
+    monkeypatch.setenv(environment.ROOT_VARIABLE, str(REPO))
+    monkeypatch.setattr(environment, "_started_in", None)
+    monkeypatch.setattr(environment, "check_versions", lambda: None)
+    environment.start()
+    assert Path.cwd() == REPO
+    assert course.user_path(None, "jobs/04_specs") == "jobs/04_specs"
+    assert course.user_path("jobs/x", "jobs/04_specs") == str(tmp_path / "jobs" / "x")
+    assert course.user_path(str(REPO / "jobs" / "y"), "jobs/04_specs") == "jobs/y"
+    environment.start()  # a second run of the setup cell, now in the course's folder
+    assert course.user_path("jobs/x", "jobs/04_specs") == str(tmp_path / "jobs" / "x")
 
 
 def test_setup_cell_on_colab_turns_a_failed_clone_into_one_sentence(tmp_path):
@@ -235,7 +256,7 @@ def smoke_run(uci_dir, tmp_path_factory):
     shutil.rmtree(REPO / SMOKE_ROOT, ignore_errors=True)
     folder.mkdir(parents=True)
     for name in chapters.NAMES:
-        params = chapters.parameters(name, smoke=True, job_root=SMOKE_ROOT)
+        params = chapters.parameters(name, smoke=True, job_root=REPO / SMOKE_ROOT)
         if name == "09_online_prediction":  # other tests may be serving on 8501 meanwhile
             params["PORT"] = free_port()
         papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
@@ -294,21 +315,23 @@ def test_the_smoke_run_as_a_whole(smoke_run):
 
 @pytest.mark.slow
 def test_papermill_runs_a_chapter_from_another_folder(uci_dir, tmp_path):
-    """The README's papermill command, typed in a folder outside the checkout: the setup cell
-    finds the course; nothing lands where papermill was started; no machine path is shown."""
+    """The README's papermill command, typed in a folder outside the checkout, with --cwd
+    naming a third: the setup cell finds the course; the job dir the user passed is taken from
+    --cwd, where the kernel started (papermill#55), not from the course's folder, where the
+    setup cell moves; no machine path is shown."""
     out = tmp_path / "out" / "01_data.ipynb"
     out.parent.mkdir()
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    typed_in, kernel_in = tmp_path / "typed_in", tmp_path / "kernel_in"
+    typed_in.mkdir(), kernel_in.mkdir()
     done = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / "01_data.ipynb"),
-                           str(out), "-p", "SMOKE", "True", "-p", "JOB_DIR",
-                           "jobs/test-elsewhere/01_data", "--no-progress-bar"],
-                          cwd=elsewhere, capture_output=True, text=True, timeout=600,
+                           str(out), "-p", "SMOKE", "True", "-p", "JOB_DIR", "jobs/x", "--cwd",
+                           str(kernel_in), "--no-progress-bar"],
+                          cwd=typed_in, capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),
                                    CENSUS_CACHE_DIR=str(tmp_path / "cache")))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert list(elsewhere.iterdir()) == []
-    assert (REPO / "jobs" / "test-elsewhere" / "01_data" / "cleaning_report.txt").is_file()
+    assert list(typed_in.iterdir()) == [] and not (REPO / "jobs" / "x").exists()
+    assert (kernel_in / "jobs" / "x" / "cleaning_report.txt").is_file()
     nb = nbformat.read(out, as_version=4)
     outputs = "\n".join(runner.output_text(o) for c in nb.cells if c.cell_type == "code"
                         for o in c.outputs)

@@ -1,7 +1,8 @@
 """The course around the package: the chapters and what they run on, the classroom exercises.
 
     chapters     the chapter list, badges, the course map, each chapter's papermill parameters
-    environment  where the course's files are (`root`) and what every chapter does first (`start`)
+    environment  where the course's files are (`root`), what every chapter does first (`start`),
+                 a path parameter as the user meant it (`user_path`)
     colab        on Colab: install what a chapter lacks, upgrade nothing
     notebook     what chapters print with: `rel`, `tidy`, `tree`, `fresh_dir`, `save_summary`
     runner       the chapters run with papermill (`make course`), their outputs scrubbed
@@ -26,7 +27,7 @@ if not hasattr(census, "DISTRIBUTION"):  # another project's `census` (PyPI's) c
     raise ImportError(f"cannot import name 'course' from 'census' ({census.__file__})",
                       name="census", path=census.__file__)
 
-from census.course.environment import start  # noqa: E402 (after the check above)
+from census.course.environment import start, user_path  # noqa: E402 (after the check above)
 from census.course.notebook import fresh_dir, rel, save_summary, tidy, tree  # noqa: E402
 
-__all__ = ["start", "rel", "tidy", "tree", "fresh_dir", "save_summary"]
+__all__ = ["start", "user_path", "rel", "tidy", "tree", "fresh_dir", "save_summary"]

@@ -100,8 +100,12 @@ def course_map():
     return "\n".join(lines)
 
 
-def parameters(name, smoke=False, job_root="jobs"):
-    """The papermill parameters of one chapter: the smoke switch and its job dir(s)."""
+def parameters(name, smoke=False, job_root=None):
+    """The papermill parameters of one chapter: the smoke switch and, with a `job_root`, its
+    job dir(s) under it (absolute: a chapter takes a relative path from the folder its kernel
+    starts in). Without one, the chapter's own defaults: jobs/<chapter> in the course's folder."""
+    if job_root is None:
+        return {"SMOKE": smoke}
     params = {"SMOKE": smoke, "JOB_DIR": f"{job_root}/{name}"}
     if name == "06_saved_model_cli":
         params["MODEL_DIR"] = f"{job_root}/{MODEL_CHAPTER}/export/census"

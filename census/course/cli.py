@@ -8,13 +8,14 @@ from pathlib import Path
 
 from census import flags
 from census.course.chapters import NAMES
-from census.course.environment import root
+from census.course.environment import root, user_path
 
 NBGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
                               "nbgrader.server_extensions.validate_assignment",
                               "nbgrader.server_extensions.assignment_list",
                               "nbgrader.server_extensions.course_list")
 NBGRADER_LAB_EXTENSION = "@jupyter/nbgrader"  # Formgrader, Validate, the nbgrader menus
+IN_COURSE = "in the course's folder; a path you give is taken from the current folder"
 
 
 def lab_command(port=8888, extra=()):
@@ -66,12 +67,12 @@ def add_commands(subparsers):
                        help="execute the chapters with papermill into a build folder")
     r.add_argument("--smoke", action="store_true", help="the quick settings of each chapter")
     r.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
-    r.add_argument("--build-dir", default="build/course")
-    r.add_argument("--job-root", default="jobs")
+    r.add_argument("--build-dir", help=f"default: build/course {IN_COURSE}")
+    r.add_argument("--job-root", help=f"the chapters' job dirs; default: jobs {IN_COURSE}")
     r.add_argument("--log-output", action="store_true", help="stream cell outputs")
     o = sub.add_parser("outputs", allow_abbrev=False,
                        help="full run, scrubbed outputs written into notebooks/")
-    o.add_argument("--job-root", default="jobs")
+    o.add_argument("--job-root", help=f"the chapters' job dirs; default: jobs {IN_COURSE}")
     o.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
     sub.add_parser("sync", help="rewrite the badge and setup cell of every chapter and solution")
     sub.add_parser("map", help="print the README's course map")
@@ -100,8 +101,10 @@ def add_commands(subparsers):
     g.add_argument("folders", nargs="+", help="submissions: FOLDER/<student>/NN_name.ipynb")
     g.add_argument("--smoke", action="store_true", help="the notebooks' quick settings")
     g.add_argument("--jobs", type=flags.whole(1), default=1, help="notebooks run at a time")
-    g.add_argument("--out-dir", default="build/grading", help="executed copies and grades.csv")
-    g.add_argument("--job-root", default="jobs/grading")
+    g.add_argument("--out-dir", help=f"executed copies and grades.csv; default: build/grading "
+                   f"{IN_COURSE}")
+    g.add_argument("--job-root", help=f"the submissions' job dirs; default: jobs/grading "
+                   f"{IN_COURSE}")
     exercises.set_defaults(run=run_exercises)
 
 
@@ -112,14 +115,15 @@ def run_course(args):
     if args.action == "check":  # before moving: the paths are the caller's
         sys.exit(runner.check(args.notebooks or [root() / "notebooks" / f"{name}.ipynb"
                                                  for name in NAMES]))
+    job_root = user_path(getattr(args, "job_root", None), "jobs")  # before moving: the
+    build_dir = user_path(getattr(args, "build_dir", None), "build/course")  # caller's paths
     os.chdir(root())
     if args.action == "run":
-        seconds = runner.run(args.smoke, args.build_dir, args.job_root, args.chapters,
-                             args.log_output)
-        print(runner.summary(seconds, args.build_dir, args.job_root))
+        seconds = runner.run(args.smoke, build_dir, job_root, args.chapters, args.log_output)
+        print(runner.summary(seconds, build_dir, job_root))
     elif args.action == "outputs":
-        seconds = runner.write_outputs(args.job_root, chapters=args.chapters)
-        print(runner.summary(seconds, "build/outputs", args.job_root))
+        seconds = runner.write_outputs(job_root, chapters=args.chapters)
+        print(runner.summary(seconds, "build/outputs", job_root))
     elif args.action == "sync":  # then `make exercises` carries the solutions' changes over
         sync.sync()
         sync.sync(folder="solutions")
@@ -146,10 +150,12 @@ def run_exercises(args):
             print("exercises/ matches solutions/")
         else:
             folders = [Path(f).resolve() for f in args.folders]
-            results = exercises.grade(folders, args.smoke, args.job_root, args.out_dir,
-                                      args.jobs)
+            out_dir = user_path(args.out_dir, "build/grading")
+            results = exercises.grade(folders, args.smoke, user_path(args.job_root,
+                                                                     "jobs/grading"),
+                                      out_dir, args.jobs)
             print(exercises.report(results))
-            print(f"\ngrades: {args.out_dir}/grades.csv; executed notebooks: {args.out_dir}/")
+            print(f"\ngrades: {out_dir}/grades.csv; executed notebooks: {out_dir}/")
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"{prog}: {error}")
     except ImportError as error:  # nbgrader and papermill come with the `course` extra

@@ -41,11 +41,16 @@ def root():
 
 MIN_TENSORFLOW = (2, 20)  # the oldest a rehearsal ran (Colab's)
 
+_started_in = None  # the folder the kernel started in, before `start()` moved to the course's
+
 
 def start():
     """What every chapter's setup cell calls: work from the course's folder (`root()`), so that
     `jobs/…` and `test.json` are found wherever Jupyter, papermill or nbgrader started the
-    kernel; let `!census …` find the command and the course; print the versions in use."""
+    kernel; let `!census …` find the command and the course; print the versions in use. The
+    folder the kernel started in is remembered for `user_path`."""
+    global _started_in
+    _started_in = _started_in or Path.cwd()
     folder = root()
     os.chdir(folder)
     os.environ[ROOT_VARIABLE] = str(folder)
@@ -53,6 +58,24 @@ def start():
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     check_versions()
+
+
+def user_path(path, default):
+    """A path as the user meant it, for a chapter's path parameter or a command's option.
+
+    `path` None: `default`, a path in the course's folder (e.g. "jobs/04_specs"). A relative
+    `path` is taken from where the user asked: the folder the kernel started in, before
+    `start()` moved to the course's folder (papermill's `--cwd`, JupyterLab's notebook folder;
+    papermill#55), or else the current folder (a command, before it moves). Returns text:
+    relative to the course's folder when the path lies inside it (what a chapter prints stays
+    free of machine paths), else absolute."""
+    if path is None:
+        return str(default)
+    full = Path(_started_in or Path.cwd(), Path(path).expanduser()).resolve()
+    try:
+        return full.relative_to(root()).as_posix()
+    except ValueError:
+        return str(full)
 
 
 def check_versions():

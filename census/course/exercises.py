@@ -51,8 +51,9 @@ def render(nb):
 
 
 def grading(cell):
-    """A cell's nbgrader metadata ({} if none)."""
-    return cell.metadata.get("nbgrader", {})
+    """A cell's nbgrader metadata ({} if none, or if a learner's edit left no mapping)."""
+    value = cell.metadata.get("nbgrader")
+    return value if isinstance(value, dict) else {}
 
 
 def is_answer(cell):
@@ -121,18 +122,23 @@ def make(names=NAMES):
 
 @dataclasses.dataclass
 class Result:
-    """One submission: each exercise's status and message, and errors outside the checks."""
+    """One submission: each exercise's status and message, and errors outside the checks. A
+    submission that could not be graded at all has no checks, and says why in other_errors."""
     student: str
     chapter: str
     checks: dict  # exercise id -> (status, message); passed | failed | not answered | missing
     other_errors: list  # (where, message): cells that failed outside the checks, or the run
-    notebook: str  # the executed copy, relative to the repository
+    notebook: str  # the executed copy (the submission itself if not graded), relative
     seconds: float = 0.0  # wall time of the run
 
     @property
     def score(self):
         """The number of checks passed."""
         return sum(status == "passed" for status, _ in self.checks.values())
+
+    @property
+    def graded(self):
+        return bool(self.checks)
 
 
 def restore_checks(submission, source):
@@ -154,23 +160,24 @@ def error_message(output):
 
 def outcome(executed, source, student, chapter, notebook):
     """Read the checks' verdicts off an executed notebook."""
-    checks = {exercise_id(c): ("missing", "the check cell was deleted")
-              for c in source.cells if is_check(c)}
+    ids = {grading(c)["grade_id"]: exercise_id(c) for c in source.cells if is_check(c)}
+    checks = {e: ("missing", "the check cell was deleted") for e in ids.values()}
     other = []
     for number, cell in enumerate(executed.cells, 1):
         if cell.cell_type != "code":
             continue
         errors = [o for o in cell.outputs if o.output_type == "error"]
-        if is_check(cell) and exercise_id(cell) in checks:
+        if grading(cell).get("grade_id") in ids:  # a check of ours, not a learner's own cell
+            exercise = ids[grading(cell)["grade_id"]]
             if errors:
                 status = "not answered" if errors[0].ename == "NotAnswered" else "failed"
-                checks[exercise_id(cell)] = (status, error_message(errors[0]))
+                checks[exercise] = (status, error_message(errors[0]))
             elif cell.execution_count is None:
-                checks[exercise_id(cell)] = ("failed", "the notebook stopped before this check")
+                checks[exercise] = ("failed", "the notebook stopped before this check")
             else:
                 text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
                 done = [line for line in text.splitlines() if line.startswith("✓")]
-                checks[exercise_id(cell)] = ("passed", done[-1] if done else "✓")
+                checks[exercise] = ("passed", done[-1] if done else "✓")
         elif errors:
             other.append((f"cell {number}", error_message(errors[0])))
     return Result(student, chapter, checks, other, notebook)
@@ -198,7 +205,7 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     stopped, start = None, time.perf_counter()
     try:
         papermill_run(executed, executed,
-                      {"SMOKE": smoke, "JOB_DIR": f"{job_root}/{student}/{chapter}"},
+                      {"SMOKE": smoke, "JOB_DIR": str(root() / job_root / student / chapter)},
                       exercises_dir(), allow_errors=True, execution_timeout=CELL_TIMEOUT)
     except papermill.PapermillExecutionError:
         pass  # with allow_errors, papermill still raises once every cell has run
@@ -211,10 +218,33 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     return result
 
 
+@dataclasses.dataclass
+class Submission:
+    """A notebook found in a folder of submissions, and why it cannot be graded (or None)."""
+    path: Path
+    student: str
+    chapter: str  # the chapter it answers, or the file's name if it answers none
+    problem: str | None = None
+
+    def not_graded(self):
+        return Result(self.student, self.chapter, {}, [("not graded", self.problem)],
+                      rel(self.path))
+
+
+def chapter_of(path):
+    """The chapter a submitted notebook answers: the one chapter name in its file name, in any
+    case, as browsers and notebook apps save copies ("01_data (1).ipynb", "Copy of
+    01_data.ipynb", "01_data-Copy1.ipynb"); None if it names no chapter or several."""
+    named = [name for name in NAMES if name in path.stem.lower()]
+    return named[0] if len(named) == 1 else None
+
+
 def submissions(folders):
-    """(path, student, chapter) for every notebook under the folders; the student is the path
-    of its folder below the one given (or that folder's name); the chapter is the file name."""
-    found = []
+    """A Submission for every notebook under the folders; the student is the path of its folder
+    below the one given (or that folder's name). A notebook naming no chapter, or an older copy
+    of a chapter the same student submitted again, comes with its problem: the newest copy of
+    each chapter is graded. Raises FileNotFoundError for a folder that does not exist."""
+    found = {}
     for folder in map(Path, folders):
         if folder.is_file():
             paths, base = [folder], folder.parent.parent
@@ -225,32 +255,52 @@ def submissions(folders):
         for path in paths:
             if ".ipynb_checkpoints" in path.parts:
                 continue
-            if path.stem not in NAMES:
-                examples = ", ".join(f"{n}.ipynb" for n in NAMES[:2])
-                raise ValueError(f"{path}: not a chapter's notebook; name submissions like the "
-                                 f"exercises ({examples}, …)")
             student = path.parent.relative_to(base).as_posix()
-            found.append((path, folder.name if student == "." else student, path.stem))
-    return found
+            student = folder.name if student == "." else student
+            found.setdefault((student, chapter_of(path) or path.name), []).append(path)
+    work = []
+    for (student, chapter), paths in found.items():
+        if chapter not in NAMES:
+            examples = ", ".join(f"{n}.ipynb" for n in NAMES[:2])
+            work += [Submission(path, student, chapter, "its name names no chapter; name "
+                                f"submissions like the exercises ({examples}, …)")
+                     for path in paths]
+            continue
+        newest = max(paths, key=lambda p: (p.stat().st_mtime, p.stem == chapter))
+        work.append(Submission(newest, student, chapter))
+        work += [Submission(path, student, chapter, f"an older copy of {chapter} than "
+                            f"{newest.name!r}, which was graded") for path in paths
+                 if path != newest]
+    return work
 
 
 def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading", jobs=1,
           echo=print):
     """Grade every submission under the folders, `jobs` notebooks at a time; write
-    out_dir/grades.csv and return the Results in submission order."""
+    out_dir/grades.csv and return the Results in submission order. A submission that cannot be
+    graded (not named after a chapter, an older copy, a run that breaks the grader) is
+    reported as such; the others are graded all the same."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     work = submissions(folders)
     echo(f"[grade] {len(work)} notebook(s), {jobs} at a time{' (smoke)' if smoke else ''}")
     with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(grade_one, path, student, chapter, smoke, job_root, out_dir)
-                   for path, student, chapter in work]
+        futures = [None if s.problem else
+                   pool.submit(grade_one, s.path, s.student, s.chapter, smoke, job_root, out_dir)
+                   for s in work]
         results = []
-        for future in futures:
-            results.append(future.result())
-            r = results[-1]
-            echo(f"[grade] {r.student}/{r.chapter}: {r.score}/{len(r.checks)} passed "
-                 f"({r.seconds:.0f} s)")
+        for submission, future in zip(work, futures, strict=True):
+            try:
+                r = future.result() if future else submission.not_graded()
+            except Exception as error:  # the grader's own process failed on this one
+                why = (str(error).splitlines() or [""])[0]
+                submission.problem = (f"the grader failed on it ({type(error).__name__}"
+                                      + (f": {why})" if why else ")"))
+                r = submission.not_graded()
+            echo(f"[grade] {r.student}/{r.chapter}: " + (
+                f"{r.score}/{len(r.checks)} passed ({r.seconds:.0f} s)" if r.graded
+                else f"not graded ({submission.problem})"))
+            results.append(r)
     write_csv(results, root() / out_dir / "grades.csv")
     return results
 
@@ -264,6 +314,8 @@ def write_csv(results, path):
         for r in results:
             for exercise, (status, message) in r.checks.items():
                 out.writerow([r.student, r.chapter, exercise, status, message])
+            if not r.graded:
+                out.writerow([r.student, r.chapter, "", "not graded", r.other_errors[0][1]])
 
 
 def report(results):
@@ -273,8 +325,8 @@ def report(results):
     lines = []
     for r in results:
         cells = "  ".join(f"{e} {marks[s]}" for e, (s, _) in r.checks.items())
-        lines.append(f"{r.student:<{width}}  {r.chapter:<24}  {cells}   "
-                     f"{r.score}/{len(r.checks)}")
+        lines.append(f"{r.student:<{width}}  {r.chapter:<24}  " +
+                     (f"{cells}   {r.score}/{len(r.checks)}" if r.graded else "not graded"))
     details = [f"  {r.student}/{r.chapter} {e}: {m}" for r in results
                for e, (s, m) in r.checks.items() if s in ("failed", "missing")]
     details += [f"  {r.student}/{r.chapter} {where}: {m}" for r in results

@@ -98,7 +98,8 @@ def run(smoke=False, build_dir="build/course", job_root="jobs", chapters=NAMES, 
     for name in chapters:
         start = time.perf_counter()
         print(f"[course] {name} ({'smoke' if smoke else 'full'}) ...", flush=True)
-        execute(name, out / f"{name}.ipynb", parameters(name, smoke, job_root), log_output)
+        execute(name, out / f"{name}.ipynb", parameters(name, smoke, root() / job_root),
+                log_output)
         seconds[name] = time.perf_counter() - start
         print(f"[course] {name} done in {seconds[name]:.0f} s", flush=True)
     return seconds
