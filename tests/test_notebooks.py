@@ -225,6 +225,20 @@ def test_helpers_show_no_machine_paths(tmp_path):
     assert not MACHINE_PATH.search(notebook.tidy(f"see {REPO}/jobs/a and {Path.home()}/b"))
 
 
+def test_a_fresh_job_dir_never_empties_a_learners_own_folder(tmp_path):
+    """A JOB_DIR pointed at a folder of one's own (".", where the kernel started) loses
+    nothing; a folder fresh_dir made, or an empty one, is emptied again."""
+    (tmp_path / "mine" / "notes.txt").parent.mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match=r"mine holds files this course did not write"):
+        course.fresh_dir(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    job = course.fresh_dir(tmp_path / "job")
+    Path(job, "old.csv").write_text("a run's file")
+    assert list(Path(course.fresh_dir(job)).iterdir()) == [Path(job, notebook.JOB_MARK)]
+    assert course.tree(job) == f"{notebook.rel(job)}/"
+
+
 @pytest.mark.parametrize("parts", [("ci", "checkout", "main"), ("builds", "census-course")])
 def test_a_machine_path_is_one_wherever_the_clone_lives(monkeypatch, parts):
     """A clone outside the usual folders (CI's failed the scrub check's test): the clone and

@@ -67,7 +67,8 @@ def tree(path, depth=4, limit=40, per_dir=6):
     lines = [rel(root) + "/"]
 
     def walk(folder, prefix, level):
-        entries = sorted(folder.iterdir(), key=lambda p: (p.is_file(), p.name))
+        entries = sorted((p for p in folder.iterdir() if p.name != JOB_MARK),
+                         key=lambda p: (p.is_file(), p.name))
         hidden = len(entries) - per_dir
         if hidden > 1:
             entries = entries[:per_dir - 1] + [f"… {hidden + 1} more"]
@@ -86,10 +87,25 @@ def tree(path, depth=4, limit=40, per_dir=6):
     return "\n".join(lines)
 
 
+JOB_MARK = ".census-job"  # left in each folder fresh_dir made: it may empty that folder again
+
+
 def fresh_dir(path):
-    """Empty a job dir (so logs and curves show one run only) and return it as a string."""
-    shutil.rmtree(path, ignore_errors=True)
-    Path(path).mkdir(parents=True)
+    """Empty a job dir (so logs and curves show one run only) and return it as a string.
+
+    Only a folder that is new, empty, under the course's jobs/, or made by fresh_dir before is
+    emptied: a JOB_DIR a learner pointed at a folder of their own loses nothing. Raises
+    FileExistsError, naming the folder, for any other."""
+    folder = Path(path)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / JOB_MARK).exists():
+        try:
+            folder.resolve().relative_to(root() / "jobs")
+        except ValueError:
+            raise FileExistsError(f"{folder} holds files this course did not write: pass a new "
+                                  "or empty folder as the job dir") from None
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / JOB_MARK).touch()
     return str(path)
 
 
