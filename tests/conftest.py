@@ -32,6 +32,30 @@ def raw_dir():
     return folder
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that read the chapters' smoke run go last: it runs beside all the others."""
+    items.sort(key=lambda item: "smoke_run" in item.fixturenames)  # stable: order kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def smoke_run_started(request):
+    """Start the smoke run at the session's first test, if a selected test reads it."""
+    if any("smoke_run" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("smoke_run")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(uci_dir, tmp_path_factory):
+    """The chapters' one smoke run (tests/smoke.py), in a subprocess; `smoke_run()` waits for it
+    and returns {notebook name: failure text or ""}."""
+    import smoke
+    process = smoke.start(uci_dir, tmp_path_factory.mktemp("smoke-cache"))
+    yield lambda: smoke.results(process)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STEPS = 300  # enough for a model that beats the majority class
 

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -17,10 +16,10 @@ import pytest
 from census import course
 from census.course import chapters, cli as course_cli, environment, notebook, runner, sync
 from census.processes import free_port
+from smoke import SMOKE_ROOT
 
 REPO = environment.root()
 NOTEBOOKS = REPO / "notebooks"
-SMOKE_ROOT = "jobs/test-smoke"  # job dirs of the smoke run (gitignored jobs/)
 CHAPTERS_WITH_PLOTS = ("01_data", "02_estimator", "03_datasets", "04_specs")
 MACHINE_PATH = notebook.MACHINE_PATH
 
@@ -254,53 +253,6 @@ def test_a_machine_path_is_one_wherever_the_clone_lives(monkeypatch, parts):
 
 
 # --- every chapter, once, in smoke mode: nbval runs it and checks its deterministic cells ------
-
-@pytest.fixture(scope="module")
-def smoke_run(uci_dir, tmp_path_factory):
-    """The one smoke run of the chapters, in order: nbval (--nbval-lax) executes each committed
-    notebook with the smoke parameters injected (papermill, prepare_only), in a kernel over Unix
-    sockets (tests/nbval_ipc.py), compares the cells tagged nbval-check-output with their
-    committed outputs, and leaves each chapter's job dir under jobs/test-smoke/. It runs in a
-    subprocess, beside the other tests (two cores); `smoke_run()` waits for it and returns
-    {notebook name: failure text or ""}. It reads UCI's files: the committed outputs nbval
-    compares with were made from them."""
-    import papermill
-    folder = REPO / "build" / "test-smoke"
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(REPO / SMOKE_ROOT, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for name in chapters.NAMES:
-        params = chapters.parameters(name, smoke=True, job_root=REPO / SMOKE_ROOT)
-        if name == "09_online_prediction":  # other tests may be serving on 8501 meanwhile
-            params["PORT"] = free_port()
-        papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
-                                   parameters=params, prepare_only=True, progress_bar=False)
-    log = open(folder / "nbval.log", "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
-         "no:cacheprovider", "-p", "tests.nbval_ipc", "-q", "--rootdir", str(folder), "--junitxml",
-         str(folder / "results.xml"), str(folder)],
-        cwd=REPO, env={**os.environ, "CENSUS_DATA_DIR": str(uci_dir),
-                       "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("smoke-cache"))},
-        stdout=log, stderr=subprocess.STDOUT)
-
-    def results():
-        process.wait(timeout=1800)
-        import xml.etree.ElementTree as ElementTree
-        failures = {name: "" for name in chapters.NAMES}
-        for case in ElementTree.parse(folder / "results.xml").iter("testcase"):
-            name = Path(case.get("file") or case.get("classname", "")).stem.split(".")[-1]
-            for problem in list(case.iter("failure")) + list(case.iter("error")):
-                failures[name] = failures.get(name, "") + (problem.text or "")[-3000:]
-        log.seek(0)
-        failures["nbval"] = "" if process.returncode == 0 else log.read()[-3000:]
-        return failures
-    yield results
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    log.close()
-
 
 @pytest.mark.parametrize("name", chapters.NAMES)
 @pytest.mark.slow
