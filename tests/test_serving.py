@@ -613,8 +613,14 @@ def test_serve_process_and_client_table(base, export_dir, tmp_path):
         assert predict.format_table(remote) == predict.format_table(local_outputs)
         with pytest.raises(predict.PredictError, match="HTTP 404: .*Latest\\(other\\)"):
             client.predict_url(url, INSTANCES, model="other")
-        vertex = client.predict_url(url + "/v1/endpoints/1/deployedModels/2:predict", INSTANCES)
-        assert predict.format_table(vertex) == predict.format_table(local_outputs)
+        table = predict.format_table(local_outputs)
+        for where, signature_name in [("/v1/endpoints/1/deployedModels/2:predict", None),
+                                      ("/v1/endpoints/1/deployedModels/2:predict", "predict"),
+                                      ("/v1/endpoints/1/deployedModels/2:rawPredict", None),
+                                      ("/v1/models/census", "predict"),  # census serve's line
+                                      ("/v1/models/census/versions/1/", None)]:
+            outputs = client.predict_url(url + where, INSTANCES, signature=signature_name)
+            assert predict.format_table(outputs) == table, where
     finally:
         # uvicorn shuts down on SIGTERM, then re-raises the signal: -15 is a clean exit
         assert serving_process.stop_process(proc) in (0, -15)
@@ -630,8 +636,44 @@ def test_census_serve_and_census_predict_url_cli(base, export_dir):
         local_done = run_census("predict", "--model-dir", export_dir,
                                 "--json-instances", "test.json")
         assert done.stdout == local_done.stdout and done.stdout.startswith("CLASS_IDS")
+        vertex = run_census("predict", "--url", f"http://127.0.0.1:{port}/v1/endpoints/1/"
+                            "deployedModels/2:predict", "--json-instances", "test.json")
+        assert vertex.returncode == 0 and vertex.stdout == local_done.stdout, vertex.stderr
     finally:
         serving_process.stop_process(proc)
+
+
+@pytest.mark.parametrize("url,words", [
+    ("127.0.0.1:8501", "--url takes an http:// or https:// URL, got '127.0.0.1:8501'"),
+    ("http://h/v1/models/census:classify", "http://h/v1/models/census:classify names "
+     ":classify, but census predict sends :predict requests (the table shows every output)"),
+    ("http://h/v1/endpoints/1:explain", "sends :predict or :rawPredict requests"),
+    ("http://h/predict", "cannot tell which API http://h/predict speaks: give the server's "
+     "address"),
+    ("http://h/v1/models/census:predict/v1/models/census:predict", "names :predict/v1/"),
+])
+def test_the_client_refuses_a_url_it_cannot_use_in_one_sentence(url, words):
+    with pytest.raises(predict.PredictError) as error:
+        client.predict_url(url, INSTANCES)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("url,target,dialect", [
+    ("http://h:1", "http://h:1/v1/models/census:predict", "TF Serving"),
+    ("http://h:1/v1/models/census/", "http://h:1/v1/models/census:predict", "TF Serving"),
+    ("http://h:1/v1/models/census/versions/3:predict", None, "TF Serving"),
+    ("http://h:1/v1/endpoints/1/deployedModels/2", "http://h:1/v1/endpoints/1/deployedModels/2"
+     ":predict", "Vertex AI"),
+    ("https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/"
+     "endpoints/123:predict", None, "Vertex AI"),
+])
+def test_the_client_speaks_each_routes_dialect(url, target, dialect):
+    assert client.route(url) == (target or url, dialect)
+    body = client.request_body(INSTANCES, dialect, "predict")
+    assert body == ({"instances": INSTANCES, "signature_name": "predict"} if dialect ==
+                    "TF Serving" else
+                    {"instances": INSTANCES, "parameters": {"signature_name": "predict"}})
+    assert client.request_body(INSTANCES, dialect, "serving_default") == {"instances": INSTANCES}
 
 
 def test_server_process_stops_with_its_parent(base, tmp_path):
@@ -685,6 +727,12 @@ def test_a_csv_export_is_served_rows(by_format, local):
     columns = httpx.post(url, json={"inputs": rows}).json()["outputs"]
     named = {signature.SINGLE_INPUT["CSV"]: rows}
     assert columns == httpx.post(url, json={"inputs": named}).json()["outputs"]
+    # TF Serving's row format names a one-input signature's input, or not (json_tensor.cc)
+    for instances in ([{"csv_row": r} for r in rows], [{"csv_row": b64(r.encode())} for r in rows]):
+        close(httpx.post(url, json={"instances": instances}).json()["predictions"], local)
+    vertex = servers["CSV"].url + "/v1/endpoints/1/deployedModels/2:predict"
+    close(httpx.post(vertex, json={"instances": [{"csv_row": r} for r in rows]}).json()[
+        "predictions"], local)
     bad = httpx.post(url, json={"instances": [rows[0], rows[1].replace(" 40,", " 400,", 1)]})
     assert bad.status_code == 400 and "instance 2: field 'hours_per_week'" in bad.json()["error"]
     wrong = httpx.post(url, json={"instances": INSTANCES})
@@ -707,6 +755,8 @@ def test_an_example_export_is_served_b64_examples_and_classify(by_format, local)
                                [row["probabilities"] for row in local], rtol=1e-5)
     raw = httpx.post(base + ":predict", json={"instances": [{"b64": "bm90IGFuIGV4YW1wbGU="}]})
     assert raw.status_code == 400 and "instance 1:" in raw.json()["error"]
+    named = [{"examples": b64(e)} for e in examples]
+    close(httpx.post(base + ":predict", json={"instances": named}).json()["predictions"], local)
 
 
 def test_classify_follows_tf_serving(http, local):
