@@ -362,7 +362,8 @@ def test_waits_for_a_version_then_loads_new_ones_and_pins(export_dir, tmp_path, 
             httpx.Client(base_url=s.url, timeout=30) as c:
         wait_for(lambda: s.server.started, what="server start")
         r = c.post("/v1/models/census:predict", json={"instances": INSTANCES})
-        assert r.status_code == 503 and "no version" in r.json()["error"]
+        assert r.status_code == 503 and r.json()["error"] == (
+            f"model census has no version loaded yet: waiting for {base}/<version>/saved_model.pb")
         assert c.get("/v1/models/census").status_code == 503
 
         (base / "notes").mkdir()  # not a version
@@ -438,6 +439,8 @@ def test_a_version_in_pieces_is_tried_when_its_files_change_and_logged_once(expo
     assert watcher.latest() is None and watcher.retrying()[4].failures == 1
     state, error = watcher.status()[4]
     assert state == "LOADING" and "variables" in error
+    assert watcher.not_serving() == (f"version 4 did not load yet ({error}); it is tried again "
+                                     "when its files change")  # what a 503 says meanwhile
     copy_the_rest(export_dir, base / "4")
     watcher.poll()
     assert watcher.latest().number == 4 and watcher.status() == {4: ("AVAILABLE", "")}

@@ -57,8 +57,8 @@ class Server:
         if number is None:
             version = self.watcher.latest()
             if version is None:
-                raise ServingError(503, f"model {name} has no version loaded yet: waiting for "
-                                   f"{self.watcher.base_path}/<version>/saved_model.pb")
+                raise ServingError(503, f"model {name} has no version loaded yet: "
+                                   f"{self.watcher.not_serving()}")
             return version
         if not number.isdigit():
             raise ServingError(400, f"version must be a number, got {number!r}")
@@ -79,7 +79,8 @@ class Server:
                 raise ServingError(404, f"Could not find version {number} of model {name}")
             status = {int(number): status[int(number)]}
         if not status:
-            raise ServingError(503, f"model {name} has no version loaded yet")
+            raise ServingError(503, f"model {name} has no version loaded yet: "
+                               f"{self.watcher.not_serving()}")
         return {"model_version_status": [
             {"version": str(n), "state": state,
              "status": {"error_code": "UNKNOWN" if err else "OK", "error_message": err}}
@@ -94,7 +95,7 @@ class Server:
     def health(self):
         """{} once a version serves (Vertex AI's health check), else a 503."""
         if self.watcher.latest() is None:
-            raise ServingError(503, "no model version loaded yet")
+            raise ServingError(503, f"no model version loaded yet: {self.watcher.not_serving()}")
         return {}
 
     # prediction

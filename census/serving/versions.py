@@ -193,6 +193,20 @@ class ModelWatcher:
         """{version number: (state, error message)}, TF Serving's states."""
         return dict(self._status)
 
+    def not_serving(self):
+        """Why no version serves yet, in one sentence."""
+        retries = self.retrying()
+        if retries:
+            number = max(retries)
+            return (f"version {number} did not load yet ({retries[number].error}); it is tried "
+                    "again when its files change")
+        return f"waiting for {self._awaited()}"
+
+    def _awaited(self):
+        """Where a first version is expected."""
+        return (f"{self.base_path}/saved_model.pb" if self.layout == "saved_model"
+                else f"{self.base_path}/<version>/saved_model.pb")
+
     def retrying(self):
         """{version number: Retry} of the versions that failed to load and are tried again."""
         return dict(self._retries)
@@ -227,9 +241,8 @@ class ModelWatcher:
         """One log line when the server starts waiting for a first version."""
         waiting = not on_disk and not self._loaded
         if waiting and not self._waiting:
-            where = (f"{self.base_path}/saved_model.pb" if self.layout == "saved_model"
-                     else f"{self.base_path}/<version>/saved_model.pb")
-            log.warning("model %s has no version yet: waiting for %s", self.name, where)
+            log.warning("model %s has no version yet: waiting for %s", self.name,
+                        self._awaited())
         self._waiting = waiting
 
     def _load(self, number, on_disk):
