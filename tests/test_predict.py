@@ -30,6 +30,15 @@ def test_json_format_and_base_dir(export_dir):
     assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 for r in rows)
 
 
+def test_a_base_dir_means_its_newest_version_with_a_saved_model(export_dir, tmp_path):
+    """A version still being copied in has no saved_model.pb yet: not the newest version."""
+    import shutil
+    shutil.copytree(export_dir, tmp_path / "1")
+    shutil.copytree(export_dir / "variables", tmp_path / "2" / "variables")
+    assert predict.resolve_model_dir(str(tmp_path)) == str(tmp_path / "1")
+    assert predict.resolve_model_dir(str(tmp_path / "1")) == str(tmp_path / "1")
+
+
 def test_leading_spaces_make_no_difference(export_dir):
     instances = predict.read_instances(TEST_JSON)
     stripped = [{k: v.strip() if isinstance(v, str) else v for k, v in i.items()}

@@ -59,13 +59,6 @@ class LayoutError(ValueError):
     """A --model-base-path that is neither a base directory of versions nor a SavedModel."""
 
 
-def is_complete(version_dir):
-    """A version directory counts once its saved_model.pb is there (it may still lack its
-    variables: then it fails to load, and is tried again)."""
-    import tensorflow as tf
-    return tf.io.gfile.exists(f"{str(version_dir).rstrip('/')}/saved_model.pb")
-
-
 def layout(base_path):
     """What `base_path` is (local or gs://): "versions", a base directory of numbered version
     directories (empty too: versions may arrive later, as TF Serving waits for them), or
@@ -105,10 +98,11 @@ def fingerprint(version_dir):
 
 def signature_defs(version_dir):
     """Every SignatureDef of the export's `serve` graph, as TF Serving's metadata shows it."""
+    import tensorflow as tf
     from google.protobuf import json_format
     from tensorflow.core.protobuf import saved_model_pb2
     saved = saved_model_pb2.SavedModel()
-    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+    with tf.io.gfile.GFile(f"{str(version_dir).rstrip('/')}/saved_model.pb", "rb") as f:
         saved.ParseFromString(f.read())
     graph = next(g for g in saved.meta_graphs if "serve" in g.meta_info_def.tags)
     return {name: json_format.MessageToDict(sig, preserving_proto_field_name=True,
@@ -218,7 +212,7 @@ class ModelWatcher:
             found = {1: self.base_path}
         else:
             found = {int(os.path.basename(p)): p for p in export.list_versions(self.base_path)}
-        return {n: p for n, p in found.items() if is_complete(p)}
+        return {n: p for n, p in found.items() if export.has_saved_model(p)}
 
     def poll(self):
         """One look at the base directory: load, newest first, until `keep` versions serve
