@@ -229,6 +229,8 @@ class ModelWatcher:
                 self._load(number, on_disk)
         for number in set(self._retries) - set(wanted):  # gone, or older than what serves
             self._status[number] = ("END", self._retries.pop(number).error)
+            log.info("version %s of %s is no longer tried: %s", number, self.name,
+                     "older than the versions that serve" if number in on_disk else "gone")
         self._loaded = self._trim(self._loaded, on_disk)
 
     def _say_if_waiting(self, on_disk):
@@ -279,6 +281,7 @@ class ModelWatcher:
             return loaded
         for n in set(loaded) - set(keep):
             self._status[n] = ("END", "")
+            log.info("version %s of %s unloaded", n, self.name)
         return {n: loaded[n] for n in keep}
 
     def _run(self):
