@@ -273,6 +273,7 @@ class ModelWatcher:
             log.warning("version %s of %s loaded at last: serving it", number, self.name)
         else:
             log.info("serving version %s of %s", number, self.name)
+
     def _trim(self, loaded, on_disk):
         """Keep the newest `keep` loaded versions still on disk (all of them rather than none,
         should every directory vanish)."""
