@@ -479,8 +479,9 @@ def test_a_savedmodel_directory_as_base_path_is_version_1(export_dir, local, cap
 
 def test_a_base_path_of_the_wrong_shape_is_refused_at_start_up(export_dir, tmp_path):
     """One sentence, before anything listens: never a server that answers 503 forever."""
-    job = tmp_path / "job"
-    (job / "export" / "census").mkdir(parents=True)
+    job = tmp_path / "job"  # given instead of its export base directory
+    (job / "export" / "census" / "1").mkdir(parents=True)
+    (job / "export" / "census" / "1" / "saved_model.pb").touch()
     (job / "checkpoints").mkdir()
     cases = {str(tmp_path / "no" / "such"): "no directory",
              str(export_dir / "saved_model.pb"): "is a file, not a directory",

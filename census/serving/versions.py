@@ -77,11 +77,25 @@ def layout(base_path):
         return "saved_model"
     if not names or any(n.isdigit() for n in names):
         return "versions"
-    exports = f"{path}/export"
-    hint = (f"; did you mean {exports}/{sorted(n.rstrip('/') for n in gfile.listdir(exports))[0]}"
-            if "export" in names and gfile.isdir(exports) and gfile.listdir(exports) else "")
+    found = base_dir_below(path)
     raise LayoutError(f"{path} holds no numbered version directories and no saved_model.pb "
-                      f"({expected}){hint}")
+                      f"({expected}){f'; did you mean {found}' if found else ''}")
+
+
+def base_dir_below(path, depth=3):
+    """The first base directory of versions (a folder with a numbered version holding
+    saved_model.pb) at most `depth` levels below `path`, breadth first; None if none."""
+    import tensorflow as tf
+    level = [path]
+    for _ in range(depth):
+        below = [f"{folder}/{n.rstrip('/')}" for folder in level
+                 for n in sorted(tf.io.gfile.listdir(folder))
+                 if tf.io.gfile.isdir(f"{folder}/{n.rstrip('/')}")]
+        for folder in below:
+            if any(export.has_saved_model(v) for v in export.list_versions(folder)):
+                return folder
+        level = below[:100]  # a job dir's logs and checkpoints: looked at, not walked through
+    return None
 
 
 def fingerprint(version_dir):
