@@ -54,8 +54,10 @@ def parser():
     source = p_.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", help="an export version directory, or the "
                         "export base directory (its newest version is used)")
-    source.add_argument("--url", help="a model server instead (`census serve`, TF Serving): "
-                        "http://127.0.0.1:8501, or a full …:predict URL")
+    source.add_argument("--url", help="a model server instead (`census serve`, TF Serving, a "
+                        "Vertex AI endpoint): its address, http://127.0.0.1:8501, a model URL, "
+                        "…/v1/models/census[/versions/N][:predict], or an endpoint's, "
+                        "…/endpoints/E[/deployedModels/D]:predict (each in its own dialect)")
     given = p_.add_mutually_exclusive_group(required=True)
     given.add_argument("--json-instances", metavar="FILE", help="one JSON value per line: an "
                        "object with the 13 inputs (JSON exports), a CSV row string (CSV) or "

@@ -134,6 +134,12 @@ def publish(version_dir, export_dir_base, version=None, move=False):
     return target
 
 
+def has_saved_model(version_dir):
+    """Whether `version_dir` (local or gs://) holds its saved_model.pb: a version counts from
+    then on (its variables may still be on their way: a reader that fails tries again)."""
+    return tf.io.gfile.exists(f"{str(version_dir).rstrip('/')}/saved_model.pb")
+
+
 def list_versions(export_dir_base):
     """The numeric version directories under `export_dir_base` (local or gs://), oldest first;
     [] if there is no such directory."""

@@ -244,6 +244,13 @@ def to_tensors(fmt, instances):
         rows = [check_fields(n, i) for n, i in enumerate(instances, 1)]
         return {c: tf.constant([r[c] for r in rows], dtype=schema.INPUT_DTYPES[c])
                 for c in schema.INPUT_COLUMNS}
-    check = {"CSV": check_row, "EXAMPLE": check_example}[fmt]
-    checked = [check(n, i) for n, i in enumerate(instances, 1)]
-    return {signature.SINGLE_INPUT[fmt]: tf.constant(checked, dtype=tf.string)}
+    check, name = {"CSV": check_row, "EXAMPLE": check_example}[fmt], signature.SINGLE_INPUT[fmt]
+    checked = [check(n, unnamed(i, name)) for n, i in enumerate(instances, 1)]
+    return {name: tf.constant(checked, dtype=tf.string)}
+
+
+def unnamed(instance, name):
+    """A one-input signature's instance, bare or named as TF Serving's row format allows it:
+    `{"csv_row": row}` is `row`, `{"examples": {"b64": …}}` is `{"b64": …}` (tensorflow/
+    serving `util/json_tensor.cc`, FillTensorMapFromInstancesList)."""
+    return instance[name] if isinstance(instance, dict) and set(instance) == {name} else instance

@@ -7,7 +7,6 @@ TensorFlow sees them, so a typo gets a message naming the instance and the field
 a shape error from deep inside the graph.
 """
 import json
-import os
 
 from census import instances, signature
 from census.instances import PredictError
@@ -18,13 +17,12 @@ FITS = {"JSON": {"json"}, "CSV": {"json", "text"}, "EXAMPLE": {"json", "tfrecord
 
 
 def resolve_model_dir(model_dir):
-    """An export version directory; a base directory (`…/export/census`) means its newest."""
-    import tensorflow as tf
-
+    """An export version directory; a base directory (`…/export/census`) means its newest
+    version with a saved_model.pb (one still arriving has none yet)."""
     from census import export
-    if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
+    if export.has_saved_model(model_dir):
         return model_dir
-    versions = export.list_versions(model_dir)
+    versions = [v for v in export.list_versions(model_dir) if export.has_saved_model(v)]
     if not versions:
         raise PredictError(f"no SavedModel in {model_dir}: expected saved_model.pb there or "
                            "numbered version directories under it")

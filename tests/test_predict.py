@@ -30,6 +30,15 @@ def test_json_format_and_base_dir(export_dir):
     assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 for r in rows)
 
 
+def test_a_base_dir_means_its_newest_version_with_a_saved_model(export_dir, tmp_path):
+    """A version still being copied in has no saved_model.pb yet: not the newest version."""
+    import shutil
+    shutil.copytree(export_dir, tmp_path / "1")
+    shutil.copytree(export_dir / "variables", tmp_path / "2" / "variables")
+    assert predict.resolve_model_dir(str(tmp_path)) == str(tmp_path / "1")
+    assert predict.resolve_model_dir(str(tmp_path / "1")) == str(tmp_path / "1")
+
+
 def test_leading_spaces_make_no_difference(export_dir):
     instances = predict.read_instances(TEST_JSON)
     stripped = [{k: v.strip() if isinstance(v, str) else v for k, v in i.items()}
@@ -108,7 +117,9 @@ def write_inputs(tmp_path):
     examples = [instances.to_example(instances.check_fields(n, p)) for n, p in
                 enumerate(PEOPLE, 1)]
     paths = {"text": tmp_path / "rows.csv", "csv-json": tmp_path / "rows.json",
-             "tfrecord": tmp_path / "people.tfrecord", "b64-json": tmp_path / "b64.json"}
+             "tfrecord": tmp_path / "people.tfrecord", "b64-json": tmp_path / "b64.json",
+             "named-csv-json": tmp_path / "named-rows.json",
+             "named-b64-json": tmp_path / "named-b64.json"}
     paths["text"].write_text("\n".join(rows) + "\n")
     paths["csv-json"].write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with tf.io.TFRecordWriter(str(paths["tfrecord"])) as writer:
@@ -116,12 +127,18 @@ def write_inputs(tmp_path):
             writer.write(e)
     paths["b64-json"].write_text("\n".join(json.dumps({"b64": base64.b64encode(e).decode()})
                                            for e in examples) + "\n")
+    # TF Serving's row format may name a one-input signature's input (json_tensor.cc)
+    paths["named-csv-json"].write_text("\n".join(json.dumps({"csv_row": r}) for r in rows))
+    paths["named-b64-json"].write_text("\n".join(
+        json.dumps({"examples": {"b64": base64.b64encode(e).decode()}}) for e in examples))
     return paths
 
 
 @pytest.mark.parametrize("fmt, flag, source", [
     ("CSV", "--text-instances", "text"), ("CSV", "--json-instances", "csv-json"),
-    ("EXAMPLE", "--tfrecord-instances", "tfrecord"), ("EXAMPLE", "--json-instances", "b64-json")])
+    ("EXAMPLE", "--tfrecord-instances", "tfrecord"), ("EXAMPLE", "--json-instances", "b64-json"),
+    ("CSV", "--json-instances", "named-csv-json"),
+    ("EXAMPLE", "--json-instances", "named-b64-json")])
 def test_every_export_format_predicts_from_the_input_that_fits_it(exports, tmp_path, capsys,
                                                                    fmt, flag, source):
     """The same people through each export format give JSON's table, number for number."""

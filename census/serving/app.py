@@ -15,6 +15,7 @@ import os
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
@@ -56,8 +57,8 @@ class Server:
         if number is None:
             version = self.watcher.latest()
             if version is None:
-                raise ServingError(503, f"model {name} has no version loaded yet: waiting for "
-                                   f"{self.watcher.base_path}/<version>/saved_model.pb")
+                raise ServingError(503, f"model {name} has no version loaded yet: "
+                                   f"{self.watcher.not_serving()}")
             return version
         if not number.isdigit():
             raise ServingError(400, f"version must be a number, got {number!r}")
@@ -72,15 +73,17 @@ class Server:
             raise ServingError(404, f"Could not find any versions of model {name}")
         status = self.watcher.status()
         if number is not None:
-            if not number.isdigit() or int(number) not in status:
+            if not number.isdigit():
+                raise ServingError(400, f"version must be a number, got {number!r}")
+            if int(number) not in status:
                 raise ServingError(404, f"Could not find version {number} of model {name}")
             status = {int(number): status[int(number)]}
         if not status:
-            raise ServingError(503, f"model {name} has no version loaded yet")
+            raise ServingError(503, f"model {name} has no version loaded yet: "
+                               f"{self.watcher.not_serving()}")
         return {"model_version_status": [
             {"version": str(n), "state": state,
-             "status": {"error_code": "OK" if state != "END" or not err else "UNKNOWN",
-                        "error_message": err}}
+             "status": {"error_code": "UNKNOWN" if err else "OK", "error_message": err}}
             for n, (state, err) in sorted(status.items(), reverse=True)]}
 
     def metadata(self, name, number=None):
@@ -92,7 +95,7 @@ class Server:
     def health(self):
         """{} once a version serves (Vertex AI's health check), else a 503."""
         if self.watcher.latest() is None:
-            raise ServingError(503, "no model version loaded yet")
+            raise ServingError(503, f"no model version loaded yet: {self.watcher.not_serving()}")
         return {}
 
     # prediction
@@ -140,6 +143,10 @@ class Server:
         model_id = self.deployed_model_id or deployed_model_id
 
         def build(request):
+            if "signature_name" in request:  # Vertex AI's PredictRequest has no such field
+                raise ServingError(400, "signature_name goes in parameters on Vertex AI's "
+                                   'route: {"instances": [...], "parameters": '
+                                   '{"signature_name": ...}}')
             check_keys(request, ("instances", "parameters"))
             parameters = request.get("parameters", {})
             if not isinstance(parameters, dict):
@@ -221,10 +228,24 @@ async def read_body(request, max_request_bytes):
     return b"".join(chunks)
 
 
-def reply(value, status=200):
+def reply(value, status=200, headers=None):
     """A JSON response: `value` (bytes already encoded, or a JSON-ready value) with `status`."""
     body = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+class NoTrailingSlash:
+    """ASGI middleware: a path with a trailing slash is the same route (`/v1/models/census/`
+    is `/v1/models/census`). Starlette would answer a redirect, which clients do not follow
+    for a POST unless told to; TF Serving refuses the slash."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
+            scope = {**scope, "path": scope["path"].rstrip("/") or "/"}
+        await self.app(scope, receive, send)
 
 
 def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, environ=None):
@@ -248,7 +269,8 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
             return reply(await server.classify(await body(request), name, number))
         if verb == "regress":
             raise ServingError(400, "this model is a classifier: use :predict or :classify")
-        raise HTTPException(404)
+        raise ServingError(400, f"Malformed request: POST {request.url.path} (TF Serving's "
+                           "verbs are :predict, :classify and :regress)")
 
     async def model_status(request):
         return reply(server.status(request.path_params["model"],
@@ -258,6 +280,20 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
         return reply(server.metadata(request.path_params["model"],
                                      request.path_params.get("version")))
 
+    async def no_model(request):  # TF Serving's words for GET /v1/models
+        raise ServingError(400, "Missing model name in request.")
+
+    async def label(request):  # TF Serving's words (server_core.cc) for a label it lacks
+        raise ServingError(400, f"Unrecognized servable version label: "
+                           f"{request.path_params['label']} (census serve serves no version "
+                           "labels: ask for /versions/N)")
+
+    async def vertex_verb(request):
+        if request.path_params["verb"] not in ("predict", "rawPredict"):
+            raise ServingError(400, f"Malformed request: POST {request.url.path} (Vertex "
+                               "AI's verbs here are :predict and :rawPredict)")
+        return await vertex_predict(request)
+
     async def vertex_predict(request):
         model = request.path_params.get("deployed", "")
         return reply(await server.vertex_predict(await body(request), model))
@@ -266,19 +302,28 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
         return reply(server.health())
 
     async def error(request, exc):
-        """Every error, once: TF Serving's {"error": …}, after the body is read to its end."""
+        """Every error, once: TF Serving's {"error": …}, after the body is read to its end;
+        one line in the log for each request refused."""
         await drain(request)
-        if isinstance(exc, ServingError):
-            return reply({"error": exc.message}, exc.status)
+        method, path, headers = request.method, request.url.path, None
         if isinstance(exc, ClientDisconnect):
+            log.info("%s %s: the client went away", method, path)
             return Response(status_code=400)
-        if isinstance(exc, HTTPException):  # no such route (TF Serving answers 404 too)
-            return reply({"error": f"Malformed request: {request.method} {request.url.path}"},
-                         404)
-        log.error("error handling %s %s", request.method, request.url.path, exc_info=exc)
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            headers = {"Allow": exc.headers["Allow"]}
+            exc = ServingError(405, f"{method} is not allowed on {path} (it takes "
+                               f"{exc.headers['Allow']})")
+        elif isinstance(exc, HTTPException):  # no such route: TF Serving answers 400 in /v1/
+            exc = ServingError(400 if path.startswith("/v1/") else 404,
+                               f"Malformed request: {method} {path}")
+        if isinstance(exc, ServingError):
+            log.warning("refused %s %s: %s %s", method, path, exc.status, exc.message)
+            return reply({"error": exc.message}, exc.status, headers)
+        log.error("error handling %s %s", method, path, exc_info=exc)
         return reply({"error": f"{type(exc).__name__}: {exc}"}, 500)
 
     models, vertex = "/v1/models/{model:name}", "/endpoints/{endpoint:name}/deployedModels/"
+    labels = models + "/labels/{label:name}"
     routes = [
         Route(models + ":{verb:name}", model_verb, methods=["POST"]),
         Route(models + "/versions/{version:name}:{verb:name}", model_verb, methods=["POST"]),
@@ -286,9 +331,13 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
         Route(models + "/versions/{version:name}", model_status, methods=["GET"]),
         Route(models + "/metadata", model_metadata, methods=["GET"]),
         Route(models + "/versions/{version:name}/metadata", model_metadata, methods=["GET"]),
+        Route("/v1/models", no_model, methods=["GET"]),
+        Route(labels + ":{verb:name}", label, methods=["POST"]),
+        Route(labels, label, methods=["GET"]),
+        Route(labels + "/metadata", label, methods=["GET"]),
     ]
     for prefix in ("/v1", "/v1/projects/{project:name}/locations/{location:name}"):
-        routes += [Route(prefix + vertex + "{deployed:name}:predict", vertex_predict,
+        routes += [Route(prefix + vertex + "{deployed:name}:{verb:name}", vertex_verb,
                          methods=["POST"]),
                    Route(prefix + vertex + "{deployed:name}", health, methods=["GET"])]
     if environ.get("AIP_PREDICT_ROUTE"):  # Vertex AI tells a custom container its routes
@@ -306,7 +355,7 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
             watcher.stop()
             await batcher.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(NoTrailingSlash)],
                     exception_handlers={ServingError: error, ClientDisconnect: error,
                                         HTTPException: error, Exception: error})
     app.state.server = server

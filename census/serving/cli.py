@@ -33,7 +33,9 @@ def add_command(subparsers):
 class ServeConfig:
     """What `census serve` does; each field is its flag (`--model-base-path` …), checked when
     built (raises census.flags.ConfigError)."""
-    model_base_path: str = option(help="the export base directory, JOB_DIR/export/census")
+    model_base_path: str = option(help="the export base directory, JOB_DIR/export/census (new "
+                                  "versions load as they appear), or one SavedModel directory "
+                                  "(served as version 1)")
     model_name: str = option(DEFAULT_MODEL_NAME)
     host: str = option("127.0.0.1", help="address to bind (default 127.0.0.1; a container "
                        "needs 0.0.0.0)")
@@ -72,7 +74,8 @@ def options(model_base_path, **overrides):
 
 
 def build(args):
-    """The app `args` describe: a ModelWatcher on the base path, a Batcher, the routes."""
+    """The app `args` describe: a ModelWatcher on the base path, a Batcher, the routes.
+    Raises census.serving.versions.LayoutError for a base path of the wrong shape."""
     from census.serving.app import create_app
     from census.serving.batching import Batcher
     from census.serving.versions import ModelWatcher
@@ -87,9 +90,6 @@ def run(args):
     """`census serve`: serve until interrupted (Ctrl-C / SIGTERM)."""
     import uvicorn
     args = flags.from_namespace(ServeConfig, args)
-    if not os.path.isdir(args.model_base_path):
-        sys.exit(f"census serve: no directory {args.model_base_path} (expected the export base "
-                 "directory, JOB_DIR/export/census)")
     port = args.port
     if port is None:
         try:
@@ -98,11 +98,16 @@ def run(args):
             sys.exit(f"census serve: $AIP_HTTP_PORT {e}")
     quiet.import_tensorflow()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from census.serving.versions import LayoutError
+    try:
+        app = build(args)
+    except LayoutError as e:
+        sys.exit(f"census serve: {e}")
     if args.stop_with_parent:
         stop_with_parent()
     print(f"census serve: model {args.model_name} from {args.model_base_path} on "
           f"http://{args.host}:{port}/v1/models/{args.model_name}", flush=True)
-    uvicorn.run(build(args), host=args.host, port=port, log_level=args.log_level,
+    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level,
                 access_log=False, http=args.http, timeout_graceful_shutdown=5)
 
 

@@ -1,11 +1,13 @@
 """A client of a model server (chapter 9), on httpx: one prediction request, and a short load.
 
-`predict_url` speaks TensorFlow Serving's REST API (`census serve`, TF Serving itself) and,
-given a full `…:predict` URL, a Vertex AI endpoint's. It returns the outputs as column arrays,
-like `census.predict.predict`, so that `census.predict.format_table` prints the same table.
+`predict_url` speaks the dialect of the route it is given: TensorFlow Serving's REST API
+(`census serve`, TF Serving itself), or a Vertex AI endpoint's (`route`). It returns the
+outputs as column arrays, like `census.predict.predict`, so that
+`census.predict.format_table` prints the same table.
 """
 import asyncio
 import base64
+import re
 import time
 import urllib.parse
 
@@ -16,33 +18,76 @@ from census.instances import PredictError
 from census.serving.protocol import DEFAULT_MODEL_NAME
 from census.signature import OUTPUT_KEYS
 
+DEFAULT_SIGNATURE = "serving_default"
+# The URLs `predict_url` takes, by the API they speak (verbs aside; a trailing slash is no
+# matter): TF Serving's model routes (g3doc/api_rest.md), and a Vertex AI endpoint's, public
+# (projects.locations.endpoints.predict) or as Vertex AI calls a custom container
+# (ModelContainerSpec.predictRoute, /v1/endpoints/E/deployedModels/D:predict).
+DIALECTS = {
+    "TF Serving": (re.compile(r"/v1/models/[^/:]+(?:/versions/\d+|/labels/[^/:]+)?"),
+                   ("predict",)),
+    "Vertex AI": (re.compile(r"/v1(?:/projects/[^/:]+/locations/[^/:]+)?/endpoints/[^/:]+"
+                             r"(?:/deployedModels/[^/:]+)?"), ("predict", "rawPredict")),
+}
+
 
 def predict_path(model=DEFAULT_MODEL_NAME, version=None, verb="predict"):
     """The path of TF Serving's predict (or other `verb`) route for a model and version."""
     return f"/v1/models/{model}{f'/versions/{version}' if version else ''}:{verb}"
 
 
-def predict_request_url(url, model=DEFAULT_MODEL_NAME, version=None):
-    """A server's address (`http://127.0.0.1:8501`) → its predict URL; a URL that already
-    names a `…:predict` route (a Vertex endpoint, a pinned version) is used as it is."""
-    url = url.rstrip("/")
-    if urllib.parse.urlparse(url).path.endswith(":predict"):
-        return url
-    return url + predict_path(model, version)
+def route(url, model=DEFAULT_MODEL_NAME, version=None):
+    """(the predict URL, the API it speaks: "TF Serving" or "Vertex AI") for `url`: a
+    server's address (`http://127.0.0.1:8501`: TF Serving's route of `model` and `version`),
+    a TF Serving model URL (`…/v1/models/NAME[/versions/N][:predict]`, `census serve`'s
+    start-up line) or a Vertex AI endpoint's (`…/endpoints/E[/deployedModels/D]`, with
+    `:predict` or `:rawPredict`). Raises PredictError, in one sentence, for any other URL."""
+    parts = urllib.parse.urlsplit(str(url).strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PredictError(f"--url takes an http:// or https:// URL, got {url!r}")
+    path, _, verb = parts.path.rstrip("/").partition(":")
+    if not path:
+        path, _, verb = predict_path(model, version).partition(":")
+    dialect = next((d for d, (pattern, _) in DIALECTS.items() if pattern.fullmatch(path)), None)
+    if dialect is None:
+        raise PredictError(f"cannot tell which API {url} speaks: give the server's address "
+                           "(http://127.0.0.1:8501), a TF Serving model URL "
+                           "(…/v1/models/NAME[:predict]) or a Vertex AI endpoint's "
+                           "(…/endpoints/E[/deployedModels/D]:predict)")
+    verbs = DIALECTS[dialect][1]
+    if (verb or "predict") not in verbs:
+        raise PredictError(f"{url} names :{verb}, but census predict sends "
+                           f"{' or '.join(':' + v for v in verbs)} requests (the table shows "
+                           "every output)")
+    return urllib.parse.urlunsplit(parts._replace(path=f"{path}:{verb or 'predict'}")), dialect
+
+
+def request_body(instances, dialect, signature=None):
+    """The predict request in the dialect of the route: TF Serving takes `signature_name`
+    beside `instances`; Vertex AI's PredictRequest has `instances` and `parameters` only, and
+    `census serve` reads the signature from `parameters` (the default signature goes
+    unnamed)."""
+    body = {"instances": instances}
+    if signature and signature != DEFAULT_SIGNATURE:
+        if dialect == "Vertex AI":
+            body["parameters"] = {"signature_name": signature}
+        else:
+            body["signature_name"] = signature
+    return body
 
 
 def predict_url(url, instances, model=DEFAULT_MODEL_NAME, version=None, signature=None, timeout=60,
                 headers=None):
-    """POST {"instances": …} (a list of JSON values, see `as_json`) to a model server; returns
-    {output: numpy array of shape (n, 1) or (n, 2)} like `census.predict.predict`. Raises
-    PredictError with the server's message for an HTTP error, or the reason the server could
-    not be reached (timeout: seconds)."""
-    body = {"instances": instances}
-    if signature:
-        body["signature_name"] = signature
-    target = predict_request_url(url, model, version)
+    """POST `instances` (a list of JSON values, see `as_json`) to a model server at `url`
+    (see `route`: `model` and `version` apply to a server's address), in the dialect of its
+    route; returns {output: numpy array of shape (n, 1) or (n, 2)} like
+    `census.predict.predict`. Raises PredictError with the server's message for an HTTP
+    error, the reason the server could not be reached (timeout: seconds), or a reply that
+    holds no predictions."""
+    target, dialect = route(url, model, version)
     try:
-        reply = httpx.post(target, json=body, headers=headers, timeout=timeout)
+        reply = httpx.post(target, json=request_body(instances, dialect, signature),
+                           headers=headers, timeout=timeout)
     except httpx.HTTPError as e:
         raise PredictError(f"{target}: {type(e).__name__}: {e}") from None
     if reply.is_error:
@@ -51,7 +96,11 @@ def predict_url(url, instances, model=DEFAULT_MODEL_NAME, version=None, signatur
         except (ValueError, KeyError, TypeError):
             message = reply.text[:500]
         raise PredictError(f"{target}: HTTP {reply.status_code}: {message}")
-    return to_columns(reply.json()["predictions"])
+    try:
+        return to_columns(reply.json()["predictions"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise PredictError(f"{target}: the reply holds no predictions with the outputs "
+                           f"{', '.join(OUTPUT_KEYS)}: {reply.text[:200]!r}") from None
 
 
 def as_json(items, kind="json"):

@@ -9,8 +9,10 @@ framework around them.
     POST /v1/models/census[/versions/N]:classify    {"examples": [...]}   -> {"results": [...]}
     POST /v1/endpoints/E/deployedModels/M:predict   {"instances", "parameters"}
                                                     -> {"predictions", "deployedModelId"}
+         (:rawPredict too: Vertex AI passes its body on to the same route)
+    /v1/models/census/labels/L…                     TF Serving's 400 for an unknown label
 
-Every error is `{"error": "..."}`, as TF Serving answers, with 400, 404, 413, 429 or 503 (500
+Every error is `{"error": "..."}`, as TF Serving answers, with 400, 404, 405, 413, 429 or 503 (500
 only for a model that fails on a checked request). `DIFFERENCES` lists where this server
 departs from TF Serving on purpose.
 """
@@ -41,6 +43,11 @@ DIFFERENCES = (
     "Serving needs a classify signature); a CSV export refuses it",
     ":regress gets a 400: the model is a classifier",
     "version labels (/labels/NAME) and the gRPC API are not served",
+    "a wrong method gets a 405 naming the right one, and a trailing slash is the same route "
+    "(TF Serving answers both with a 400, Malformed request)",
+    "a version that fails to load (one copied in pieces) is tried again when its files change, "
+    "else within 30 s, for as long as it is on disk (TF Serving tries 5 more times, a minute "
+    "apart); a SavedModel directory given as the base path is served as version 1",
     "Vertex AI's routes are served too: {\"instances\", \"parameters\"} in, "
     "{\"predictions\", \"deployedModelId\"} out",
 )
