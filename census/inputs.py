@@ -53,30 +53,35 @@ def check_rows(rows, columns=schema.CSV_COLUMNS):
     refused): a row passes exactly when the op reads it, by TF's own rules of quoting, number
     syntax and field count (tensorflow/core/kernels/decode_csv_op.cc). Returns
     {column: numpy array (n,)}: float32 for numbers, bytes for strings. Raises RowError for
-    the first row the op refuses: one decode for all rows and, only when that fails, a
-    bisection (about 2·log2(n) decodes of ever fewer rows) to find it."""
+    the first row the op refuses: one decode for all rows and, only when that fails,
+    `first_refused` to find it."""
     defaults = [tf.zeros([0]) if isinstance(d[0], float) else d for d in _defaults(columns)]
     rows = tf.convert_to_tensor(rows, tf.string)
-
-    def decode(start, stop):
-        return tf.io.decode_csv(rows[start:stop], record_defaults=defaults)
     try:
-        return {c: t.numpy() for c, t in zip(columns, decode(0, len(rows)))}
+        fields = tf.io.decode_csv(rows, record_defaults=defaults)
     except tf.errors.InvalidArgumentError:
-        pass
-    start, stop = 0, len(rows)  # rows before `start` decode; one in [start, stop) does not
+        index, error = first_refused(lambda some: tf.io.decode_csv(some, defaults), rows)
+        raise RowError(index, _reason(error, columns)) from None
+    return {c: t.numpy() for c, t in zip(columns, fields)}
+
+
+def first_refused(op, rows):
+    """The first of `rows` (a tensor (n,)) that `op` refuses, when it refuses them all
+    together: (index, the InvalidArgumentError for that row alone), found by bisection
+    (about 2·log2(n) calls on ever fewer rows; `op` must treat rows one by one)."""
+    start, stop = 0, len(rows)  # rows before `start` pass; one in [start, stop) does not
     while stop - start > 1:
         middle = (start + stop) // 2
         try:
-            decode(start, middle)
+            op(rows[start:middle])
             start = middle
         except tf.errors.InvalidArgumentError:
             stop = middle
     try:
-        decode(start, stop)
+        op(rows[start:stop])
     except tf.errors.InvalidArgumentError as e:
-        raise RowError(start, _reason(e, columns)) from None
-    raise AssertionError("decode_csv refused a batch but none of its rows")
+        return start, e
+    raise AssertionError("an op refused rows together that it accepts one by one")
 
 
 def op_message(error):

@@ -259,6 +259,25 @@ def check_example(n, instance):
     return raw
 
 
+def check_examples(records):
+    """Serialized tf.train.Examples (a list of bytes, each passed by `check_example`) → the
+    same list, once the EXAMPLE export's own op, `tf.io.parse_example` with its feature spec
+    (`census.export.example_receiver`), reads them all; else a PredictError naming the first
+    it refuses (`census.inputs.first_refused`)."""
+    import tensorflow as tf
+
+    from census import export, inputs
+    parse = export.example_receiver()[1]
+    serialized = tf.constant(records, tf.string)
+    try:
+        parse(serialized)
+    except tf.errors.InvalidArgumentError:
+        index, error = inputs.first_refused(parse, serialized)
+        raise PredictError(f"instance {index + 1}: tf.io.parse_example refuses it "
+                           f"({inputs.op_message(error)})") from None
+    return records
+
+
 def to_example(fields):
     """A dict of the 13 inputs (checked by `check_fields`) → a serialized tf.train.Example."""
     import tensorflow as tf
@@ -281,6 +300,5 @@ def to_tensors(fmt, instances):
                 for c in schema.INPUT_COLUMNS}
     check = {"CSV": check_row, "EXAMPLE": check_example}[fmt]
     checked = [check(n, i) for n, i in enumerate(instances, 1)]
-    if fmt == "CSV":
-        checked = check_rows(checked)
+    checked = {"CSV": check_rows, "EXAMPLE": check_examples}[fmt](checked)
     return {signature.SINGLE_INPUT[fmt]: tf.constant(checked, dtype=tf.string)}

@@ -268,7 +268,9 @@ def create_app(watcher, batcher=None, max_request_bytes=MAX_REQUEST_BYTES, envir
     async def error(request, exc):
         """Every error, once: TF Serving's {"error": …}, after the body is read to its end."""
         await drain(request)
-        if isinstance(exc, ServingError):
+        if isinstance(exc, ServingError):  # one line in the log, no traceback
+            log.warning("%s %s: %d %s", request.method, request.url.path, exc.status,
+                        exc.message)
             return reply({"error": exc.message}, exc.status)
         if isinstance(exc, ClientDisconnect):
             return Response(status_code=400)
