@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from census import task
+from census import schema, task
 from census.config import TrainConfig
 from census.distribute import tf_config
 from conftest import run_census
@@ -13,16 +13,22 @@ pytestmark = pytest.mark.slow  # the trainer, run
 
 def test_raw_uci_files_train_as_the_2017_users_passed_them(uci_dir, tmp_path):
     """UCI's files as downloaded (comment line, labels ending in '.', blank last lines) are
-    cleaned as `census data` cleans them, said in one line each, and the job trains."""
-    done = run_census("train", "--train-files", uci_dir / "adult.data", "--eval-files",
+    cleaned as `census data` cleans them, said in one line each, and the job trains. So is a
+    file as a spreadsheet or an editor saves it: a byte order mark, a header row, CRLF line
+    ends (issue 19: the mark passed the file check, then failed inside model.fit)."""
+    saved = tmp_path / "adult.data.csv"
+    saved.write_bytes(b"\xef\xbb\xbf" + ",".join(schema.CSV_COLUMNS).encode() + b"\r\n" +
+                      (uci_dir / "adult.data").read_bytes().replace(b"\n", b"\r\n"))
+    done = run_census("train", "--train-files", saved, "--eval-files",
                       uci_dir / "adult.test", "--job-dir", tmp_path / "job", "--train-steps",
                       "40", "--eval-every-steps", "40", "--eval-steps", "5",
                       "--verbosity", "ERROR")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (f"census train: {uci_dir / 'adult.test'} is in UCI's raw format (1 comment line, "
-            "1 blank line, 16,281 labels ending in '.'): reading a copy cleaned as "
-            "`census data` cleans it") in done.stderr
-    assert f"{uci_dir / 'adult.data'} is in UCI's raw format (1 blank line)" in done.stderr
+    assert (f"census train: {uci_dir / 'adult.test'} has 1 comment line, 1 blank line, "
+            "16,281 labels ending in '.': reading a copy cleaned as `census data` cleans it"
+            ) in done.stderr
+    assert (f"census train: {saved} has 1 header row of column names, 1 byte order mark, "
+            "32,563 CRLF line ends, 1 blank line: reading a copy") in done.stderr
     metrics = json.loads(done.stdout)
     assert metrics["global_step"] == 40 and metrics["exports"]
 
@@ -156,3 +162,25 @@ def test_a_byte_order_mark_and_windows_line_ends_are_read(uci_dir, tmp_path):
     report = data.clean(path, tmp_path / "clean.csv")
     assert report.rows == 30
     assert (tmp_path / "clean.csv").read_text().splitlines() == lines
+
+
+def test_a_stray_quote_is_refused_by_python_m_census_task(uci_dir, tmp_path):
+    """`python -m census.task`, as Vertex AI runs it: one line naming the file and line,
+    before anything is written (this failed inside model.fit, 'record 13' of shuffled data)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    lines = (uci_dir / "adult.data").read_text().splitlines()[:30]
+    lines[12] = lines[12].replace("Private", 'Pri"vate')
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(lines) + "\n")
+    job = tmp_path / "job"
+    done = subprocess.run([sys.executable, "-m", "census.task", "--train-files", train,
+                           "--eval-files", train, "--job-dir", job, "--train-steps", "3"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"census train: {train}, line 13: Unquoted fields cannot have quotes/CRLFs inside "
+        "(the trainer's tf.io.decode_csv refuses the row)")
+    assert not job.exists()
