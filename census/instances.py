@@ -93,11 +93,12 @@ def tfrecords(path, compression=""):
     try:
         for record in tf.data.TFRecordDataset([str(path)], compression_type=compression):
             yield record.numpy()
-    except (tf.errors.DataLossError, tf.errors.NotFoundError) as e:
-        hint = (f"read as {compression}-compressed" if compression else
-                "if it is compressed, say how with --compression GZIP or ZLIB")
+    except tf.errors.OpError as e:  # not there, a folder, not TFRecord, compressed …
+        hint = ("" if not isinstance(e, tf.errors.DataLossError) else
+                f"; read as {compression}-compressed" if compression else
+                "; if it is compressed, say how with --compression GZIP or ZLIB")
         raise PredictError(f"{path}: not a readable TFRecord file "
-                           f"({inputs.op_message(e)}; {hint})") from None
+                           f"({inputs.op_message(e)}{hint})") from None
 
 
 # --- checking -----------------------------------------------------------------------------

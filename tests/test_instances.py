@@ -78,3 +78,6 @@ def test_a_compressed_tfrecord_file_hints_at_compression(tmp_path):
         predict.read_instances(plain, "tfrecord", "GZIP")
     with pytest.raises(instances.PredictError, match="--compression is for TFRecord files"):
         predict.read_instances(plain, "text", "GZIP")
+    with pytest.raises(instances.PredictError, match=f"{tmp_path}: not a readable TFRecord "
+                       "file .*Is a directory\\)$"):
+        predict.read_instances(tmp_path, "tfrecord")
