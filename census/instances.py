@@ -12,8 +12,10 @@ The readers stream a file one instance at a time, so that a file of any size can
 through: `json_lines` (one JSON value per line: an object, or for the CSV and EXAMPLE formats
 a row string or TF Serving's `{"b64": …}`), `text_lines` (CSV rows: gcloud's
 `--text-instances`) and `tfrecords` (serialized Examples). `to_tensors` checks every
-instance before TensorFlow sees it, as TF Serving refuses a bad request: a PredictError
-names the instance (1-based), the field and what is wrong.
+instance before the model sees it, as TF Serving refuses a bad request: a PredictError
+names the instance (1-based), the field and what is wrong. CSV rows and Examples are read
+first by the export's own op (`tf.io.decode_csv`, `tf.io.parse_example`: `check_rows`,
+`check_examples`), never by a Python copy of its rules: whatever passes, the export reads.
 """
 import base64
 import binascii
@@ -145,13 +147,13 @@ def _text(value):
     surrogate, which has no UTF-8)."""
     raw = b64_bytes(value)
     if raw is None:
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as e:
-                raise ValueError(f"not Unicode text ({e.reason} at character {e.start})"
-                                 ) from None
-        return value if isinstance(value, str) else None
+        if not isinstance(value, str):
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"not Unicode text ({e.reason} at character {e.start})") from None
+        return value
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
