@@ -200,17 +200,6 @@ def test_rows_the_csv_export_refuses_are_one_sentence(exports, tmp_path, capsys,
     assert capsys.readouterr().out == ""
 
 
-def test_a_stray_quote_is_one_line_from_the_command(exports, tmp_path):
-    """As the command: exit status 1, one line on stderr (it was a 46-line traceback)."""
-    path = tmp_path / "rows.csv"
-    path.write_text(ROW.replace("Adm-clerical", 'Adm"clerical') + "\n")
-    done = run_census("predict", "--model-dir", exports["CSV"], "--text-instances", path)
-    assert done.returncode == 1 and not done.stdout and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        "census predict: instance 1: Unquoted fields cannot have quotes/CRLFs inside "
-        "(tf.io.decode_csv refuses the row '39, State-gov")
-
-
 def test_rows_with_a_byte_order_mark_and_crlf_predict(exports, tmp_path, capsys):
     rows = tmp_path / "rows.csv"
     rows.write_bytes(b"\xef\xbb\xbf" + (ROW + "\r\n").encode() * 2)
