@@ -66,6 +66,8 @@ def parser():
                        "training files' 14 fields without the label (CSV exports)")
     given.add_argument("--tfrecord-instances", metavar="FILE", help="a TFRecord file of "
                        "serialized tf.train.Example protos (EXAMPLE exports)")
+    p_.add_argument("--compression", choices=("GZIP", "ZLIB"), help="how the file of "
+                    "--tfrecord-instances is compressed (default: not compressed)")
     p_.add_argument("--format", choices=("table", "json"), default="table")
     p_.add_argument("--signature", default="serving_default")
     p_.set_defaults(run=run_predict)
@@ -96,7 +98,7 @@ def run_predict(args):
     if not args.url or kind == "tfrecord":  # a server's client reads JSON and CSV without TF
         quiet.import_tensorflow()
     try:
-        items = predict.read_instances(path, kind)
+        items = predict.read_instances(path, kind, args.compression or "")
         if args.url:
             from census.serving import client
             outputs = client.predict_url(args.url, client.as_json(items, kind),

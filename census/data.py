@@ -58,6 +58,9 @@ class SplitReport:
     duplicates: int  # extra copies of rows seen before (kept)
     labels: dict  # schema.CLASSES -> count
     check: str = "not checked"  # how the raw file was verified
+    column_names: int = 0  # of the header lines, rows of column names (the rest: comments)
+    byte_order_marks: int = 0
+    crlf_line_ends: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,17 +177,18 @@ def split_validation(src, train_dst, validation_dst, share=VALIDATION_SHARE, see
     return len(lines) - len(held_out), len(held_out)
 
 
-def clean(src, dst) -> SplitReport:
+def clean(src, dst, line_numbers=None) -> SplitReport:
     """Rewrite one raw file (UCI or bucket variant) as a canonical CSV file; report what changed.
 
     Removed and counted: a first line starting with `|` (UCI's `|1x3 Cross validator`) or
-    naming the columns, blank lines, the trailing `.` of test labels. Everything else is kept,
-    duplicates included.
+    naming the columns, blank lines, the trailing `.` of test labels, a byte order mark, CRLF
+    line ends. Everything else is kept, duplicates included. `line_numbers`, a list if given,
+    gets the line of `src` each row written came from.
     Raises DataError (file, line, problem) for a row with the wrong number of fields, a field
     that should be a whole number and is not, an empty field or an unknown label.
     """
     dst = Path(dst)
-    rows = header = periods = blanks = with_missing = 0
+    rows = header = names = marks = crlf = periods = blanks = with_missing = 0
     missing, labels, seen = Counter(), Counter(), set()
     try:
         lines = _open_bytes(src)
@@ -192,13 +196,16 @@ def clean(src, dst) -> SplitReport:
         raise DataError(f"{src}: cannot be read ({e.strerror or e})") from None
     with lines, sources.atomic_write(dst, "w") as out:
         for number, line in enumerate(_decoded(lines, src), start=1):
-            line = line.removeprefix("\ufeff").strip()  # a byte order mark, from some editors
+            marks += line.startswith("\ufeff")  # a byte order mark, from some editors
+            crlf += line.endswith("\r\n")
+            line = line.removeprefix("\ufeff").strip()
             if not line:
                 blanks += 1
                 continue
             fields = [value.strip() for value in line.split(",")]
             if number == 1 and (line.startswith("|") or _is_header(fields)):
                 header += 1  # UCI's C4.5 comment line, or a row of column names
+                names += not line.startswith("|")
                 continue
             where = f"{src}, line {number}"
             if len(fields) != len(CSV_COLUMNS):
@@ -216,6 +223,8 @@ def clean(src, dst) -> SplitReport:
                 raise DataError(f"{where}: label {fields[-1]!r} is neither of {CLASSES}")
             row = ", ".join(fields)
             out.write(row + "\n")
+            if line_numbers is not None:
+                line_numbers.append(number)
             rows += 1
             labels[fields[-1]] += 1
             missing.update(c for c, v in zip(CSV_COLUMNS, fields) if v == MISSING)
@@ -225,7 +234,8 @@ def clean(src, dst) -> SplitReport:
         dst.unlink()
         raise DataError(f"{src}: no data rows")
     return SplitReport(str(src), rows, header, periods, blanks, with_missing, dict(missing),
-                       rows - len(seen), {label: labels[label] for label in CLASSES})
+                       rows - len(seen), {label: labels[label] for label in CLASSES},
+                       column_names=names, byte_order_marks=marks, crlf_line_ends=crlf)
 
 
 def _is_header(fields):
@@ -253,31 +263,57 @@ def _decoded(lines, src):
 
 
 def check_training_files(paths, out_dir):
-    """Every file the trainer will read, checked before its first step, with `clean`'s rules.
+    """Every file the trainer will read, checked before its first step: with `clean`'s
+    rules, then with the op that reads it in training, `tf.io.decode_csv`
+    (`census.inputs.check_rows`), row by row.
 
-    A file the trainer can read as it is (one row per line, 15 fields) is used as it is;
-    UCI's raw files, with a comment line, blank lines or labels ending in '.', are cleaned
-    into `out_dir` as `census data` cleans them (the 2017 trainer was given exactly those);
-    a malformed row raises DataError naming the file and line. Returns (paths to read, one
+    A file the trainer can read as it is (one row per line, 15 fields) is used as it is; one
+    with a comment line (UCI's), a header row, blank lines, labels ending in '.', a byte
+    order mark or CRLF line ends is cleaned into `out_dir` as `census data` cleans it (the
+    2017 trainer was given UCI's raw files), and that copy is read. Raises DataError naming
+    the file and line of the first row either check refuses. Returns (paths to read, one
     note per cleaned file)."""
     usable, notes = [], []
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for n, path in enumerate(paths):
         cleaned = Path(out_dir) / f"{n}-{os.path.basename(str(path).rstrip('/'))}.csv"
-        report = clean(path, cleaned)
-        changes = [(report.header_lines, "comment line", "comment lines"),
+        line_numbers = []
+        report = clean(path, cleaned, line_numbers)
+        changes = [(report.header_lines - report.column_names, "comment line", "comment lines"),
+                   (report.column_names, "header row of column names", "header rows"),
+                   (report.byte_order_marks, "byte order mark", "byte order marks"),
+                   (report.crlf_line_ends, "CRLF line end", "CRLF line ends"),
                    (report.blank_lines, "blank line", "blank lines"),
                    (report.trailing_periods, "label ending in '.'", "labels ending in '.'")]
-        if not any(count for count, _, _ in changes):
+        if any(count for count, _, _ in changes):
+            found = ", ".join(f"{count:,} {one if count == 1 else many}"
+                              for count, one, many in changes if count)
+            notes.append(f"{path} has {found}: reading a copy cleaned as `census data` "
+                         "cleans it")
+            usable.append(str(cleaned))
+        else:
             cleaned.unlink()
             usable.append(str(path))
-            continue
-        usable.append(str(cleaned))
-        found = ", ".join(f"{count:,} {one if count == 1 else many}"
-                          for count, one, many in changes if count)
-        notes.append(f"{path} is in UCI's raw format ({found}): reading a copy cleaned as "
-                     "`census data` cleans it")
+        _check_decodes(path, usable[-1], line_numbers)
     return usable, notes
+
+
+def _check_decodes(path, readable, line_numbers, batch_rows=65536):
+    """A DataError naming `path` and the line of the first row of `readable` (the file the
+    trainer reads: `path` itself or its cleaned copy, whose rows came from `line_numbers`)
+    that `tf.io.decode_csv` refuses; the rows read as the trainer reads them
+    (`tf.data.TextLineDataset`)."""
+    import tensorflow as tf
+
+    from census import inputs
+    done = 0
+    for rows in tf.data.TextLineDataset(readable).batch(batch_rows):
+        try:
+            inputs.check_rows(rows)
+        except inputs.RowError as e:
+            raise DataError(f"{path}, line {line_numbers[done + e.index]}: {e} (the trainer's "
+                            "tf.io.decode_csv refuses the row)") from None
+        done += len(rows)
 
 
 def load_frame(path):

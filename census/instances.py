@@ -12,8 +12,10 @@ The readers stream a file one instance at a time, so that a file of any size can
 through: `json_lines` (one JSON value per line: an object, or for the CSV and EXAMPLE formats
 a row string or TF Serving's `{"b64": …}`), `text_lines` (CSV rows: gcloud's
 `--text-instances`) and `tfrecords` (serialized Examples). `to_tensors` checks every
-instance before TensorFlow sees it, as TF Serving refuses a bad request: a PredictError
-names the instance (1-based), the field and what is wrong.
+instance before the model sees it, as TF Serving refuses a bad request: a PredictError
+names the instance (1-based), the field and what is wrong. CSV rows and Examples are read
+first by the export's own op (`tf.io.decode_csv`, `tf.io.parse_example`: `check_rows`,
+`check_examples`), never by a Python copy of its rules: whatever passes, the export reads.
 """
 import base64
 import binascii
@@ -52,34 +54,53 @@ def input_format(input_names):
 
 # --- reading: one instance at a time ------------------------------------------------------
 
+def _lines(path):
+    """(line number, text) for each line of a UTF-8 file, a byte order mark at its start
+    dropped (it marks the encoding; it is not part of the first value). Raises PredictError
+    naming the first line that is not UTF-8."""
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                yield number, line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise PredictError(f"{path} line {number}: not UTF-8 text ({e.reason})"
+                                   ) from None
+
+
 def json_lines(path):
     """Each non-blank line of a file as a JSON value (NaN and Infinity read as Python
     reads them; the checks refuse them). Raises PredictError naming the line."""
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise PredictError(f"{path} line {number}: not valid JSON ({e.msg})") from None
+    for number, line in _lines(path):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                raise PredictError(f"{path} line {number}: not valid JSON ({e.msg})") from None
 
 
 def text_lines(path):
-    """Each non-blank line of a file, without its line end (CSV rows)."""
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                yield line.rstrip("\r\n")
+    """Each non-blank line of a file, without its line end, LF or CRLF (CSV rows)."""
+    for _, line in _lines(path):
+        if line.strip():
+            yield line.rstrip("\r\n")
 
 
-def tfrecords(path):
-    """Each record of a TFRecord file, as bytes (serialized tf.train.Example protos)."""
+def tfrecords(path, compression=""):
+    """Each record of a TFRecord file, as bytes (serialized tf.train.Example protos);
+    `compression`: "" (none), "GZIP" or "ZLIB", as `tf.data.TFRecordDataset` takes it.
+    Raises PredictError for a file it cannot read, with a hint at --compression."""
     import tensorflow as tf
+
+    from census import inputs
     try:
-        for record in tf.data.TFRecordDataset([str(path)]):
+        for record in tf.data.TFRecordDataset([str(path)], compression_type=compression):
             yield record.numpy()
-    except (tf.errors.DataLossError, tf.errors.NotFoundError) as e:
-        raise PredictError(f"{path}: not a readable TFRecord file ({e.message})") from None
+    except tf.errors.OpError as e:  # not there, a folder, not TFRecord, compressed …
+        hint = ("" if not isinstance(e, tf.errors.DataLossError) else
+                f"; read as {compression}-compressed" if compression else
+                "; if it is compressed, say how with --compression GZIP or ZLIB")
+        raise PredictError(f"{path}: not a readable TFRecord file "
+                           f"({inputs.op_message(e)}{hint})") from None
 
 
 # --- checking -----------------------------------------------------------------------------
@@ -121,10 +142,18 @@ def b64_bytes(value):
 
 
 def _text(value):
-    """A string input given as a string or as {"b64": …} (UTF-8 text); else None."""
+    """A string input given as a string or as {"b64": …} (UTF-8 text); else None. Raises
+    ValueError for a string TensorFlow cannot take (JSON's "\\ud800" reads as a lone
+    surrogate, which has no UTF-8)."""
     raw = b64_bytes(value)
     if raw is None:
-        return value if isinstance(value, str) else None
+        if not isinstance(value, str):
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"not Unicode text ({e.reason} at character {e.start})") from None
+        return value
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -161,7 +190,8 @@ def check_fields(n, instance):
 
 
 def check_row(n, instance):
-    """One CSV instance (a row string, or {"b64": …}) → the row, or a PredictError."""
+    """One CSV instance (a row string, or {"b64": …}) → the row, or a PredictError. What the
+    row holds is checked with the others' (`check_rows`)."""
     if isinstance(instance, dict) and set(instance) != {"b64"}:
         raise PredictError(f"instance {n}: this export (CSV format) takes a CSV row per "
                            "instance, not an object with fields")
@@ -171,24 +201,32 @@ def check_row(n, instance):
         raise PredictError(f"instance {n}: {e}") from None
     if row is None:
         raise PredictError(f"instance {n}: expected a CSV row (a string), got {instance!r}")
-    fields = [f.strip() for f in row.split(",")]
-    if len(fields) != len(signature.CSV_FIELDS):
-        raise PredictError(f"instance {n}: {len(fields)} fields instead of "
-                           f"{len(signature.CSV_FIELDS)} ({', '.join(signature.CSV_FIELDS)}; "
-                           "no label)")
-    for column, value in zip(signature.CSV_FIELDS, fields):
-        if column in NUMBER_FIELDS:
-            try:
-                number = float(value)
-            except ValueError:
-                raise PredictError(f"instance {n}: field {column!r} must be a number, got "
-                                   f"{value!r}") from None
+    return row
+
+
+def check_rows(rows):
+    """CSV rows (a list of str: `signature.CSV_FIELDS`, no label) → the same list, or a
+    PredictError naming the first bad instance (1-based) and field. The CSV export's own op,
+    `tf.io.decode_csv`, reads them first (`census.inputs.check_rows`: its quoting, number
+    syntax and field count, with a number field required); then each number must be one a
+    census answer can have (`check_number`; fnlwgt: at least 0)."""
+    from census import inputs
+    try:
+        fields = inputs.check_rows(rows, signature.CSV_FIELDS)
+    except inputs.RowError as e:
+        row = rows[e.index]
+        shown = repr(row if len(row) <= 200 else row[:200] + "…")
+        raise PredictError(f"instance {e.index + 1}: {e} (tf.io.decode_csv refuses the row "
+                           f"{shown})") from None
+    for n in range(1, len(rows) + 1):
+        for column in NUMBER_FIELDS:
+            number = float(str(fields[column][n - 1]))  # float32's shortest repr: 39.1
             problem = (check_number(column, number) if column in schema.NUMERIC_COLUMNS
                        else None if math.isfinite(number) and number >= 0
-                       else f"must be a number of at least 0, got {value!r}")
+                       else f"must be a number of at least 0, got {number!r}")
             if problem:
                 raise PredictError(f"instance {n}: field {column!r} {problem}")
-    return row
+    return rows
 
 
 def check_example(n, instance):
@@ -224,6 +262,25 @@ def check_example(n, instance):
     return raw
 
 
+def check_examples(records):
+    """Serialized tf.train.Examples (a list of bytes, each passed by `check_example`) → the
+    same list, once the EXAMPLE export's own op, `tf.io.parse_example` with its feature spec
+    (`census.export.example_receiver`), reads them all; else a PredictError naming the first
+    it refuses (`census.inputs.first_refused`)."""
+    import tensorflow as tf
+
+    from census import export, inputs
+    parse = export.example_receiver()[1]
+    serialized = tf.constant(records, tf.string)
+    try:
+        parse(serialized)
+    except tf.errors.InvalidArgumentError:
+        index, error = inputs.first_refused(parse, serialized)
+        raise PredictError(f"instance {index + 1}: tf.io.parse_example refuses it "
+                           f"({inputs.op_message(error)})") from None
+    return records
+
+
 def to_example(fields):
     """A dict of the 13 inputs (checked by `check_fields`) → a serialized tf.train.Example."""
     import tensorflow as tf
@@ -246,6 +303,7 @@ def to_tensors(fmt, instances):
                 for c in schema.INPUT_COLUMNS}
     check, name = {"CSV": check_row, "EXAMPLE": check_example}[fmt], signature.SINGLE_INPUT[fmt]
     checked = [check(n, unnamed(i, name)) for n, i in enumerate(instances, 1)]
+    checked = {"CSV": check_rows, "EXAMPLE": check_examples}[fmt](checked)
     return {name: tf.constant(checked, dtype=tf.string)}
 
 

@@ -29,11 +29,14 @@ def resolve_model_dir(model_dir):
     return versions[-1]
 
 
-def read_instances(path, kind="json"):
+def read_instances(path, kind="json", compression=""):
     """Every instance of a file: "json" (one JSON value per line), "text" (one CSV row per
-    line) or "tfrecord" (serialized tf.train.Example records). Blank lines are skipped.
-    Raises PredictError for a line that is not JSON, or a file with no instance."""
-    found = list(READERS[kind](path))
+    line) or "tfrecord" (serialized tf.train.Example records; `compression` "", "GZIP" or
+    "ZLIB"). Blank lines are skipped. Raises PredictError for a line that is not JSON, a
+    TFRecord file it cannot read, or a file with no instance."""
+    if compression and kind != "tfrecord":
+        raise PredictError("--compression is for TFRecord files (--tfrecord-instances)")
+    found = list(READERS[kind](path, **({"compression": compression} if compression else {})))
     if not found:
         raise PredictError(f"{path} holds no instances")
     return found
@@ -66,12 +69,16 @@ def score(model_dir, files, batch_size=1000):
     (a list of paths of the training files' format), and their number of `rows`: how the
     course scores the test split, once, at the end, with the model it chose. `model_dir`:
     a JSON export (or its base directory: the newest). Raises PredictError for another
-    export format. The AUC is exact (`census.metrics.roc_auc`), as LightGBM's is."""
+    export format, DataError for a file the trainer could not read either (naming its line:
+    `census.data.check_training_files`, whose cleaning applies too). The AUC is exact
+    (`census.metrics.roc_auc`), as LightGBM's is."""
+    import tempfile
+
     import numpy as np
     import tensorflow as tf
     import tf_keras as keras
 
-    from census import inputs
+    from census import data, inputs
     from census.metrics import roc_auc
     function = tf.saved_model.load(resolve_model_dir(str(model_dir))).signatures[
         "serving_default"]
@@ -80,13 +87,15 @@ def score(model_dir, files, batch_size=1000):
     metrics = {"accuracy": keras.metrics.BinaryAccuracy(threshold=0.0),
                "loss": keras.metrics.BinaryCrossentropy(from_logits=True)}
     labels, logits = [], []
-    for features, batch_labels in inputs.input_fn(list(files), num_epochs=1, shuffle=False,
-                                                  batch_size=batch_size):
-        batch_logits = function(**features)["logits"]
-        for metric in metrics.values():
-            metric.update_state(batch_labels[:, None], batch_logits)
-        labels.append(batch_labels.numpy())
-        logits.append(batch_logits.numpy().ravel())
+    with tempfile.TemporaryDirectory(prefix="census-score-") as cleaned:
+        files, _ = data.check_training_files(list(files), cleaned)
+        for features, batch_labels in inputs.input_fn(files, num_epochs=1, shuffle=False,
+                                                      batch_size=batch_size):
+            batch_logits = function(**features)["logits"]
+            for metric in metrics.values():
+                metric.update_state(batch_labels[:, None], batch_logits)
+            labels.append(batch_labels.numpy())
+            logits.append(batch_logits.numpy().ravel())
     labels, logits = np.concatenate(labels), np.concatenate(logits)
     # the AUC ranks the logits: the same order as the probabilities, without float32 ties
     return {"accuracy": float(metrics["accuracy"].result()), "auc": roc_auc(labels, logits),

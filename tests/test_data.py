@@ -258,6 +258,66 @@ def test_malformed_row_names_file_and_line(uci_dir, tmp_path, source, line, chan
     assert leftovers(tmp_path) == [source]  # no output, no temporary file
 
 
+HEADER = ",".join(CSV_COLUMNS)  # a row of column names, as pandas' to_csv writes one
+
+
+def training_file(uci_dir, tmp_path, start=b"", end=b"\n", line=None, text=None, rows=30):
+    """The first `rows` rows of adult.data as a training file: after `start` (a byte order
+    mark, a header row), each line ending in `end`; line number `line` replaced by `text`."""
+    lines = (uci_dir / "adult.data").read_text().splitlines()[:rows]
+    if line:
+        lines[line - 1] = text
+    path = tmp_path / "train.csv"
+    path.write_bytes(start + b"".join(row.encode() + end for row in lines))
+    return path, lines
+
+
+@pytest.mark.parametrize("start, end, found", [
+    (b"\xef\xbb\xbf", b"\n", "1 byte order mark"),
+    (b"", b"\r\n", "30 CRLF line ends"),
+    (HEADER.encode() + b"\n", b"\n", "1 header row of column names"),
+    (b"\xef\xbb\xbf" + HEADER.encode() + b"\r\n", b"\r\n",
+     "1 header row of column names, 1 byte order mark, 31 CRLF line ends"),
+], ids=["bom", "crlf", "header", "all"])
+def test_the_trainer_reads_a_cleaned_copy_of_a_file_the_cleaner_changed(uci_dir, tmp_path,
+                                                                        start, end, found):
+    """Issue 19: a byte order mark passed the check and failed inside model.fit (`not a valid
+    float: \\ufeff39`); a header row was called a comment line."""
+    from census import inputs
+    path, lines = training_file(uci_dir, tmp_path, start, end)
+    (read,), notes = data.check_training_files([path], tmp_path / "cleaned")
+    assert read != str(path) and notes == [
+        f"{path} has {found}: reading a copy cleaned as `census data` cleans it"]
+    assert open(read).read().splitlines() == lines
+    batch = next(iter(inputs.input_fn([read], num_epochs=1, shuffle=False, batch_size=30)))
+    assert batch[0]["age"].numpy().tolist()[:2] == [39, 50]
+
+
+def test_a_file_the_trainer_reads_as_it_is_is_used_as_it_is(uci_dir, tmp_path):
+    path, _ = training_file(uci_dir, tmp_path)
+    assert data.check_training_files([path], tmp_path / "cleaned") == ([str(path)], [])
+
+
+@pytest.mark.parametrize("start, line, change, words", [
+    (b"", 13, lambda row: row.replace("Private", 'Pri"vate'), "line 13: Unquoted fields"),
+    (HEADER.encode() + b"\n", 13, lambda row: row.replace(", White", ', "White'),
+     "line 14: Unquoted fields"),
+    (b"", 1, lambda row: row.replace(", ", ",").replace(",Male", ',"Male"x'),
+     "line 1: Quote inside a string has to be escaped"),
+], ids=["quote", "after-header", "quoted-then-text"])
+def test_a_row_the_trainers_op_refuses_is_named_by_file_and_line(uci_dir, tmp_path, start, line,
+                                                                 change, words):
+    """The cleaner's rules pass these rows; tf.io.decode_csv, which reads them in training,
+    does not: refused before training, the file and the line (of the file given) named."""
+    rows = (uci_dir / "adult.data").read_text().splitlines()
+    path, _ = training_file(uci_dir, tmp_path, start, line=line, text=change(rows[line - 1]))
+    with pytest.raises(data.DataError) as error:
+        data.check_training_files([path], tmp_path / "cleaned")
+    message = str(error.value)
+    assert message.startswith(f"{path}, {words}") and "\n" not in message, message
+    assert "tf.io.decode_csv" in message and "{{" not in message
+
+
 def test_tampered_file_is_refused_and_nothing_stale_stays_in_cache(uci_dir, tmp_path):
     cache = tmp_path / "cache"
     data.fetch(uci_dir, cache, progress=False)  # a good earlier run fills the cache

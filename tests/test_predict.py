@@ -175,7 +175,7 @@ def test_a_mismatch_of_input_and_export_is_one_sentence(exports, tmp_path, fmt, 
     ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
      "Male, 2174, 0, 40, United-States, <=50K", "15 fields instead of 14"),
     ("old, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
-     "Male, 2174, 0, 40, United-States", "field 'age' must be a number, got 'old'"),
+     "Male, 2174, 0, 40, United-States", "field 'age' is not a valid float: 'old'"),
     ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
      "Male, 2174, -100, 40, United-States", "field 'capital_loss' must be at least 0"),
     ("39, State-gov, -5, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
@@ -187,6 +187,60 @@ def test_bad_csv_rows_name_instance_and_field(exports, tmp_path, row, words):
     with pytest.raises(SystemExit) as exit:
         cli.main(["predict", "--model-dir", str(exports["CSV"]), "--text-instances", str(path)])
     assert words in str(exit.value.code)
+
+
+ROW = ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, "
+       "White, Male, 2174, 0, 40, United-States")
+
+
+@pytest.mark.parametrize("flag, lines, words", [
+    ("--text-instances", [ROW, ROW.replace("Adm-clerical", 'Adm"clerical')],
+     "instance 2: Unquoted fields cannot have quotes/CRLFs inside"),
+    ("--json-instances", [json.dumps(ROW), json.dumps(ROW + "\r\n")],
+     "instance 2: Unquoted fields cannot have quotes/CRLFs inside"),
+    ("--text-instances", ["١٢" + ROW[2:]], "instance 1: field 'age' is not a valid float"),
+    ("--text-instances", [ROW.replace(" 2174", " 1e39")],
+     "instance 1: field 'capital_gain' is out of the float32 range"),
+    ("--json-instances", [json.dumps(ROW.replace("39", "nan", 1))],
+     "instance 1: field 'age' is out of the float32 range"),
+], ids=["stray-quote", "crlf-in-json", "unicode-digits", "overflow", "nan"])
+def test_rows_the_csv_export_refuses_are_one_sentence(exports, tmp_path, capsys, flag, lines,
+                                                     words):
+    """Issue 19: these passed the checks, then DecodeCSV failed with a traceback; now the
+    command's exit message is one sentence naming the instance, and nothing is predicted."""
+    path = tmp_path / "rows.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["predict", "--model-dir", str(exports["CSV"]), flag, str(path)])
+    message = str(exit.value.code)
+    assert message.startswith(f"census predict: {words}") and "\n" not in message, message
+    assert capsys.readouterr().out == ""
+
+
+def test_rows_with_a_byte_order_mark_and_crlf_predict(exports, tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    rows.write_bytes(b"\xef\xbb\xbf" + (ROW + "\r\n").encode() * 2)
+    cli.main(["predict", "--model-dir", str(exports["CSV"]), "--text-instances", str(rows)])
+    assert len(capsys.readouterr().out.splitlines()) == 3  # the header and two rows
+
+
+def test_a_gzipped_tfrecord_file_takes_compression(exports, tmp_path, capsys):
+    import gzip
+    plain = write_inputs(tmp_path)["tfrecord"]
+    zipped = tmp_path / "people.tfrecord.gz"
+    zipped.write_bytes(gzip.compress(plain.read_bytes()))
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["predict", "--model-dir", str(exports["EXAMPLE"]), "--tfrecord-instances",
+                  str(zipped)])
+    message = str(exit.value.code)
+    assert message.startswith(f"census predict: {zipped}: not a readable TFRecord file (")
+    assert "--compression GZIP or ZLIB" in message and "\n" not in message
+    cli.main(["predict", "--model-dir", str(exports["EXAMPLE"]), "--tfrecord-instances",
+              str(plain)])
+    reference = capsys.readouterr().out
+    cli.main(["predict", "--model-dir", str(exports["EXAMPLE"]), "--tfrecord-instances",
+              str(zipped), "--compression", "GZIP"])
+    assert capsys.readouterr().out == reference and reference.startswith("CLASS_IDS")
 
 
 def test_bad_examples_name_instance_and_feature(exports, tmp_path):

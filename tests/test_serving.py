@@ -208,6 +208,8 @@ ERRORS = [
     ({"instances": [GOOD, {**GOOD, "age": "old"}]}, 400,
      "instance 2: field 'age' must be a number"),
     ({"instances": [{**GOOD, "race": 3}]}, 400, "field 'race' must be a string"),
+    ({"instances": [GOOD, {**GOOD, "race": "\ud800"}]}, 400,  # tf.constant cannot take it
+     "instance 2: field 'race' not Unicode text"),
     ({"instances": [{**GOOD, "age": True}]}, 400, "field 'age' must be a number"),
     ({"instances": [{k: v for k, v in GOOD.items() if k != "gender"}]}, 400,
      "missing field 'gender'"),
@@ -744,6 +746,33 @@ def test_a_csv_export_is_served_rows(by_format, local):
     classify = httpx.post(servers["CSV"].url + "/v1/models/census:classify",
                           json={"examples": INSTANCES})
     assert classify.status_code == 400 and "use :predict" in classify.json()["error"]
+
+
+def test_rows_the_csv_export_refuses_are_a_400_and_one_log_line(by_format, caplog):
+    """Issue 19: rows that passed the checks made DecodeCSV fail, a 500 with TF's node text
+    and a 30-line traceback in the log per request. Now the export's own op is the check: a
+    400 naming the instance, one log line per refused request, no traceback."""
+    servers, rows = by_format
+    path = "/v1/models/census:predict"
+    bad = {rows[1] + "\r\n": "Unquoted fields cannot have quotes/CRLFs inside",
+           rows[1].replace(", ", ', x"', 1): "Unquoted fields cannot have quotes",
+           "\ufeff" + rows[1]: r"field 'age' is not a valid float: '\ufeff",
+           "١٢" + rows[1][2:]: "field 'age' is not a valid float: '١٢'",
+           rows[1].rsplit(",", 1)[0]: "13 fields instead of 14",
+           rows[1].rsplit(",", 4)[0] + ", 1e39, 0, 40, United-States":
+               "field 'capital_gain' is out of the float32 range"}
+    with caplog.at_level(logging.WARNING, logger="census.serving"):
+        for row, words in bad.items():
+            r = httpx.post(servers["CSV"].url + path, json={"instances": [rows[0], row]})
+            assert r.status_code == 400, r.text
+            assert r.json()["error"].startswith(f"instances: instance 2: {words}"), r.text
+            assert "{{" not in r.text and "[Op:" not in r.text
+    lines = [record for record in caplog.records if path in record.getMessage()]
+    assert len(lines) == len(bad), [record.getMessage() for record in lines]
+    for record in lines:
+        message = record.getMessage()
+        assert "400 instances: instance 2: " in message and "\n" not in message
+    assert not [record for record in caplog.records if record.exc_info]
 
 
 def test_an_example_export_is_served_b64_examples_and_classify(by_format, local):

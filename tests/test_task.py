@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from census import task
+from census import schema, task
 from census.config import TrainConfig
 from census.distribute import tf_config
 from conftest import run_census
@@ -13,16 +13,22 @@ pytestmark = pytest.mark.slow  # the trainer, run
 
 def test_raw_uci_files_train_as_the_2017_users_passed_them(uci_dir, tmp_path):
     """UCI's files as downloaded (comment line, labels ending in '.', blank last lines) are
-    cleaned as `census data` cleans them, said in one line each, and the job trains."""
-    done = run_census("train", "--train-files", uci_dir / "adult.data", "--eval-files",
+    cleaned as `census data` cleans them, said in one line each, and the job trains. So is a
+    file as a spreadsheet or an editor saves it: a byte order mark, a header row, CRLF line
+    ends (issue 19: the mark passed the file check, then failed inside model.fit)."""
+    saved = tmp_path / "adult.data.csv"
+    saved.write_bytes(b"\xef\xbb\xbf" + ",".join(schema.CSV_COLUMNS).encode() + b"\r\n" +
+                      (uci_dir / "adult.data").read_bytes().replace(b"\n", b"\r\n"))
+    done = run_census("train", "--train-files", saved, "--eval-files",
                       uci_dir / "adult.test", "--job-dir", tmp_path / "job", "--train-steps",
                       "40", "--eval-every-steps", "40", "--eval-steps", "5",
                       "--verbosity", "ERROR")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (f"census train: {uci_dir / 'adult.test'} is in UCI's raw format (1 comment line, "
-            "1 blank line, 16,281 labels ending in '.'): reading a copy cleaned as "
-            "`census data` cleans it") in done.stderr
-    assert f"{uci_dir / 'adult.data'} is in UCI's raw format (1 blank line)" in done.stderr
+    assert (f"census train: {uci_dir / 'adult.test'} has 1 comment line, 1 blank line, "
+            "16,281 labels ending in '.': reading a copy cleaned as `census data` cleans it"
+            ) in done.stderr
+    assert (f"census train: {saved} has 1 header row of column names, 1 byte order mark, "
+            "32,563 CRLF line ends, 1 blank line: reading a copy") in done.stderr
     metrics = json.loads(done.stdout)
     assert metrics["global_step"] == 40 and metrics["exports"]
 
@@ -51,9 +57,15 @@ def replace_line(number, text):
                      b"White, Male, 0, 0, 40, United-States, <=50K\n"),
      "train.csv, line 3: not UTF-8 text"),
     (lambda lines: [], "train.csv: no data rows"),
-], ids=["fields", "number", "label", "encoding", "empty"])
+    (replace_line(13, b'32, Private, 205019, Assoc-acdm, 12, Never-married, Sa"les, '
+                      b"Not-in-family, Black, Male, 0, 0, 50, United-States, <=50K\n"),
+     "train.csv, line 13: Unquoted fields cannot have quotes/CRLFs inside (the trainer's "
+     "tf.io.decode_csv refuses the row)"),
+], ids=["fields", "number", "label", "encoding", "empty", "stray-quote"])
 def test_a_file_the_trainer_cannot_read_is_refused_before_training(uci_dir, tmp_path, change,
                                                                    words):
+    """`census train` and `python -m census.task` (this `main`): one sentence naming the file
+    and line. A stray quote passed the check, then failed inside model.fit (issue 19)."""
     bad = bad_copy(uci_dir, tmp_path, change)
     job = tmp_path / "job"
     with pytest.raises(SystemExit) as exit:
