@@ -21,7 +21,7 @@ from census.config import TrainConfig
 def parser():
     """The trainer's command line (`python -m census.task`, as Vertex AI runs it)."""
     p = argparse.ArgumentParser(prog="census train", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                formatter_class=flags.HelpFormatter,
                                 allow_abbrev=False)  # --train-file must not pass for --train-files
     add_arguments(p)
     return p

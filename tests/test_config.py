@@ -105,6 +105,22 @@ def test_the_command_line_is_derived_from_the_fields():
             assert parser.get_default(field.name) == field.default, field.name
 
 
+def test_help_says_each_default_once_and_none_for_a_flag_without_one():
+    """The report: six flags of `census train --help` read '(default: …) (default: None)'."""
+    import re
+
+    from census import cli
+    train = next(a for a in cli.parser()._actions if a.dest == "command").choices["train"]
+    for parser in (task.parser(), train):
+        blocks = {b.split()[0]: " ".join(b.split()) for b in
+                  re.split(r"\n  (?=--)", parser.format_help()) if b.startswith("--")}
+        for field in dataclasses.fields(TrainConfig):
+            said = blocks[flags.flag(field)]
+            assert said.count("(default") <= 1 and "(default: None)" not in said, said
+            if field.default not in (None, dataclasses.MISSING):
+                assert f"(default: {field.default})" in said, said
+
+
 def test_a_launchers_trainer_flags_become_a_config_or_one_sentence():
     config = TrainConfig(job_dir="j", train_steps=20)
     assert as_config(config) is config and as_config(config.to_args()) == config
