@@ -64,14 +64,15 @@ def test_refuses_to_run_without_a_private_network(tmp_path, capsys, monkeypatch,
 
 
 def run_cluster(job_dir, census_files, cluster_flags=(), trainer_flags=(), kill=None,
-                timeout=240):
-    """Run `python -m census.cluster` for real. `kill=(role, line prefix)`: SIGKILL that task
-    when the output shows the line. Returns (status, output, {role: pid})."""
+                timeout=240, env=None):
+    """Run `python -m census.cluster` for real (`env`: more environment variables).
+    `kill=(role, line prefix)`: SIGKILL that task when the output shows the line. Returns
+    (status, output, {role: pid})."""
     command = [sys.executable, "-m", "census", "cluster", "--timeout", str(timeout - 20),
                *cluster_flags, "--", "--train-files", census_files.train,
                "--eval-files", census_files.validation, "--job-dir", str(job_dir), *trainer_flags]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, env={**os.environ,
+                            **(env or {})}, stderr=subprocess.STDOUT, text=True)
     lines, pids, deadline = [], {}, time.monotonic() + timeout
     try:
         for line in proc.stdout:
@@ -170,11 +171,14 @@ def test_mirrored_workers(census_files, tmp_path):
 def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     # An evaluator task beside chief + 1 worker + 1 ps: outside the cluster spec, it
     # evaluates each checkpoint the chief writes and exits after the last one.
-    job_dir = tmp_path / "job"
-    status, output, pids = run_cluster(
-        job_dir, census_files, cluster_flags=["--workers", "1", "--ps", "1", "--evaluator"],
-        trainer_flags=["--train-steps", "200", "--eval-every-steps", "100"])
+    job_dir, tmp = tmp_path / "job", tmp_path / "tmp"
+    tmp.mkdir()  # the cluster's TMPDIR, ours alone: nothing may be left in it
+    cluster_flags = ["--workers", "1", "--ps", "1", "--evaluator"]
+    trainer_flags = ["--train-steps", "200", "--eval-every-steps", "100"]
+    status, output, pids = run_cluster(job_dir, census_files, cluster_flags, trainer_flags,
+                                       env={"TMPDIR": str(tmp)})
     assert status == 0, output[-3000:]
+    assert list(tmp.iterdir()) == []  # workers and ps end by SIGTERM: their files went too
     assert set(pids) == {"chief-0", "worker-0", "ps-0", "evaluator-0"}
     assert_all_stopped(pids)
     assert re.search(r"all tasks stopped \(.*evaluator-0 0\)", output), output[-2000:]
@@ -191,6 +195,35 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     assert "could not be found in the restored object" not in output
     chief_log = (job_dir / "logs" / "cluster" / "chief-0.log").read_text().splitlines()
     assert chief_log.count("INFO:tensorflow:Number of GPUs on workers: 0") == 1
+    assert "No checkpoints appear to be found" not in output  # it waits for the next one
+    assert "[evaluator-0] evaluated ckpt-0001 (step 100): " in output and \
+        "; waiting for the chief's next checkpoint" in output
+
+    # The same command again: the chief resumes the finished run (nothing left to train, no
+    # second export), the evaluator reads no checkpoint of before its start (ckpt-0002 was
+    # the run's last: nothing to evaluate), and its metrics.csv keeps the run's rows.
+    exports = export.list_versions(job_dir / "export" / "census")
+    status, again, pids = run_cluster(job_dir, census_files, cluster_flags, trainer_flags,
+                                      env={"TMPDIR": str(tmp)})
+    assert status == 0, again[-3000:]
+    assert "[chief-0] train_and_evaluate: resuming at step 200 of 200; nothing left to " \
+        "train" in again
+    assert "[evaluator-0] ckpt-0002, the run's last checkpoint, was written before this " \
+        "evaluator started: nothing to evaluate" in again
+    assert "evaluated ckpt-" not in again and "SidecarEvaluator stops" not in again
+    assert re.search(r"all tasks stopped \(.*evaluator-0 0\)", again), again[-2000:]
+    assert (job_dir / "eval_sidecar" / "metrics.csv").read_text().splitlines() == rows
+    assert export.list_versions(job_dir / "export" / "census") == exports
+    assert chief_metrics(again)["exports"] == exports[-1:]
+    assert chief_metrics(again, "evaluator-0")["global_step"] == 200
+    assert list(tmp.iterdir()) == []
+
+    # Other flags: refused in one sentence naming them, nothing started training.
+    status, other, _ = run_cluster(job_dir, census_files, cluster_flags,
+                                   ["--train-steps", "400", "--eval-every-steps", "100"])
+    assert status == 1 and (f"[chief-0] census train: {job_dir} holds a run with other flags "
+                            "(--train-steps was 200, now 400): rerun with its flags to resume "
+                            "it, or give another --job-dir") in other, other[-2000:]
 
 
 def test_a_2017_style_cluster_trains(census_files, tmp_path):
