@@ -165,6 +165,7 @@ def test_mirrored_workers(census_files, tmp_path):
     assert metrics["global_step"] == 20
     assert (job_dir / "export" / "census").is_dir() and metrics["exports"]
     assert not (job_dir / "workers" / "1").exists()  # worker 1 removed its private copy
+    assert chief_metrics(output, "worker-1")["exports"] == []  # and reports none of it
     assert "[cluster] chief exit status 0; all tasks stopped (worker-0 0, worker-1 0)" in output
 
 

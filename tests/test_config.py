@@ -160,3 +160,27 @@ def test_serving_options_are_checked_and_derived_the_same_way():
             serving_cli.options("models", **bad)
     with pytest.raises(TypeError):
         serving_cli.options("models", poll_secs=1)
+
+
+def test_a_rerun_resumes_with_the_same_flags_and_is_refused_with_others(tmp_path):
+    """The report: `census train` into a used --job-dir silently overwrote its run. The run's
+    flags are recorded; a rerun resumes with the same ones and is refused with others, in one
+    sentence naming each flag that differs."""
+    from census.config import RUN_RECORD, check_rerun, record, recorded
+    config = TrainConfig(job_dir=str(tmp_path / "job"), train_steps=300, eval_steps=5)
+    check_rerun(config)  # an empty (here: missing) job dir is free
+    record(config)
+    assert recorded(config.job_dir) == config
+    assert sorted(p.name for p in (tmp_path / "job").iterdir()) == [RUN_RECORD]  # written whole
+    check_rerun(config.replace(verbosity="ERROR", data_dir="elsewhere"))  # the same run
+    with pytest.raises(ConfigError) as error:
+        check_rerun(config.replace(train_steps=600, eval_steps=None,
+                                   train_files=("a.csv", "b.csv")))
+    assert str(error.value) == (
+        f"{config.job_dir} holds a run with other flags (--train-files was not given, now a.csv "
+        "b.csv; --train-steps was 300, now 600; --eval-steps was 5, now not given): rerun with "
+        "its flags to resume it, or give another --job-dir")
+    (tmp_path / "old" / "checkpoints").mkdir(parents=True)  # a run whose flags nobody knows
+    with pytest.raises(ConfigError, match="holds checkpoints of a run whose flags were not "
+                       "recorded"):
+        check_rerun(config.replace(job_dir=str(tmp_path / "old")))
