@@ -95,15 +95,16 @@ def recorded(job_dir):
 
 def check_rerun(config):
     """Refuse a run into a job dir that holds another run's state. A job dir without
-    checkpoints is free; one holding the record of equal flags (but for `RESUMABLE`) is
-    resumed. Raises ConfigError, one sentence naming each flag that differs."""
+    checkpoints is free (nothing was trained there yet); one whose record (`record`) has equal
+    flags, but for `RESUMABLE`, is resumed. Raises ConfigError, one sentence naming each flag
+    that differs."""
     import tensorflow as tf
+    if not tf.io.gfile.exists(f"{config.job_dir.rstrip('/')}/checkpoints"):
+        return
     before = recorded(config.job_dir)
     if before is None:
-        if tf.io.gfile.exists(f"{config.job_dir.rstrip('/')}/checkpoints"):
-            raise ConfigError(f"{config.job_dir} holds checkpoints of a run whose flags were "
-                              f"not recorded ({RUN_RECORD}): give another --job-dir")
-        return
+        raise ConfigError(f"{config.job_dir} holds checkpoints of a run whose flags were not "
+                          f"recorded ({RUN_RECORD}): give another --job-dir")
     changed = [f for f in dataclasses.fields(config) if f.name not in RESUMABLE
                and getattr(before, f.name) != getattr(config, f.name)]
     if changed:

@@ -172,6 +172,8 @@ def test_a_rerun_resumes_with_the_same_flags_and_is_refused_with_others(tmp_path
     record(config)
     assert recorded(config.job_dir) == config
     assert sorted(p.name for p in (tmp_path / "job").iterdir()) == [RUN_RECORD]  # written whole
+    check_rerun(config.replace(train_steps=600))  # nothing trained yet: still free
+    (tmp_path / "job" / "checkpoints").mkdir()
     check_rerun(config.replace(verbosity="ERROR", data_dir="elsewhere"))  # the same run
     with pytest.raises(ConfigError) as error:
         check_rerun(config.replace(train_steps=600, eval_steps=None,
