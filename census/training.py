@@ -81,19 +81,19 @@ class RunExporters(keras.callbacks.Callback):
 
 class Resume(keras.callbacks.Callback):
     """Says where training starts when BackupAndRestore (before it in the callbacks) has
-    restored a backup: "resuming at step N of M" on stderr; `step` holds N (0: a new run)."""
+    restored a backup: "resuming at step N of M" on stderr."""
 
     def __init__(self, total_steps):
         super().__init__()
-        self.total_steps, self.step = total_steps, 0
+        self.total_steps = total_steps
 
     def on_train_begin(self, logs=None):
         """After the restore: the optimizer's step count is the run's."""
-        self.step = int(self.model.optimizer.iterations.numpy())
-        if self.step:
-            done = "; nothing left to train" if self.step >= self.total_steps else ""
-            print(f"train_and_evaluate: resuming at step {self.step} of {self.total_steps}"
-                  f"{done}", file=sys.stderr, flush=True)
+        step = int(self.model.optimizer.iterations.numpy())
+        if step:
+            done = "; nothing left to train" if step >= self.total_steps else ""
+            print(f"train_and_evaluate: resuming at step {step} of {self.total_steps}{done}",
+                  file=sys.stderr, flush=True)
 
 
 def last_row_metrics(path):
@@ -153,13 +153,12 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
     resuming = bool(tf.io.gfile.exists(backup_dir) and tf.io.gfile.listdir(backup_dir))
     tf.io.gfile.makedirs(eval_dir)
     exporters = RunExporters(eval_spec.exporters, out_dir)
-    resume = Resume(evaluations * steps_per_eval)
     history = model.fit(
         train_data, epochs=evaluations, steps_per_epoch=steps_per_eval,
         validation_data=validation_data, validation_steps=eval_spec.steps, verbose=verbose,
         callbacks=evaluate + [
             keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
-            resume,
+            Resume(evaluations * steps_per_eval),
             keras.callbacks.ModelCheckpoint(
                 os.path.join(out_dir, "checkpoints", "ckpt-{epoch:04d}"), save_weights_only=True),
             keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),
@@ -170,11 +169,12 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
         metrics = eval_metrics({k: v[-1] for k, v in history.history.items()})
         paths = exporters.paths + [e.at_end(model, out_dir, metrics)
                                    for e in eval_spec.exporters]
-    else:  # a finished run, rerun: its last evaluation and newest exports, written before
+    else:  # a finished run, rerun: its last evaluation and newest exports (written now only
+        # if it was stopped before its final export)
         metrics = last_row_metrics(os.path.join(job_dir, os.path.basename(eval_dir),
                                                 "metrics.csv"))
         paths = [(export.list_versions(os.path.join(out_dir, "export", e.name)) or [None])[-1]
-                 for e in eval_spec.exporters]
+                 or e.at_end(model, out_dir, metrics) for e in eval_spec.exporters]
     metrics["global_step"] = int(model.optimizer.iterations.numpy())
     # A non-chief worker's copies are private, and deleted now: it reports none.
     metrics["exports"] = [p for p in paths if p] if chief else []
