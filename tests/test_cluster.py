@@ -1,5 +1,6 @@
 """The local cluster: tiers as data, and real clusters of the unchanged trainer in a private
 network namespace (PSS: chief + 2 workers + 1 ps; MultiWorkerMirrored: 2 workers)."""
+import contextlib
 import json
 import os
 import re
@@ -227,6 +228,53 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     assert other.returncode == 1 and other.stderr.strip().splitlines()[-1] == (
         f"census train: {job_dir} holds a run with other flags (--train-steps was 200, now "
         "400): rerun with its flags to resume it, or give another --job-dir"), other.stderr
+
+
+def test_the_evaluator_reads_only_checkpoints_written_after_it_started(trained_job,
+                                                                       census_files, tmp_path):
+    """A resumed run's evaluator: the chief's checkpoint of before (ckpt-0001, as a run
+    stopped after its first interval leaves it) is not evaluated; the next one is, and it is
+    the run's last. The chief is played by TensorFlow's own checkpoint-state writer, on the
+    checkpoints of a real run."""
+    import queue
+    import shutil
+    import threading
+
+    import tensorflow as tf
+    trained_dir, _ = trained_job
+    job_dir = tmp_path / "job"
+    shutil.copytree(trained_dir / "checkpoints", job_dir / "checkpoints")
+    tf.compat.v1.train.update_checkpoint_state(str(job_dir / "checkpoints"), "ckpt-0001")
+    evaluator = subprocess.Popen(
+        [sys.executable, "-m", "census.task", "--train-files", census_files.train,
+         "--eval-files", census_files.validation, "--job-dir", str(job_dir), "--train-steps",
+         str(SMOKE_STEPS), "--eval-every-steps", "150"], cwd=REPO, text=True,
+        env=dict(os.environ, TF_CONFIG=json.dumps({"cluster": {}, "task": {"type": "evaluator",
+                                                                         "index": 0}})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in evaluator.stdout],
+                     daemon=True).start()
+    output, deadline = [], time.monotonic() + 120
+    try:
+        while not any(line.startswith("waiting for the chief's checkpoints after ckpt-0001 ")
+                      for line in output):
+            assert evaluator.poll() is None and time.monotonic() < deadline, "".join(output)
+            with contextlib.suppress(queue.Empty):
+                output.append(lines.get(timeout=1))
+        tf.compat.v1.train.update_checkpoint_state(  # the chief's next (and last) checkpoint
+            str(job_dir / "checkpoints"), "ckpt-0002", ["ckpt-0001", "ckpt-0002"])
+        status = evaluator.wait(timeout=120)
+    finally:
+        processes.stop([evaluator])
+    time.sleep(0.5)  # the reader thread's last lines
+    while not lines.empty():
+        output.append(lines.get())
+    text = "".join(output)
+    assert status == 0, text[-3000:]
+    assert "evaluated ckpt-0002 (step 300): " in text and "evaluated ckpt-0001" not in text
+    rows = (job_dir / "eval_sidecar" / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["checkpoint", "ckpt-0002"]
 
 
 def test_a_2017_style_cluster_trains(census_files, tmp_path):

@@ -137,7 +137,7 @@ def evaluate_checkpoints(model_fn, input_fn, steps, evaluations, steps_per_eval,
     if before:  # SidecarEvaluator starts with the newest checkpoint there is: a new one
         print(f"waiting for the chief's checkpoints after {os.path.basename(before)} (written "
               "before this evaluator started)", flush=True)
-        tf.train.wait_for_new_checkpoint(checkpoints, last_checkpoint=before)
+        next(p for p in tf.train.checkpoints_iterator(checkpoints) if p != before)
     keras.utils.SidecarEvaluator(
         model, input_fn(), checkpoints, steps=steps, max_evaluations=evaluations,
         callbacks=[log]).start()
