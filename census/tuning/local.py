@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 from census import export, processes, quiet
@@ -267,9 +268,10 @@ def storage(job_dir):
     (RDBStorage, the storage Optuna gives heartbeats to; its journal storage has none)."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = urllib.parse.quote(os.path.abspath(os.path.join(job_dir, STUDY_DB)))  # any path
     with quiet.warnings_ignored():  # heartbeat_interval is experimental
         return optuna.storages.RDBStorage(
-            f"sqlite:///{os.path.abspath(os.path.join(job_dir, STUDY_DB))}",
+            f"sqlite:///{path}",
             engine_kwargs={"connect_args": {"timeout": 60}},  # wait for another's write
             heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD)
 
