@@ -3,6 +3,8 @@
     python -m census.task --train-files train.csv --eval-files validation.csv --job-dir JOB
 
 Run alone or as a task of a cluster: `TF_CONFIG` alone decides, the flags stay the same.
+The same command again resumes the job dir's run; other flags are refused (`census.config`:
+`RESUMABLE`, `check_rerun`).
 Without --train-files/--eval-files it trains on the census training split and evaluates on
 its validation split (`census.data`); the test split is not read. The files given to
 --eval-files are the validation data: every evaluation, the exporters' choice and a tuning

@@ -7,8 +7,9 @@ every task of the tier is a local process, all of them in one loopback-only netw
 (`census.distribute.namespace`; `--allow-host-network` runs them on this machine's network
 instead). Logs stream prefixed by role and are kept per role in `<job_dir>/logs/cluster/`;
 the command exits with the chief's status and stops every process it started, whatever
-happens. With --evaluator, an evaluator task (outside the cluster spec) evaluates each
-checkpoint the chief writes, as the 2017 evaluator did.
+happens, and removes the folder it gave them for temporary files ($TMPDIR). With
+--evaluator, an evaluator task (outside the cluster spec) evaluates each checkpoint the chief
+writes after it started, as the 2017 evaluator did.
 """
 import json
 import os
