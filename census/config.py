@@ -17,7 +17,8 @@ from census import flags, signature
 from census.flags import ConfigError, number, option, whole
 
 __all__ = ["ConfigError", "REPORTED_METRICS", "RESUMABLE", "RUN_RECORD", "TUNABLE",
-           "TrainConfig", "as_config", "check_rerun", "record", "recorded", "split_job_dir"]
+           "TrainConfig", "as_config", "changes", "check_rerun", "record", "recorded",
+           "split_job_dir"]
 
 REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, hence what to tune
 
@@ -105,13 +106,18 @@ def check_rerun(config):
     if before is None:
         raise ConfigError(f"{config.job_dir} holds checkpoints of a run whose flags were not "
                           f"recorded ({RUN_RECORD}): give another --job-dir")
-    changed = [f for f in dataclasses.fields(config) if f.name not in RESUMABLE
-               and getattr(before, f.name) != getattr(config, f.name)]
+    changed = changes(before, config)
     if changed:
-        raise ConfigError(f"{config.job_dir} holds a run with other flags ("
-                          + "; ".join(f"{flags.flag(f)} was {_shown(getattr(before, f.name))}, "
-                                      f"now {_shown(getattr(config, f.name))}" for f in changed)
-                          + "): rerun with its flags to resume it, or give another --job-dir")
+        raise ConfigError(f"{config.job_dir} holds a run with other flags ({'; '.join(changed)})"
+                          ": rerun with its flags to resume it, or give another --job-dir")
+
+
+def changes(before, now, keep=RESUMABLE):
+    """How TrainConfig `now` differs from `before` but for the fields `keep`: a list of
+    "--train-steps was 200, now 400" (str), in field order."""
+    return [f"{flags.flag(f)} was {_shown(getattr(before, f.name))}, now "
+            f"{_shown(getattr(now, f.name))}" for f in dataclasses.fields(now)
+            if f.name not in keep and getattr(before, f.name) != getattr(now, f.name)]
 
 
 def _shown(value):

@@ -207,6 +207,20 @@ def test_rerunning_resumes_the_study(standin, tmp_path, capsys):
     more = tune_standin(standin, job, max_trials=3, parallel_trials=1)
     assert list(more["trial"]) == [1, 2, 3]
     assert "2 trials done, 1 to run" in capsys.readouterr().out
+    # Another study into its folder is refused, naming what differs: its trials are not ours.
+    with pytest.raises(tuning_study.ConfigError) as error:
+        tuning_local.tune(standin, ["--job-dir", str(job), "--n", "2"], seed=0,
+                          command=[sys.executable, "-m", "standin"])
+    assert str(error.value) == (
+        f"{job} holds a study run with other settings (the trainer flags were '', now "
+        "'--n 2'): rerun with them to resume it, or give another --job-dir")
+    other = yaml.safe_load(standin.read_text())
+    other["trainingInput"]["hyperparameters"]["params"][1]["maxValue"] = 9
+    standin.write_text(yaml.safe_dump(other))
+    with pytest.raises(tuning_study.ConfigError, match="the study config differs in its "
+                       "parameters\\): rerun"):
+        tune_standin(standin, job)
+    assert len(tuning_local.load_study(job).trials) == 3  # nothing ran
 
 
 def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path):

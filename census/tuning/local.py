@@ -32,7 +32,7 @@ import urllib.parse
 from pathlib import Path
 
 from census import export, processes, quiet
-from census.config import as_config, split_job_dir
+from census.config import as_config, changes, split_job_dir
 from census.tuning.study import (
     METRIC_FLAG,
     ConfigError,
@@ -125,6 +125,35 @@ class LocalTuner:
         return optuna.create_study(storage=storage(self.job_dir), sampler=sampler,
                                    study_name=STUDY_NAME, direction=self.study.goal.lower(),
                                    load_if_exists=True)
+
+    def check_same_study(self, study):
+        """A study folder holds one study: its config (metric, goal, parameters), trainer
+        module and trainer flags are recorded in the Optuna study (`user_attrs["run"]`) and a
+        rerun with others is refused; maxTrials, parallel trials, seed and trial timeout may
+        change. Raises ConfigError naming what differs."""
+        mine = {"spec": self.study.spec, "module": self.command[1:],
+                "trainer": self.trainer_args}
+        before = study.user_attrs.get("run")
+        if before is None:
+            study.set_user_attr("run", mine)
+            return
+        keys = [key for key in sorted({*before["spec"], *mine["spec"]})
+                if before["spec"].get(key) != mine["spec"].get(key)]
+        changed = [f"the study config differs in its {', '.join(keys)}"] if keys else []
+        if before["module"] != mine["module"]:
+            changed.append(f"the trainer was {shlex.join(before['module'])}, now "
+                           f"{shlex.join(mine['module'])}")
+        if before["trainer"] != mine["trainer"]:
+            if mine["module"][-1:] == ["census.task"]:
+                changed += changes(*(as_config(["--job-dir", ".", *run["trainer"]])
+                                     for run in (before, mine)))
+            else:
+                changed.append(f"the trainer flags were {shlex.join(before['trainer'])!r}, now "
+                               f"{shlex.join(mine['trainer'])!r}")
+        if changed:
+            raise ConfigError(f"{self.job_dir} holds a study run with other settings ("
+                              + "; ".join(changed) + "): rerun with them to resume it, or give "
+                              "another --job-dir")
 
     @staticmethod
     def counted(trial):
@@ -232,6 +261,7 @@ class LocalTuner:
         with quiet.warnings_ignored():  # optuna's ExperimentalWarnings (TPE, heartbeat)
             study = self.optuna_study()
             optuna.storages.fail_stale_trials(study)  # before counting: a killed process's
+        self.check_same_study(study)
         done = sum(self.counted(t) for t in study.get_trials(deepcopy=False))
         remaining = max(0, max_trials - done)
         print(f"[tune] study {os.path.join(self.job_dir, STUDY_DB)}: {done} trials done, "
