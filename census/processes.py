@@ -65,19 +65,26 @@ def _signal(proc, signum, group):
             proc.send_signal(signum)
 
 
+TERMINATION = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                    if hasattr(signal, name))  # SIGHUP: the terminal closed (not on Windows)
+
+
 @contextlib.contextmanager
-def exit_on_sigterm():
-    """SIGTERM (what `stop` and most launchers send first) unwinds as Ctrl-C does, as
-    `sys.exit(143)`: with-blocks and finally clauses run, temporary folders are removed.
-    Only in the main thread (elsewhere Python cannot install a handler): a no-op there."""
+def exit_on_termination():
+    """SIGTERM (what `stop` and most launchers send first) and SIGHUP unwind as Ctrl-C does,
+    as `sys.exit(128 + signal)`: with-blocks and finally clauses run, temporary folders are
+    removed. Only in the main thread (elsewhere Python cannot install a handler): a no-op
+    there."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    previous = {s: signal.signal(s, lambda signum, _: sys.exit(128 + signum))
+                for s in TERMINATION}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @contextlib.contextmanager

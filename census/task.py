@@ -60,7 +60,7 @@ def run(config):
         files = data.fetch(config.data_dir)
         train_files = train_files or [files.train]
         eval_files = eval_files or [files.validation]
-    with processes.exit_on_sigterm(), tempfile.TemporaryDirectory(
+    with processes.exit_on_termination(), tempfile.TemporaryDirectory(
             prefix="census-inputs-") as cleaned:  # removed, even when a launcher stops us
         # Every file is read and checked before the first step (raw UCI files are cleaned):
         # a bad row stops the job now, not at the first evaluation minutes later.

@@ -223,7 +223,10 @@ def test_rerunning_resumes_the_study(standin, tmp_path, capsys):
     assert len(tuning_local.load_study(job).trials) == 3  # nothing ran
 
 
-def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path, signum):
+    """Ctrl-C, or a launcher's SIGTERM: the running trials are stopped (none is left running,
+    nor its temporary files), and the same command resumes."""
     job = tmp_path / "job"
     command = [sys.executable, "-m", "census", "tune", "--config", str(standin), "--module",
                "standin", "--seed", "0", "--", "--job-dir", str(job)]
@@ -237,7 +240,7 @@ def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path)
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
         time.sleep(0.2)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out = proc.communicate(timeout=20)[0]
     assert proc.returncode == 130, out
     assert "interrupted" in out

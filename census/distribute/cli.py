@@ -39,7 +39,7 @@ def run(args, netns_commands=None):
     from census.distribute import cluster, namespace, tiers
     # Ctrl-C raises KeyboardInterrupt; SIGTERM unwinds the same way, so `run` cleans up.
     try:
-        with processes.exit_on_sigterm():
+        with processes.exit_on_termination():
             layout = tiers.layout_for(args.scale_tier, args.workers, args.ps, args.mirrored,
                                       evaluator=int(args.evaluator))
             trainer = args.trainer_args

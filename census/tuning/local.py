@@ -266,12 +266,13 @@ class LocalTuner:
         remaining = max(0, max_trials - done)
         print(f"[tune] study {os.path.join(self.job_dir, STUDY_DB)}: {done} trials done, "
               f"{remaining} to run, {parallel} at a time", file=self.out, flush=True)
-        previous = None
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            def on_sigint(signum, frame):
+            def on_signal(signum, frame):  # Ctrl-C, or a launcher's SIGTERM: the same stop
                 self.stop()
                 raise KeyboardInterrupt
-            previous = signal.signal(signal.SIGINT, on_sigint)
+            previous = {s: signal.signal(s, on_signal)
+                        for s in (signal.SIGINT, *processes.TERMINATION)}
         try:
             if remaining:  # a stopped trial is killed: its temporary files go with our folder
                 with processes.private_tmpdir("census-tune-") as self.trial_env, \
@@ -285,8 +286,8 @@ class LocalTuner:
                   "resume", file=self.out, flush=True)
             raise
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         table = results(study, self.study)
         _replace(os.path.join(self.job_dir, RESULTS), table.to_csv(index=False))
         keep_best(study, self.job_dir)
