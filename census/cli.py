@@ -44,7 +44,7 @@ def parser():
 
     t = sub.add_parser("train", allow_abbrev=False, help="train and export (chapter 4)",
                        description=task.__doc__.splitlines()[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=flags.HelpFormatter)
     task.add_arguments(t)
     t.set_defaults(run=lambda args: task.main(config=flags.from_namespace(TrainConfig, args)))
 

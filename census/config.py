@@ -11,11 +11,13 @@ Quality) and its few more flags (--data-dir, --hypertune-metric). Every value is
 the config is built; a bad one raises `census.flags.ConfigError` naming the field.
 """
 import dataclasses
+import json
 
 from census import flags, signature
 from census.flags import ConfigError, number, option, whole
 
-__all__ = ["ConfigError", "REPORTED_METRICS", "TUNABLE", "TrainConfig", "as_config",
+__all__ = ["ConfigError", "REPORTED_METRICS", "RESUMABLE", "RUN_RECORD", "TUNABLE",
+           "TrainConfig", "as_config", "changes", "check_rerun", "record", "recorded",
            "split_job_dir"]
 
 REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, hence what to tune
@@ -72,6 +74,67 @@ class TrainConfig:
         """The config a trainer command line `argv` (list of str) gives. Raises
         ConfigError in argparse's words."""
         return flags.parse(cls, argv)
+
+
+RUN_RECORD = "run_config.json"  # in the job dir: the flags of the run it holds
+RESUMABLE = ("job_dir", "data_dir", "verbosity", "hypertune_metric")
+"""The fields a rerun may change and still resume the job dir's run: where it is, where the
+census files are found, how much it logs, what it reports. Every other field defines the run:
+the data, the model, the learning-rate schedule (it decays over `train_steps`, so unlike the
+2017 Estimator's max_steps, more steps are a new run), the evaluation schedule, the export."""
+
+
+def recorded(job_dir):
+    """The TrainConfig recorded in `job_dir` (local or gs://) by `record`, or None."""
+    import tensorflow as tf
+    path = f"{str(job_dir).rstrip('/')}/{RUN_RECORD}"
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return TrainConfig(**json.load(f))
+
+
+def check_rerun(config):
+    """Refuse a run into a job dir that holds another run's state. A job dir without
+    checkpoints is free (nothing was trained there yet); one whose record (`record`) has equal
+    flags, but for `RESUMABLE`, is resumed. Raises ConfigError, one sentence naming each flag
+    that differs."""
+    import tensorflow as tf
+    if not tf.io.gfile.exists(f"{config.job_dir.rstrip('/')}/checkpoints"):
+        return
+    before = recorded(config.job_dir)
+    if before is None:
+        raise ConfigError(f"{config.job_dir} holds checkpoints of a run whose flags were not "
+                          f"recorded ({RUN_RECORD}): give another --job-dir")
+    changed = changes(before, config)
+    if changed:
+        raise ConfigError(f"{config.job_dir} holds a run with other flags ({'; '.join(changed)})"
+                          ": rerun with its flags to resume it, or give another --job-dir")
+
+
+def changes(before, now, keep=RESUMABLE):
+    """How TrainConfig `now` differs from `before` but for the fields `keep`: a list of
+    "--train-steps was 200, now 400" (str), in field order."""
+    return [f"{flags.flag(f)} was {_shown(getattr(before, f.name))}, now "
+            f"{_shown(getattr(now, f.name))}" for f in dataclasses.fields(now)
+            if f.name not in keep and getattr(before, f.name) != getattr(now, f.name)]
+
+
+def _shown(value):
+    if value is None:
+        return "not given"
+    return " ".join(value) if isinstance(value, tuple) else str(value)
+
+
+def record(config):
+    """Record `config` in its job dir (`RUN_RECORD`, JSON), written whole or not at all: a
+    rerun reads it back (`check_rerun`)."""
+    import tensorflow as tf
+    path = f"{config.job_dir.rstrip('/')}/{RUN_RECORD}"
+    tf.io.gfile.makedirs(config.job_dir)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        f.write(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def as_config(trainer):

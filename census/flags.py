@@ -142,6 +142,8 @@ def add_arguments(parser, cls):
     for field in dataclasses.fields(cls):
         meta, required = field.metadata, field.default is dataclasses.MISSING
         kwargs = {"help": meta.get("help")}
+        if kwargs["help"] is None and field.default not in (None, dataclasses.MISSING):
+            kwargs["help"] = "(default: %(default)s)"
         if isinstance(field.default, bool):
             kwargs["action"] = "store_true"
         else:
@@ -149,6 +151,16 @@ def add_arguments(parser, cls):
                           type=meta.get("check"), choices=meta.get("choices"),
                           nargs="+" if meta.get("many") else None)
         parser.add_argument(flag(field), **kwargs)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's `(default: …)` after each flag's help, once: not when the help says its
+    default itself, nor for a None default (the flag is simply not given)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def from_namespace(cls, namespace):

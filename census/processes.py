@@ -8,9 +8,13 @@ group (a trial's trainer and anything it started), so nothing is left running.
 """
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
+import threading
 import time
 
 
@@ -59,3 +63,37 @@ def _signal(proc, signum, group):
             os.killpg(proc.pid, signum)
         else:
             proc.send_signal(signum)
+
+
+TERMINATION = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                    if hasattr(signal, name))  # SIGHUP: the terminal closed (not on Windows)
+
+
+@contextlib.contextmanager
+def exit_on_termination():
+    """SIGTERM (what `stop` and most launchers send first) and SIGHUP unwind as Ctrl-C does,
+    as `sys.exit(128 + signal)`: with-blocks and finally clauses run, temporary folders are
+    removed. Only in the main thread (elsewhere Python cannot install a handler): a no-op
+    there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda signum, _: sys.exit(128 + signum))
+                for s in TERMINATION}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def private_tmpdir(prefix):
+    """A temporary folder for the processes we start (yields the environment variables that
+    make it theirs: {"TMPDIR": path}), removed when the block ends: what they leave in it goes
+    with it, however they ended (even SIGKILL, which no handler of theirs sees)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield {"TMPDIR": path}
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -3,6 +3,8 @@
     python -m census.task --train-files train.csv --eval-files validation.csv --job-dir JOB
 
 Run alone or as a task of a cluster: `TF_CONFIG` alone decides, the flags stay the same.
+The same command again resumes the job dir's run; other flags are refused (`census.config`:
+`RESUMABLE`, `check_rerun`).
 Without --train-files/--eval-files it trains on the census training split and evaluates on
 its validation split (`census.data`); the test split is not read. The files given to
 --eval-files are the validation data: every evaluation, the exporters' choice and a tuning
@@ -14,14 +16,14 @@ import os
 import sys
 import tempfile
 
-from census import flags, quiet
-from census.config import TrainConfig
+from census import flags, processes, quiet
+from census.config import ConfigError, TrainConfig, check_rerun, record
 
 
 def parser():
     """The trainer's command line (`python -m census.task`, as Vertex AI runs it)."""
     p = argparse.ArgumentParser(prog="census train", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                formatter_class=flags.HelpFormatter,
                                 allow_abbrev=False)  # --train-file must not pass for --train-files
     add_arguments(p)
     return p
@@ -35,8 +37,10 @@ def add_arguments(p):
 
 def run(config):
     """Train and export as `config` (a TrainConfig) says; returns the final metrics (dict:
-    accuracy, auc, loss, global_step …). Raises census.data.DataError for bad data files,
-    TFConfigError for a bad $TF_CONFIG."""
+    accuracy, auc, loss, global_step …). A job dir holding a run with the same flags (but for
+    `config.RESUMABLE`) resumes it, from its last evaluation. Raises census.data.DataError
+    for bad data files, TFConfigError for a bad $TF_CONFIG, ConfigError for a job dir that
+    holds another run (`config.check_rerun`)."""
     import tensorflow as tf
 
     from census import data
@@ -48,18 +52,24 @@ def run(config):
         config = config.replace(job_dir=os.path.join(config.job_dir, str(trial)))  # as in 2017
         print(f"census train: trial {trial} of a tuning job: writing to {config.job_dir}",
               file=sys.stderr, flush=True)
+    chief = tf_config.is_chief()  # it keeps the job dir's record of the run
+    if chief:
+        check_rerun(config)
     train_files, eval_files = config.train_files, config.eval_files
     if not (train_files and eval_files):
         files = data.fetch(config.data_dir)
         train_files = train_files or [files.train]
         eval_files = eval_files or [files.validation]
-    with tempfile.TemporaryDirectory(prefix="census-inputs-") as cleaned:
+    with processes.exit_on_termination(), tempfile.TemporaryDirectory(
+            prefix="census-inputs-") as cleaned:  # removed, even when a launcher stops us
         # Every file is read and checked before the first step (raw UCI files are cleaned):
         # a bad row stops the job now, not at the first evaluation minutes later.
         train_files, notes = data.check_training_files(train_files, f"{cleaned}/train")
         eval_files, eval_notes = data.check_training_files(eval_files, f"{cleaned}/eval")
         for note in notes + eval_notes:
             print(f"census train: {note}", file=sys.stderr, flush=True)
+        if chief:
+            record(config)
         return _train(config, train_files, eval_files)
 
 
@@ -99,7 +109,7 @@ def main(argv=None, config=None):
     from census.distribute import tf_config
     try:
         metrics = run(config)
-    except (data.DataError, tf_config.TFConfigError) as e:
+    except (data.DataError, tf_config.TFConfigError, ConfigError) as e:
         sys.exit(f"census train: {e}")
     print(json.dumps(metrics, indent=2))
     return metrics

@@ -6,16 +6,20 @@ BestExporter). `train_and_evaluate` is plain tf-keras underneath, the code chapt
 the model built in the scope of the strategy TF_CONFIG calls for (`census.distribute`), then
 `model.fit` for `max_steps` steps in evaluation intervals, with BackupAndRestore,
 ModelCheckpoint, TensorBoard and CSVLogger in the job dir, and the exporters after each
-evaluation. Rerun after an interruption, it resumes from the last evaluation.
+evaluation. Rerun into the same job dir, it resumes from the last evaluation, as the 2017
+Estimator resumed from its model_dir: the backup is kept when training ends (BackupAndRestore's
+`delete_checkpoint=False`), so a finished run is not trained again.
 """
 import dataclasses
 import math
 import os
+import sys
 from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
 
+from census import export
 from census.distribute import evaluation, strategy as distribution, tf_config
 
 
@@ -75,6 +79,33 @@ class RunExporters(keras.callbacks.Callback):
             self.paths.append(exporter.after_eval(self.model, self.job_dir, metrics))
 
 
+class Resume(keras.callbacks.Callback):
+    """Says where training starts when BackupAndRestore (before it in the callbacks) has
+    restored a backup: "resuming at step N of M" on stderr."""
+
+    def __init__(self, total_steps):
+        super().__init__()
+        self.total_steps = total_steps
+
+    def on_train_begin(self, logs=None):
+        """After the restore: the optimizer's step count is the run's."""
+        step = int(self.model.optimizer.iterations.numpy())
+        if step:
+            done = "; nothing left to train" if step >= self.total_steps else ""
+            print(f"train_and_evaluate: resuming at step {step} of {self.total_steps}{done}",
+                  file=sys.stderr, flush=True)
+
+
+def last_row_metrics(path):
+    """The last evaluation CSVLogger wrote to `path` (eval/metrics.csv): {metric: float},
+    without the `val_` prefix; {} if there is none."""
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        rows = [line.strip().split(",") for line in f if line.strip()]
+    return eval_metrics(dict(zip(rows[0], map(float, rows[-1])))) if len(rows) > 1 else {}
+
+
 def eval_metrics(logs):
     """Keras's `val_`-prefixed logs → {metric: float}, without the prefix."""
     return {k[len("val_"):]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
@@ -91,9 +122,11 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
     train `train_spec.max_steps` steps (rounded up to whole evaluation intervals), evaluate
     every `eval_spec.every_steps`, run the exporters, and return the last evaluation's
     metrics ({"loss", "accuracy", "auc": float}, plus `global_step`: int and `exports`: the
-    paths written; `auc` is keras's, 200 thresholds: approximate). An evaluator task
-    (TF_CONFIG) evaluates the chief's checkpoints instead. Raises TFConfigError for a
-    TF_CONFIG it cannot run with."""
+    paths written, on the chief only; `auc` is keras's, 200 thresholds: approximate). Rerun
+    into the same job dir, it resumes from the last evaluation; a run already at max_steps is
+    not trained again: its last evaluation's metrics and newest exports are returned. An
+    evaluator task (TF_CONFIG) evaluates the chief's checkpoints instead. Raises
+    TFConfigError for a TF_CONFIG it cannot run with."""
     evaluations, steps_per_eval = evaluation_schedule(train_spec, eval_spec)
     role, index, _ = tf_config.cluster_role()
     if role == "evaluator":
@@ -116,7 +149,7 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
         evaluate, validation_data = [], distribution.shard_by_data(eval_spec.input_fn())
     eval_dir = os.path.join(out_dir, f"eval_{eval_spec.name}" if eval_spec.name else "eval")
     backup_dir = os.path.join(job_dir, "backup")
-    # A backup means an interrupted run to resume: keep its metrics rows. Otherwise start afresh.
+    # A backup means a run to resume: keep its metrics rows. Otherwise start afresh.
     resuming = bool(tf.io.gfile.exists(backup_dir) and tf.io.gfile.listdir(backup_dir))
     tf.io.gfile.makedirs(eval_dir)
     exporters = RunExporters(eval_spec.exporters, out_dir)
@@ -124,17 +157,27 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
         train_data, epochs=evaluations, steps_per_epoch=steps_per_eval,
         validation_data=validation_data, validation_steps=eval_spec.steps, verbose=verbose,
         callbacks=evaluate + [
-            keras.callbacks.BackupAndRestore(backup_dir),
+            keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+            Resume(evaluations * steps_per_eval),
             keras.callbacks.ModelCheckpoint(
                 os.path.join(out_dir, "checkpoints", "ckpt-{epoch:04d}"), save_weights_only=True),
             keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),
             keras.callbacks.CSVLogger(os.path.join(eval_dir, "metrics.csv"), append=resuming),
             exporters,
         ])
-    metrics = eval_metrics({k: v[-1] for k, v in history.history.items()})
-    paths = exporters.paths + [e.at_end(model, out_dir, metrics) for e in eval_spec.exporters]
+    if history.epoch:  # trained: the last evaluation, and what the exporters write
+        metrics = eval_metrics({k: v[-1] for k, v in history.history.items()})
+        paths = exporters.paths + [e.at_end(model, out_dir, metrics)
+                                   for e in eval_spec.exporters]
+    else:  # a finished run, rerun: its last evaluation and newest exports (written now only
+        # if it was stopped before its final export)
+        metrics = last_row_metrics(os.path.join(job_dir, os.path.basename(eval_dir),
+                                                "metrics.csv"))
+        paths = [(export.list_versions(os.path.join(out_dir, "export", e.name)) or [None])[-1]
+                 or e.at_end(model, out_dir, metrics) for e in eval_spec.exporters]
     metrics["global_step"] = int(model.optimizer.iterations.numpy())
-    metrics["exports"] = [p for p in paths if p]
+    # A non-chief worker's copies are private, and deleted now: it reports none.
+    metrics["exports"] = [p for p in paths if p] if chief else []
     if not chief:
         tf.io.gfile.rmtree(out_dir)
     return metrics

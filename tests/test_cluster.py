@@ -1,5 +1,6 @@
 """The local cluster: tiers as data, and real clusters of the unchanged trainer in a private
 network namespace (PSS: chief + 2 workers + 1 ps; MultiWorkerMirrored: 2 workers)."""
+import contextlib
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import pytest
 
 from census import cli, export, processes
 from census.distribute import cli as cluster_cli, namespace, tiers
-from conftest import REPO, SMOKE_STEPS
+from conftest import REPO, SMOKE_STEPS, run_census
 
 pytestmark = pytest.mark.slow  # real clusters of processes
 
@@ -64,14 +65,15 @@ def test_refuses_to_run_without_a_private_network(tmp_path, capsys, monkeypatch,
 
 
 def run_cluster(job_dir, census_files, cluster_flags=(), trainer_flags=(), kill=None,
-                timeout=240):
-    """Run `python -m census.cluster` for real. `kill=(role, line prefix)`: SIGKILL that task
-    when the output shows the line. Returns (status, output, {role: pid})."""
+                timeout=240, env=None):
+    """Run `python -m census.cluster` for real (`env`: more environment variables).
+    `kill=(role, line prefix)`: SIGKILL that task when the output shows the line. Returns
+    (status, output, {role: pid})."""
     command = [sys.executable, "-m", "census", "cluster", "--timeout", str(timeout - 20),
                *cluster_flags, "--", "--train-files", census_files.train,
                "--eval-files", census_files.validation, "--job-dir", str(job_dir), *trainer_flags]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, env={**os.environ,
+                            **(env or {})}, stderr=subprocess.STDOUT, text=True)
     lines, pids, deadline = [], {}, time.monotonic() + timeout
     try:
         for line in proc.stdout:
@@ -164,17 +166,21 @@ def test_mirrored_workers(census_files, tmp_path):
     assert metrics["global_step"] == 20
     assert (job_dir / "export" / "census").is_dir() and metrics["exports"]
     assert not (job_dir / "workers" / "1").exists()  # worker 1 removed its private copy
+    assert chief_metrics(output, "worker-1")["exports"] == []  # and reports none of it
     assert "[cluster] chief exit status 0; all tasks stopped (worker-0 0, worker-1 0)" in output
 
 
 def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     # An evaluator task beside chief + 1 worker + 1 ps: outside the cluster spec, it
     # evaluates each checkpoint the chief writes and exits after the last one.
-    job_dir = tmp_path / "job"
-    status, output, pids = run_cluster(
-        job_dir, census_files, cluster_flags=["--workers", "1", "--ps", "1", "--evaluator"],
-        trainer_flags=["--train-steps", "200", "--eval-every-steps", "100"])
+    job_dir, tmp = tmp_path / "job", tmp_path / "tmp"
+    tmp.mkdir()  # the cluster's TMPDIR, ours alone: nothing may be left in it
+    cluster_flags = ["--workers", "1", "--ps", "1", "--evaluator"]
+    trainer_flags = ["--train-steps", "200", "--eval-every-steps", "100"]
+    status, output, pids = run_cluster(job_dir, census_files, cluster_flags, trainer_flags,
+                                       env={"TMPDIR": str(tmp)})
     assert status == 0, output[-3000:]
+    assert list(tmp.iterdir()) == []  # workers and ps end by SIGTERM: their files went too
     assert set(pids) == {"chief-0", "worker-0", "ps-0", "evaluator-0"}
     assert_all_stopped(pids)
     assert re.search(r"all tasks stopped \(.*evaluator-0 0\)", output), output[-2000:]
@@ -191,6 +197,84 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     assert "could not be found in the restored object" not in output
     chief_log = (job_dir / "logs" / "cluster" / "chief-0.log").read_text().splitlines()
     assert chief_log.count("INFO:tensorflow:Number of GPUs on workers: 0") == 1
+    assert "No checkpoints appear to be found" not in output  # it waits for the next one
+    assert "[evaluator-0] evaluated ckpt-0001 (step 100): " in output and \
+        "; waiting for the chief's next checkpoint" in output
+
+    # The same command again: the chief resumes the finished run (nothing left to train, no
+    # second export), the evaluator reads no checkpoint of before its start (ckpt-0002 was
+    # the run's last: nothing to evaluate), and its metrics.csv keeps the run's rows.
+    exports = export.list_versions(job_dir / "export" / "census")
+    status, again, pids = run_cluster(job_dir, census_files, cluster_flags, trainer_flags,
+                                      env={"TMPDIR": str(tmp)})
+    assert status == 0, again[-3000:]
+    assert "[chief-0] train_and_evaluate: resuming at step 200 of 200; nothing left to " \
+        "train" in again
+    assert "[evaluator-0] ckpt-0002, the run's last checkpoint, was written before this " \
+        "evaluator started: nothing to evaluate" in again
+    assert "evaluated ckpt-" not in again and "SidecarEvaluator stops" not in again
+    assert re.search(r"all tasks stopped \(.*evaluator-0 0\)", again), again[-2000:]
+    assert (job_dir / "eval_sidecar" / "metrics.csv").read_text().splitlines() == rows
+    assert export.list_versions(job_dir / "export" / "census") == exports
+    assert chief_metrics(again)["exports"] == exports[-1:]
+    assert chief_metrics(again, "evaluator-0")["global_step"] == 200
+    assert list(tmp.iterdir()) == []
+
+    # Other flags: the chief (here the trainer alone, as the chief checks) refuses, in one
+    # sentence naming them.
+    other = run_census("train", "--train-files", census_files.train, "--eval-files",
+                       census_files.validation, "--job-dir", job_dir, "--train-steps", "400",
+                       "--eval-every-steps", "100")
+    assert other.returncode == 1 and other.stderr.strip().splitlines()[-1] == (
+        f"census train: {job_dir} holds a run with other flags (--train-steps was 200, now "
+        "400): rerun with its flags to resume it, or give another --job-dir"), other.stderr
+
+
+def test_the_evaluator_reads_only_checkpoints_written_after_it_started(trained_job,
+                                                                       census_files, tmp_path):
+    """A resumed run's evaluator: the chief's checkpoint of before (ckpt-0001, as a run
+    stopped after its first interval leaves it) is not evaluated; the next one is, and it is
+    the run's last. The chief is played by TensorFlow's own checkpoint-state writer, on the
+    checkpoints of a real run."""
+    import queue
+    import shutil
+    import threading
+
+    import tensorflow as tf
+    trained_dir, _ = trained_job
+    job_dir = tmp_path / "job"
+    shutil.copytree(trained_dir / "checkpoints", job_dir / "checkpoints")
+    tf.compat.v1.train.update_checkpoint_state(str(job_dir / "checkpoints"), "ckpt-0001")
+    evaluator = subprocess.Popen(
+        [sys.executable, "-m", "census.task", "--train-files", census_files.train,
+         "--eval-files", census_files.validation, "--job-dir", str(job_dir), "--train-steps",
+         str(SMOKE_STEPS), "--eval-every-steps", "150"], cwd=REPO, text=True,
+        env=dict(os.environ, TF_CONFIG=json.dumps({"cluster": {}, "task": {"type": "evaluator",
+                                                                         "index": 0}})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in evaluator.stdout],
+                     daemon=True).start()
+    output, deadline = [], time.monotonic() + 120
+    try:
+        while not any(line.startswith("waiting for the chief's checkpoints after ckpt-0001 ")
+                      for line in output):
+            assert evaluator.poll() is None and time.monotonic() < deadline, "".join(output)
+            with contextlib.suppress(queue.Empty):
+                output.append(lines.get(timeout=1))
+        tf.compat.v1.train.update_checkpoint_state(  # the chief's next (and last) checkpoint
+            str(job_dir / "checkpoints"), "ckpt-0002", ["ckpt-0001", "ckpt-0002"])
+        status = evaluator.wait(timeout=120)
+    finally:
+        processes.stop([evaluator])
+    time.sleep(0.5)  # the reader thread's last lines
+    while not lines.empty():
+        output.append(lines.get())
+    text = "".join(output)
+    assert status == 0, text[-3000:]
+    assert "evaluated ckpt-0002 (step 300): " in text and "evaluated ckpt-0001" not in text
+    rows = (job_dir / "eval_sidecar" / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["checkpoint", "ckpt-0002"]
 
 
 def test_a_2017_style_cluster_trains(census_files, tmp_path):

@@ -105,6 +105,22 @@ def test_the_command_line_is_derived_from_the_fields():
             assert parser.get_default(field.name) == field.default, field.name
 
 
+def test_help_says_each_default_once_and_none_for_a_flag_without_one():
+    """The report: six flags of `census train --help` read '(default: …) (default: None)'."""
+    import re
+
+    from census import cli
+    train = next(a for a in cli.parser()._actions if a.dest == "command").choices["train"]
+    for parser in (task.parser(), train):
+        blocks = {b.split()[0]: " ".join(b.split()) for b in
+                  re.split(r"\n  (?=--)", parser.format_help()) if b.startswith("--")}
+        for field in dataclasses.fields(TrainConfig):
+            said = blocks[flags.flag(field)]
+            assert said.count("(default") <= 1 and "(default: None)" not in said, said
+            if field.default not in (None, dataclasses.MISSING):
+                assert f"(default: {field.default})" in said, said
+
+
 def test_a_launchers_trainer_flags_become_a_config_or_one_sentence():
     config = TrainConfig(job_dir="j", train_steps=20)
     assert as_config(config) is config and as_config(config.to_args()) == config
@@ -144,3 +160,29 @@ def test_serving_options_are_checked_and_derived_the_same_way():
             serving_cli.options("models", **bad)
     with pytest.raises(TypeError):
         serving_cli.options("models", poll_secs=1)
+
+
+def test_a_rerun_resumes_with_the_same_flags_and_is_refused_with_others(tmp_path):
+    """The report: `census train` into a used --job-dir silently overwrote its run. The run's
+    flags are recorded; a rerun resumes with the same ones and is refused with others, in one
+    sentence naming each flag that differs."""
+    from census.config import RUN_RECORD, check_rerun, record, recorded
+    config = TrainConfig(job_dir=str(tmp_path / "job"), train_steps=300, eval_steps=5)
+    check_rerun(config)  # an empty (here: missing) job dir is free
+    record(config)
+    assert recorded(config.job_dir) == config
+    assert sorted(p.name for p in (tmp_path / "job").iterdir()) == [RUN_RECORD]  # written whole
+    check_rerun(config.replace(train_steps=600))  # nothing trained yet: still free
+    (tmp_path / "job" / "checkpoints").mkdir()
+    check_rerun(config.replace(verbosity="ERROR", data_dir="elsewhere"))  # the same run
+    with pytest.raises(ConfigError) as error:
+        check_rerun(config.replace(train_steps=600, eval_steps=None,
+                                   train_files=("a.csv", "b.csv")))
+    assert str(error.value) == (
+        f"{config.job_dir} holds a run with other flags (--train-files was not given, now a.csv "
+        "b.csv; --train-steps was 300, now 600; --eval-steps was 5, now not given): rerun with "
+        "its flags to resume it, or give another --job-dir")
+    (tmp_path / "old" / "checkpoints").mkdir(parents=True)  # a run whose flags nobody knows
+    with pytest.raises(ConfigError, match="holds checkpoints of a run whose flags were not "
+                       "recorded"):
+        check_rerun(config.replace(job_dir=str(tmp_path / "old")))

@@ -110,6 +110,10 @@ VERTEX = {"cluster": {"chief": ["cmle-training-workerpool0-0:2222"],
     ({"cluster": {"master": ["localhost:1"]}, "task": {"type": "master", "index": 0},
       "environment": "cloud"},
      {"cluster": {"chief": ["localhost:1"]}, "type": "chief", "index": 0, "trial": None}),
+    # TensorFlow reads the index with int() (TFConfigClusterResolver): "1" is worker 1
+    ({**VERTEX, "task": {"type": "worker", "index": "1"}},
+     {"cluster": {k: v for k, v in VERTEX["cluster"].items() if k != "evaluator"},
+      "type": "worker", "index": 1, "trial": None}),
 ])
 def test_every_tf_config_the_services_write_is_read(config, expected):
     read = tf_config.read_tf_config(json.dumps(config))
@@ -128,8 +132,11 @@ def test_every_tf_config_the_services_write_is_read(config, expected):
      "TF_CONFIG's task worker 2 is not in its cluster (1 worker task(s))"),
     ('{"cluster": {"chief": "a:1"}, "task": {"type": "chief", "index": 0}}',
      "TF_CONFIG's cluster['chief'] must be a list of 'host:port' strings"),
-    ('{"cluster": {"chief": ["a:1"]}, "task": {"type": "chief", "index": "0"}}',
-     "TF_CONFIG's task index must be a whole number >= 0, not '0'"),
+    ('{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", '
+     '"index": "first"}}',
+     "TF_CONFIG's task index must be a whole number >= 0 (0 or \"0\"), not 'first'"),
+    ('{"cluster": {"chief": ["a:1"]}, "task": {"type": "chief", "index": -1}}',
+     "TF_CONFIG's task index must be a whole number >= 0 (0 or \"0\"), not -1"),
     ('{"cluster": {"master": ["a:1"], "chief": ["b:1"]}, "task": {"type": "chief"}}',
      "TF_CONFIG's cluster has more than one chief"),
 ])

@@ -93,6 +93,7 @@ def test_killed_job_resumes_from_its_last_evaluation(census_files, tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     epochs = re.findall(r"^Epoch (\d+)/6", second.stdout, re.M)
     assert epochs and int(epochs[0]) == 3, second.stdout  # not back at epoch 1
+    assert "train_and_evaluate: resuming at step 200 of 600\n" in second.stderr
     metrics = json.loads(second.stdout[second.stdout.index("{"):])
     assert metrics["global_step"] == 600
     rows = list(csv.DictReader(open(job_dir / "eval" / "metrics.csv")))

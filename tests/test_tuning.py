@@ -3,6 +3,7 @@ tuner (failing, hanging and interrupted trials, resume, real trainer trials) and
 HyperparameterTuningJob the SDK sends (to a local recorder)."""
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -119,7 +120,7 @@ def test_trial_flags_are_vertex_style():
 
 STANDIN = textwrap.dedent("""\
     # A stand-in for census.task: the same flag style and metric report, no TensorFlow.
-    import argparse, os, sys, time
+    import argparse, os, sys, tempfile, time
     import hypertune
     p = argparse.ArgumentParser(allow_abbrev=False)
     p.add_argument("--job-dir", required=True)
@@ -128,11 +129,16 @@ STANDIN = textwrap.dedent("""\
     p.add_argument("--n", type=int, required=True)
     args = p.parse_args()
     trial = os.environ["CLOUD_ML_TRIAL_ID"]
+    tempfile.mkstemp(prefix="standin-")  # as the trainer's cleaned copies of raw files
     open(os.path.join(args.job_dir, "pid"), "w").write(str(os.getpid()))
     if trial in os.environ.get("STANDIN_FAIL", "").split(","):
         sys.exit("failing on purpose")
     if trial in os.environ.get("STANDIN_HANG", "").split(","):
         time.sleep(300)
+    waits, _, release = os.environ.get("STANDIN_WAIT", "").partition(":")
+    deadline = time.monotonic() + 60
+    while trial == waits and not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the test says so
     hypertune.HyperTune().report_hyperparameter_tuning_metric(
         args.hypertune_metric, 1 - (args.x - 0.7) ** 2 + args.n / 100, 10)
 """)
@@ -201,13 +207,32 @@ def test_rerunning_resumes_the_study(standin, tmp_path, capsys):
     more = tune_standin(standin, job, max_trials=3, parallel_trials=1)
     assert list(more["trial"]) == [1, 2, 3]
     assert "2 trials done, 1 to run" in capsys.readouterr().out
+    # Another study into its folder is refused, naming what differs: its trials are not ours.
+    with pytest.raises(tuning_study.ConfigError) as error:
+        tuning_local.tune(standin, ["--job-dir", str(job), "--n", "2"], seed=0,
+                          command=[sys.executable, "-m", "standin"])
+    assert str(error.value) == (
+        f"{job} holds a study run with other settings (the trainer flags were '', now "
+        "'--n 2'): rerun with them to resume it, or give another --job-dir")
+    other = yaml.safe_load(standin.read_text())
+    other["trainingInput"]["hyperparameters"]["params"][1]["maxValue"] = 9
+    standin.write_text(yaml.safe_dump(other))
+    with pytest.raises(tuning_study.ConfigError, match="the study config differs in its "
+                       "parameters\\): rerun"):
+        tune_standin(standin, job)
+    assert len(tuning_local.load_study(job).trials) == 3  # nothing ran
 
 
-def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path, signum):
+    """Ctrl-C, or a launcher's SIGTERM: the running trials are stopped (none is left running,
+    nor its temporary files), and the same command resumes."""
     job = tmp_path / "job"
     command = [sys.executable, "-m", "census", "tune", "--config", str(standin), "--module",
                "standin", "--seed", "0", "--", "--job-dir", str(job)]
-    env = dict(os.environ, STANDIN_HANG="1,2")
+    tmp = tmp_path / "tmp"  # the tuner's TMPDIR, ours alone
+    tmp.mkdir()
+    env = dict(os.environ, STANDIN_HANG="1,2", TMPDIR=str(tmp))
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     deadline = time.monotonic() + 30
@@ -215,13 +240,14 @@ def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path)
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
         time.sleep(0.2)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out = proc.communicate(timeout=20)[0]
     assert proc.returncode == 130, out
     assert "interrupted" in out
     for trial in ("1", "2"):
         with pytest.raises(ProcessLookupError):
             os.kill(int((job / trial / "pid").read_text()), 0)
+    assert list(tmp.iterdir()) == []  # the killed trials' temporary files are gone too
     done = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -230,6 +256,50 @@ def test_ctrl_c_stops_the_trials_and_the_same_command_resumes(standin, tmp_path)
     assert list(table["trial"]) == [1, 2, 3, 4, 5, 6]
     assert list(table["reason"].fillna(""))[:2] == ["interrupted", "interrupted"]
     assert list(table["state"])[2:] == ["SUCCEEDED"] * 4
+
+
+def test_two_tuners_on_one_study_cooperate(standin, tmp_path):
+    """The report: a second `census tune` on a running study marked the first one's running
+    trial FAILED ("interrupted"), and the first crashed (optuna's UpdateFinishedTrialError).
+    Now they run the study together, as Optuna's distributed workers do: its maxTrials in all,
+    every trial run and finished by its own process."""
+    job, release = tmp_path / "job", tmp_path / "release"
+    command = [sys.executable, "-m", "census", "tune", "--config", str(standin), "--module",
+               "standin", "--parallel-trials", "1", "--", "--job-dir", str(job)]
+    env = dict(os.environ, STANDIN_WAIT=f"1:{release}")  # trial 1 runs until we release it
+    procs = []
+
+    def wait_for(path):
+        deadline = time.monotonic() + 60
+        while not path.is_file():
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
+                [p.communicate()[0] for p in procs if p.poll() is not None]
+            time.sleep(0.1)
+    try:
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+        wait_for(job / "1" / "pid")  # the first tuner's trial 1 is RUNNING
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+        wait_for(job / "2" / "pid")  # the second's first trial runs beside it
+        release.touch()
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "Traceback" not in "".join(outputs) and "interrupted" not in "".join(outputs)
+    from optuna.trial import TrialState
+    ran = [t for t in tuning_local.load_study(job).get_trials()
+           if t.state != TrialState.PRUNED]  # a trial asked for past maxTrials never runs
+    assert [(t.number + 1, t.state) for t in ran] == [(n, TrialState.COMPLETE)
+                                                      for n in (1, 2, 3, 4)]
+    printed = [{int(n) for n in re.findall(r"\[tune\] trial (\d+) SUCCEEDED", out)}
+               for out in outputs]
+    assert 1 in printed[0] and 2 in printed[1] and printed[0] | printed[1] == {1, 2, 3, 4}
+    assert not printed[0] & printed[1]  # each trial reported by the process that ran it
 
 
 # --- the local tuner with the real trainer --------------------------------------------------------

@@ -1,8 +1,7 @@
 """`census cluster`: the trainer as a local cluster, one process per task (chapter 7)."""
-import signal
 import sys
 
-from census import flags
+from census import flags, processes
 
 
 def add_command(subparsers):
@@ -38,21 +37,19 @@ def run(args, netns_commands=None):
     """Run the cluster `args` describe; exit with the chief's status."""
     from census.config import as_config
     from census.distribute import cluster, namespace, tiers
-    # Ctrl-C raises KeyboardInterrupt; make SIGTERM unwind the same way, so `run` cleans up.
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    # Ctrl-C raises KeyboardInterrupt; SIGTERM unwinds the same way, so `run` cleans up.
     try:
-        layout = tiers.layout_for(args.scale_tier, args.workers, args.ps, args.mirrored,
-                                  evaluator=int(args.evaluator))
-        trainer = args.trainer_args
-        if args.module_name == "census.task":  # the course's trainer: its flags checked now
-            trainer = as_config(trainer)
-        status = cluster.run(layout, trainer, args.module_name, args.timeout,
-                             netns_commands, args.allow_host_network)
+        with processes.exit_on_termination():
+            layout = tiers.layout_for(args.scale_tier, args.workers, args.ps, args.mirrored,
+                                      evaluator=int(args.evaluator))
+            trainer = args.trainer_args
+            if args.module_name == "census.task":  # the course's trainer: its flags checked now
+                trainer = as_config(trainer)
+            status = cluster.run(layout, trainer, args.module_name, args.timeout,
+                                 netns_commands, args.allow_host_network)
     except (cluster.ClusterError, namespace.NamespaceError, ValueError) as e:
         sys.exit(f"census cluster: {e}")
     except KeyboardInterrupt:
         sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     sys.exit(status)
 

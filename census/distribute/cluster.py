@@ -7,8 +7,9 @@ every task of the tier is a local process, all of them in one loopback-only netw
 (`census.distribute.namespace`; `--allow-host-network` runs them on this machine's network
 instead). Logs stream prefixed by role and are kept per role in `<job_dir>/logs/cluster/`;
 the command exits with the chief's status and stops every process it started, whatever
-happens. With --evaluator, an evaluator task (outside the cluster spec) evaluates each
-checkpoint the chief writes, as the 2017 evaluator did.
+happens, and removes the folder it gave them for temporary files ($TMPDIR). With
+--evaluator, an evaluator task (outside the cluster spec) evaluates each checkpoint the chief
+writes after it started, as the 2017 evaluator did.
 """
 import json
 import os
@@ -57,15 +58,26 @@ def run(layout, trainer, module="census.task", timeout=3600, netns_commands=None
         raise ClusterError(f"a local cluster needs a local job dir, not {log_dir}")
     os.makedirs(log_dir, exist_ok=True)
     tasks = layout.tasks() if layout.strategy != "local" else [("chief", 0)]
-    ports = processes.free_ports(len(tasks))
     # Evaluators are not part of the cluster spec: they only read the chief's checkpoints.
     evaluators = [("evaluator", i) for i in range(layout.evaluator)]
     namespace = None if allow_host_network else Namespace(netns_commands)
+    # The tasks' temporary files go to a folder of ours, removed at the end: workers and ps
+    # end by a signal, which leaves a task no time to remove its own.
+    with processes.private_tmpdir("census-cluster-") as private_tmp:
+        return _run_tasks(layout, tasks, evaluators, trainer_args, module, timeout, namespace,
+                          log_dir, out, private_tmp)
+
+
+def _run_tasks(layout, tasks, evaluators, trainer_args, module, timeout, namespace, log_dir,
+               out, env_extra):
+    """Start the tasks (with `env_extra` in their environment), wait for the chief, stop
+    every task and the namespace; the chief's status."""
+    ports = processes.free_ports(len(tasks))
     procs, threads, lock = {}, [], threading.Lock()
     status = None
     try:
         for kind, index in tasks + evaluators:
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
+            env = dict(os.environ, PYTHONUNBUFFERED="1", **env_extra)
             if layout.strategy != "local" or kind == "evaluator":
                 spec = layout.cluster(ports) if layout.strategy != "local" else {}
                 env["TF_CONFIG"] = json.dumps({"cluster": spec,

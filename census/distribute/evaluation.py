@@ -46,19 +46,32 @@ class SidecarLog(keras.callbacks.Callback):
     """What the sidecar evaluator found, checkpoint by checkpoint: a line on stdout,
     `metrics.csv` (checkpoint, global_step, then each metric) and TensorBoard events in
     `out_dir`. The checkpoint is named from the restored step count (`steps_per_eval` steps
-    per interval, `ckpt-{interval:04d}`, as the trainer names them)."""
+    per interval, `ckpt-{interval:04d}`, as the trainer names them; `last`: the run's last
+    one). A resumed run's evaluator keeps the rows already there: `metrics` is the last."""
 
-    def __init__(self, out_dir, steps_per_eval):
+    def __init__(self, out_dir, steps_per_eval, last):
         super().__init__()
-        self.out_dir, self.steps_per_eval = out_dir, steps_per_eval
+        self.out_dir, self.steps_per_eval, self.last = out_dir, steps_per_eval, last
         tf.io.gfile.makedirs(out_dir)
         self.writer = tf.summary.create_file_writer(out_dir)
+        self.path = os.path.join(out_dir, "metrics.csv")
         self.rows, self.metrics = [], {}  # the CSV is rewritten whole: gs:// cannot append
+        if tf.io.gfile.exists(self.path):
+            with tf.io.gfile.GFile(self.path) as f:
+                header, *self.rows = [line.strip() for line in f if line.strip()]
+            if self.rows:
+                names, values = header.split(",")[2:], self.rows[-1].split(",")[1:]
+                self.metrics = dict(zip(names, map(float, values[1:])),
+                                    global_step=int(values[0]))
+
+    def name(self, step):
+        """The trainer's name of the checkpoint written at `step`."""
+        return f"ckpt-{round(step / self.steps_per_eval):04d}"
 
     def on_test_end(self, logs=None):
         """After an evaluation: its line, its CSV row, its TensorBoard scalars."""
         step = int(self.model.optimizer.iterations.numpy())
-        checkpoint = f"ckpt-{round(step / self.steps_per_eval):04d}"
+        checkpoint = self.name(step)
         results = {k: float(v) for k, v in (logs or {}).items()}
         self.metrics = dict(results, global_step=step)
         with self.writer.as_default(step=step):
@@ -67,10 +80,11 @@ class SidecarLog(keras.callbacks.Callback):
         self.writer.flush()
         names = sorted(results)
         self.rows.append(",".join([checkpoint, str(step), *(f"{results[k]:.6g}" for k in names)]))
-        with tf.io.gfile.GFile(os.path.join(self.out_dir, "metrics.csv"), "w") as f:
+        with tf.io.gfile.GFile(self.path, "w") as f:
             f.write("\n".join([",".join(["checkpoint", "global_step", *names]), *self.rows, ""]))
+        after = "" if checkpoint >= self.last else "; waiting for the chief's next checkpoint"
         print(f"evaluated {checkpoint} (step {step}): "
-              + ", ".join(f"{k} {v:.4f}" for k, v in results.items()), flush=True)
+              + ", ".join(f"{k} {v:.4f}" for k, v in results.items()) + after, flush=True)
 
 
 class OptimizerStateNotes(logging.Filter):
@@ -87,23 +101,45 @@ class OptimizerStateNotes(logging.Filter):
         return not any(note in message for note in self.NOTES)
 
 
+class EvaluatorNotes(OptimizerStateNotes):
+    """The evaluator task's filter: OptimizerStateNotes', and SidecarEvaluator's "No
+    checkpoints appear to be found after 30 seconds", which it logs whenever 30 s pass without
+    a *new* checkpoint, right after evaluating one (`SidecarLog` says what it waits for)."""
+
+    NOTES = (*OptimizerStateNotes.NOTES, "No checkpoints appear to be found after")
+
+
 def evaluate_checkpoints(model_fn, input_fn, steps, evaluations, steps_per_eval, job_dir):
     """The sidecar evaluator: `tf_keras.utils.SidecarEvaluator` on `<job_dir>/checkpoints`,
     evaluating `model_fn()` on `input_fn()` (`steps` batches, None: to the end) each time the
-    chief writes a checkpoint, until checkpoint number `evaluations`, the last. Results go to
-    `<job_dir>/eval_sidecar/`. Returns the last evaluation's metrics (`global_step`
-    included) and `exports: []`. It waits for checkpoints as long as they take to come: a
-    launcher stops it if the chief fails."""
-    log = SidecarLog(os.path.join(job_dir, "eval_sidecar"), steps_per_eval)
+    chief writes a checkpoint, until checkpoint number `evaluations`, the last. Only
+    checkpoints written after it started are read (a resumed run's earlier ones were evaluated
+    by its earlier evaluator, or not at all); if the run's last one is there already, there is
+    nothing to evaluate. Results go to `<job_dir>/eval_sidecar/`, after the rows of the run's
+    earlier evaluations. Returns the last evaluation's metrics (`global_step` included) and
+    `exports: []`. It waits for checkpoints as long as they take to come: a launcher stops it
+    if the chief fails."""
+    checkpoints = os.path.join(job_dir, "checkpoints")
+    log = SidecarLog(os.path.join(job_dir, "eval_sidecar"), steps_per_eval,
+                     last=f"ckpt-{evaluations:04d}")
+    before = tf.train.latest_checkpoint(checkpoints)
+    if before and os.path.basename(before) >= log.last:
+        print(f"{log.last}, the run's last checkpoint, was written before this evaluator "
+              "started: nothing to evaluate", flush=True)
+        return dict(log.metrics, exports=[])
     model = model_fn()
     model.optimizer.build(model.trainable_variables)  # its slots restore with the weights
     # The notes come when a restore is garbage-collected, up to the process's exit: the
     # filter stays (an evaluator task ends after its last evaluation).
     logger = tf.get_logger()
-    if not any(isinstance(f, OptimizerStateNotes) for f in logger.filters):
-        logger.addFilter(OptimizerStateNotes())
+    if not any(isinstance(f, EvaluatorNotes) for f in logger.filters):
+        logger.addFilter(EvaluatorNotes())
+    if before:  # SidecarEvaluator starts with the newest checkpoint there is: a new one
+        print(f"waiting for the chief's checkpoints after {os.path.basename(before)} (written "
+              "before this evaluator started)", flush=True)
+        next(p for p in tf.train.checkpoints_iterator(checkpoints) if p != before)
     keras.utils.SidecarEvaluator(
-        model, input_fn(), os.path.join(job_dir, "checkpoints"), steps=steps,
-        max_evaluations=evaluations, callbacks=[log]).start()
+        model, input_fn(), checkpoints, steps=steps, max_evaluations=evaluations,
+        callbacks=[log]).start()
     log.writer.close()
     return dict(log.metrics, exports=[])

@@ -2,6 +2,8 @@
 alone, MultiWorkerMirroredStrategy for workers only, ParameterServerStrategy with `ps` tasks.
 """
 import os
+import signal
+import threading
 
 import tensorflow as tf
 
@@ -26,6 +28,9 @@ def strategy_from_tf_config():
             "holds the variables"
         print(f"{config['type']} {config['index']} ({server.target}) {role}, until stopped",
               flush=True)
+        # Stopped by SIGTERM, at once: no Python handler could run while join() blocks.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         server.join()
     # Connecting to the cluster logs through Python's root logger, which then gets a handler
     # of its own; TensorFlow's logger has one already: without this, its messages print twice.

@@ -5,8 +5,11 @@ Chapter 7. A trainer reads the same flags alone or on a cluster; TF_CONFIG alone
 workers, parameter servers, an evaluator, and in a tuning job the trial); `read_tf_config`
 takes every form and gives it in TensorFlow's terms.
 """
+import argparse
 import json
 import os
+
+from census.flags import whole
 
 TASK_TYPES = ("chief", "master", "worker", "ps", "evaluator")
 
@@ -53,8 +56,11 @@ def read_tf_config(text=None):
     kind, index = task.get("type", "chief" if renamed else ""), task.get("index", 0)
     if renamed and kind not in TASK_TYPES:
         raise TFConfigError(f"TF_CONFIG's task type {kind!r} is none of {', '.join(TASK_TYPES)}")
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise TFConfigError(f"TF_CONFIG's task index must be a whole number >= 0, not {index!r}")
+    try:  # TensorFlow reads it with int() (TFConfigClusterResolver.task_id): 0 or "0"
+        index = whole(0)(index)
+    except argparse.ArgumentTypeError:
+        raise TFConfigError(f"TF_CONFIG's task index must be a whole number >= 0 (0 or "
+                            f"\"0\"), not {index!r}") from None
     kind = "chief" if kind == "master" else kind
     if renamed and kind != "evaluator" and index >= len(renamed.get(kind, [])):
         raise TFConfigError(f"TF_CONFIG's task {kind} {index} is not in its cluster "

@@ -5,11 +5,19 @@
 Chapter 8. Every trial is a subprocess of the unchanged trainer (`python -m census.task`) with
 the trainer flags, its own job dir `JOB/<trial id>`, Vertex-style `--param=value` flags and its
 own `$CLOUD_ML_HP_METRIC_FILE`, which the trainer writes through `cloudml-hypertune`, as on
-Vertex. The study lives in `JOB/study.journal` (Optuna's journal storage): rerun the same
+Vertex. The study lives in `JOB/study.db` (Optuna's RDB storage, in SQLite): rerun the same
 command and it resumes. A trial that fails or outlives `--trial-timeout` is recorded as
 FAILED, with the trainer's last line as its reason, and the study goes on; Ctrl-C stops the
 running trials.
+
+Several `census tune` processes on one study cooperate as Optuna's distributed workers do
+(Optuna's tutorial, "Easy Parallelization"): each asks the storage for its next trial, and
+together they run the study's maxTrials. A trial is failed by its own process, or, if that
+process died, by Optuna's heartbeat: a RUNNING trial whose process has not recorded a
+heartbeat for `GRACE_PERIOD` seconds is FAILED by the next process that starts a trial
+(`RDBStorage(heartbeat_interval=…, grace_period=…)`, `optuna.storages.fail_stale_trials`).
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,10 +28,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 from census import export, processes, quiet
-from census.config import as_config, split_job_dir
+from census.config import as_config, changes, split_job_dir
 from census.tuning.study import (
     METRIC_FLAG,
     ConfigError,
@@ -37,7 +46,9 @@ from census.tuning.study import (
 STUDY_NAME = "census"
 
 
-JOURNAL = "study.journal"
+STUDY_DB = "study.db"
+HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 60  # a RUNNING trial silent this long lost its process: FAILED
 
 
 RESULTS = "trials.csv"
@@ -79,8 +90,8 @@ def job_dir_and_flags(trainer):
 
 
 def reason(trial):
-    """Why a trial failed: what the tuner recorded, or "interrupted" for one an earlier run
-    left running when it was killed."""
+    """Why a trial failed: what the tuner recorded, or "interrupted" for one whose process
+    was killed (failed by Optuna's heartbeat: it never reported how long it ran)."""
     from optuna.trial import TrialState
     if trial.user_attrs.get("reason"):
         return trial.user_attrs["reason"]
@@ -101,38 +112,74 @@ class LocalTuner:
         self.trial_timeout, self.seed = trial_timeout, seed
         self.out = out or sys.stdout
         self.running, self.stopping, self._lock = {}, False, threading.Lock()
+        self.trial_env = {}  # the trials' TMPDIR, during `run`
 
-    # Optuna's study in JOB/study.journal
     def optuna_study(self):
-        """The Optuna study in JOB/study.journal, created or resumed: TPE, multivariate, with a
-        constant liar for parallel trials."""
+        """The Optuna study in JOB/study.db (`storage`), created or resumed: TPE, multivariate,
+        with a constant liar for parallel trials."""
         import optuna
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         os.makedirs(self.job_dir, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(os.path.join(self.job_dir, JOURNAL)))
         sampler = optuna.samplers.TPESampler(multivariate=True, constant_liar=True,
                                              seed=self.seed, n_startup_trials=min(
                                                  10, max(2, self.study.max_trials // 2)))
-        return optuna.create_study(storage=storage, sampler=sampler, study_name=STUDY_NAME,
-                                   direction=self.study.goal.lower(), load_if_exists=True)
+        return optuna.create_study(storage=storage(self.job_dir), sampler=sampler,
+                                   study_name=STUDY_NAME, direction=self.study.goal.lower(),
+                                   load_if_exists=True)
 
-    def _abandon_stale(self, study):
-        """Trials left RUNNING by an earlier run that was killed: FAILED (`reason` then says
-        "interrupted": they never reported how long they ran)."""
-        from optuna.trial import TrialState
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(t.number, state=TrialState.FAIL)
+    def check_same_study(self, study):
+        """A study folder holds one study: its config (metric, goal, parameters), trainer
+        module and trainer flags are recorded in the Optuna study (`user_attrs["run"]`) and a
+        rerun with others is refused; maxTrials, parallel trials, seed and trial timeout may
+        change. Raises ConfigError naming what differs."""
+        mine = {"spec": self.study.spec, "module": self.command[1:],
+                "trainer": self.trainer_args}
+        before = study.user_attrs.get("run")
+        if before is None:
+            study.set_user_attr("run", mine)
+            return
+        keys = [key for key in sorted({*before["spec"], *mine["spec"]})
+                if before["spec"].get(key) != mine["spec"].get(key)]
+        changed = [f"the study config differs in its {', '.join(keys)}"] if keys else []
+        if before["module"] != mine["module"]:
+            changed.append(f"the trainer was {shlex.join(before['module'])}, now "
+                           f"{shlex.join(mine['module'])}")
+        if before["trainer"] != mine["trainer"]:
+            if mine["module"][-1:] == ["census.task"]:
+                changed += changes(*(as_config(["--job-dir", ".", *run["trainer"]])
+                                     for run in (before, mine)))
+            else:
+                changed.append(f"the trainer flags were {shlex.join(before['trainer'])!r}, now "
+                               f"{shlex.join(mine['trainer'])!r}")
+        if changed:
+            raise ConfigError(f"{self.job_dir} holds a study run with other settings ("
+                              + "; ".join(changed) + "): rerun with them to resume it, or give "
+                              "another --job-dir")
 
     @staticmethod
     def counted(trial):
-        """A trial that counts towards maxTrials: finished, and not cut short by Ctrl-C."""
-        return trial.state.is_finished() and reason(trial) != "interrupted"
+        """A trial that counts towards maxTrials: succeeded or failed, not cut short (Ctrl-C,
+        a killed process) nor left out (`surplus`)."""
+        from optuna.trial import TrialState
+        return (trial.state in (TrialState.COMPLETE, TrialState.FAIL)
+                and reason(trial) != "interrupted")
+
+    def surplus(self, study, trial):
+        """Whether `trial` would run past maxTrials: more trials than that counted or running
+        before it (by number, which the storage gives out in order), as when several processes
+        run the study. Checked before its trainer starts."""
+        from optuna.trial import TrialState
+        ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and (
+            self.counted(t) or t.state == TrialState.RUNNING)]
+        return len(ahead) >= self.study.max_trials
 
     def objective(self, trial):
         """One trial: the trainer in a subprocess with this trial's flags, its own job dir and
-        metric file; the metric it reported. Raises TrialFailed with the reason."""
+        metric file; the metric it reported. Raises TrialFailed with the reason, TrialPruned
+        for a trial past maxTrials (this process then stops asking for more)."""
+        import optuna
+        if self.surplus(trial.study, trial):
+            trial.study.stop()
+            raise optuna.TrialPruned("the study has its maxTrials trials")
         params = {p["parameterId"]: suggest(trial, p) for p in self.study.parameters}
         trial_id = str(trial.number + 1)  # Vertex numbers trials from 1
         trial_dir = os.path.join(self.job_dir, trial_id)
@@ -144,7 +191,8 @@ class LocalTuner:
         for key, value in (("trial_id", trial_id), ("params", params),
                            ("job_dir", trial_dir), ("command", shlex.join(argv))):
             trial.set_user_attr(key, value)
-        env = dict(os.environ, CLOUD_ML_HP_METRIC_FILE=metric_file, CLOUD_ML_TRIAL_ID=trial_id)
+        env = dict(os.environ, CLOUD_ML_HP_METRIC_FILE=metric_file, CLOUD_ML_TRIAL_ID=trial_id,
+                   **self.trial_env)
         if self.stopping:
             trial.set_user_attr("reason", "interrupted")
             raise TrialFailed("interrupted")
@@ -186,7 +234,11 @@ class LocalTuner:
                 processes.stop([proc], grace=0, group=True)
 
     def progress(self, study, trial):
-        """After each trial: one line (its id, state, metric or reason, values, seconds)."""
+        """After each trial: one line (its id, state, metric or reason, values, seconds); after
+        the last of maxTrials, stop asking for more."""
+        from optuna.trial import TrialState
+        if trial.state == TrialState.PRUNED:
+            return
         done = sum(self.counted(t) for t in study.get_trials(deepcopy=False))
         params = trial.user_attrs.get("params", {})
         shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
@@ -196,6 +248,8 @@ class LocalTuner:
               f"{trial.state.name.replace('COMPLETE', 'SUCCEEDED').replace('FAIL', 'FAILED')}"
               f" {result} {shown} in {trial.user_attrs.get('seconds', 0):.0f} s "
               f"({done}/{self.study.max_trials})", file=self.out, flush=True)
+        if done >= self.study.max_trials:  # other processes of the study ran the rest
+            study.stop()
 
     def run(self, max_trials=None, parallel_trials=None):
         """Run the study to `max_trials` counted trials (resuming one that exists); returns
@@ -203,22 +257,26 @@ class LocalTuner:
         max_trials = max_trials or self.study.max_trials
         self.study.max_trials = max_trials
         parallel = parallel_trials or self.study.parallel_trials
-        with quiet.warnings_ignored():  # optuna's ExperimentalWarnings (multivariate TPE, journal)
+        import optuna
+        with quiet.warnings_ignored():  # optuna's ExperimentalWarnings (TPE, heartbeat)
             study = self.optuna_study()
-        self._abandon_stale(study)
+            optuna.storages.fail_stale_trials(study)  # before counting: a killed process's
+        self.check_same_study(study)
         done = sum(self.counted(t) for t in study.get_trials(deepcopy=False))
         remaining = max(0, max_trials - done)
-        print(f"[tune] study {os.path.join(self.job_dir, JOURNAL)}: {done} trials done, "
+        print(f"[tune] study {os.path.join(self.job_dir, STUDY_DB)}: {done} trials done, "
               f"{remaining} to run, {parallel} at a time", file=self.out, flush=True)
-        previous = None
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            def on_sigint(signum, frame):
+            def on_signal(signum, frame):  # Ctrl-C, or a launcher's SIGTERM: the same stop
                 self.stop()
                 raise KeyboardInterrupt
-            previous = signal.signal(signal.SIGINT, on_sigint)
+            previous = {s: signal.signal(s, on_signal)
+                        for s in (signal.SIGINT, *processes.TERMINATION)}
         try:
-            if remaining:
-                with quiet.warnings_ignored():
+            if remaining:  # a stopped trial is killed: its temporary files go with our folder
+                with processes.private_tmpdir("census-tune-") as self.trial_env, \
+                        quiet.warnings_ignored():
                     study.optimize(self.objective, n_trials=remaining,
                                    n_jobs=min(parallel, remaining), catch=(TrialFailed,),
                                    callbacks=[self.progress])
@@ -228,12 +286,38 @@ class LocalTuner:
                   "resume", file=self.out, flush=True)
             raise
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         table = results(study, self.study)
-        table.to_csv(os.path.join(self.job_dir, RESULTS), index=False)
+        _replace(os.path.join(self.job_dir, RESULTS), table.to_csv(index=False))
         keep_best(study, self.job_dir)
         return table
+
+
+def storage(job_dir):
+    """Optuna's storage of the study in `job_dir`: SQLite in JOB/study.db, with heartbeats
+    (RDBStorage, the storage Optuna gives heartbeats to; its journal storage has none)."""
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = urllib.parse.quote(os.path.abspath(os.path.join(job_dir, STUDY_DB)))  # any path
+    with quiet.warnings_ignored():  # heartbeat_interval is experimental
+        return optuna.storages.RDBStorage(
+            f"sqlite:///{path}",
+            engine_kwargs={"connect_args": {"timeout": 60}},  # wait for another's write
+            heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD)
+
+
+def load_study(job_dir):
+    """The Optuna study `census tune` keeps in `job_dir`. Raises KeyError if there is none."""
+    import optuna
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage(job_dir))
+
+
+def _replace(path, text):
+    """Write `text` to `path` whole: readers (another process of the study) never see half."""
+    part = f"{path}.{os.getpid()}.part"
+    Path(part).write_text(text)
+    os.replace(part, path)
 
 
 def _short(value):
@@ -243,8 +327,11 @@ def _short(value):
 def results(optuna_study, study):
     """One row per trial: trial id, each parameter, the metric, state, seconds, reason."""
     import pandas as pd
+    from optuna.trial import TrialState
     rows = []
     for t in optuna_study.get_trials(deepcopy=False):
+        if t.state == TrialState.PRUNED:  # past maxTrials: never ran
+            continue
         row = {"trial": int(t.user_attrs.get("trial_id", t.number + 1))}
         row.update(t.user_attrs.get("params", {}))
         row[study.metric] = t.value
@@ -277,9 +364,14 @@ def keep_best(optuna_study, job_dir):
             "params": best.user_attrs["params"], "job_dir": trial_dir, "export": None}
     if versions:
         target = os.path.join(job_dir, "export", "census")
-        shutil.rmtree(target, ignore_errors=True)  # one version: the best trial's
-        info["export"] = export.publish(versions[-1], target)
-    Path(job_dir, BEST).write_text(json.dumps(info, indent=2) + "\n")
+        info["export"] = os.path.join(target, os.path.basename(versions[-1]))
+        kept = Path(job_dir, BEST)
+        if not (kept.is_file() and json.loads(kept.read_text()) == info
+                and os.path.isdir(info["export"])):  # not there yet (another tuner's work)
+            shutil.rmtree(target, ignore_errors=True)  # one version: the best trial's
+            with contextlib.suppress(FileExistsError):  # another tuner of the study put it
+                export.publish(versions[-1], target)
+    _replace(os.path.join(job_dir, BEST), json.dumps(info, indent=2) + "\n")
     return info
 
 

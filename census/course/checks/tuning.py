@@ -101,16 +101,10 @@ def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
            f"{max_trials} trials, {parallel_trials} at a time")
 
 
-def _journal_trials(study_dir):
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
+def _study_trials(study_dir):
     from census.tuning import local
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with quiet.warnings_ignored():
-        storage = JournalStorage(JournalFileBackend(str(Path(study_dir, local.JOURNAL))))
-        return optuna.load_study(study_name=local.STUDY_NAME, storage=storage).get_trials()
+        return local.load_study(study_dir).get_trials()
 
 
 def check_run_study(run_study, study, files, study_dir, trials, train_steps):
@@ -125,8 +119,7 @@ def check_run_study(run_study, study, files, study_dir, trials, train_steps):
     expect(isinstance(table, pd.DataFrame), f"{what} returned a {type(table).__name__}",
            "the tuner returns its results table: pass it on",
            "return what census.tuning.local.tune returns")
-    journal = Path(study_dir, local.JOURNAL)
-    expect(journal.is_file(), f"no study in {course.rel(study_dir)}",
+    expect(Path(study_dir, local.STUDY_DB).is_file(), f"no study in {course.rel(study_dir)}",
            "the tuner keeps its study where the trainer flags' job dir points",
            "the trainer's --job-dir is the study's folder: give '--job-dir', study_dir in the "
            "trainer flags")
@@ -153,7 +146,7 @@ def check_run_study(run_study, study, files, study_dir, trials, train_steps):
            f"{train_steps}", "each trial is the trainer, run with the flags you give it",
            "give the trainer '--train-steps', str(train_steps) and "
            "'--eval-every-steps', str(train_steps)")
-    frozen = _journal_trials(study_dir)
+    frozen = _study_trials(study_dir)
     starts = [t.datetime_start for t in frozen if t.datetime_start]
     ends = [t.datetime_complete for t in frozen if t.datetime_complete]
     expect(trials < 2 or (starts and ends and max(starts[:2]) < min(ends[:2])),
