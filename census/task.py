@@ -44,7 +44,7 @@ def run(config):
     import tensorflow as tf
 
     from census import data
-    from census.distribute import tf_config
+    from census.distribute import strategy as distribution, tf_config
 
     tf.get_logger().setLevel(config.verbosity)
     trial = tf_config.read_tf_config().get("trial")
@@ -55,6 +55,11 @@ def run(config):
     chief = tf_config.is_chief()  # it keeps the job dir's record of the run
     if chief:
         check_rerun(config)
+    # The strategy before any TensorFlow op (the file check below runs tf.io.decode_csv):
+    # MultiWorkerMirrored must configure TensorFlow at program start. Parameter-server workers
+    # and ps tasks serve the chief from here on, and never return.
+    strategy = (None if tf_config.cluster_role()[0] == "evaluator"
+                else distribution.strategy_from_tf_config())
     train_files, eval_files = config.train_files, config.eval_files
     if not (train_files and eval_files):
         files = data.fetch(config.data_dir)
@@ -70,10 +75,10 @@ def run(config):
             print(f"census train: {note}", file=sys.stderr, flush=True)
         if chief:
             record(config)
-        return _train(config, train_files, eval_files)
+        return _train(config, train_files, eval_files, strategy)
 
 
-def _train(config, train_files, eval_files):
+def _train(config, train_files, eval_files, strategy):
     from census import export, inputs, model, training
     from census.distribute import tf_config
     train_spec = training.TrainSpec(
@@ -91,7 +96,8 @@ def _train(config, train_files, eval_files):
                                  config.scale_factor, config.embedding_size,
                                  config.learning_rate, decay_steps=config.train_steps)
     metrics = training.train_and_evaluate(build, train_spec, eval_spec, config.job_dir,
-                                          verbose=2 if config.verbosity != "ERROR" else 0)
+                                          verbose=2 if config.verbosity != "ERROR" else 0,
+                                          strategy=strategy)
     if config.hypertune_metric and tf_config.is_chief():
         import hypertune  # writes JSON lines to $CLOUD_ML_HP_METRIC_FILE
         hypertune.HyperTune().report_hyperparameter_tuning_metric(

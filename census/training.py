@@ -117,7 +117,7 @@ def evaluation_schedule(train_spec, eval_spec):
     return evaluations, math.ceil(train_spec.max_steps / evaluations)
 
 
-def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
+def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2, strategy=None):
     """Build `model_fn()` (a compiled Keras model) under the strategy TF_CONFIG calls for,
     train `train_spec.max_steps` steps (rounded up to whole evaluation intervals), evaluate
     every `eval_spec.every_steps`, run the exporters, and return the last evaluation's
@@ -125,14 +125,16 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2):
     paths written, on the chief only; `auc` is keras's, 200 thresholds: approximate). Rerun
     into the same job dir, it resumes from the last evaluation; a run already at max_steps is
     not trained again: its last evaluation's metrics and newest exports are returned. An
-    evaluator task (TF_CONFIG) evaluates the chief's checkpoints instead. Raises
-    TFConfigError for a TF_CONFIG it cannot run with."""
+    evaluator task (TF_CONFIG) evaluates the chief's checkpoints instead. `strategy`: the
+    tf.distribute strategy to train under, default the one TF_CONFIG calls for (made before
+    any TensorFlow op runs, as MultiWorkerMirroredStrategy requires). Raises TFConfigError for
+    a TF_CONFIG it cannot run with."""
     evaluations, steps_per_eval = evaluation_schedule(train_spec, eval_spec)
     role, index, _ = tf_config.cluster_role()
     if role == "evaluator":
         return evaluation.evaluate_checkpoints(model_fn, eval_spec.input_fn, eval_spec.steps,
                                                evaluations, steps_per_eval, job_dir)
-    strategy = distribution.strategy_from_tf_config()
+    strategy = distribution.strategy_from_tf_config() if strategy is None else strategy
     chief = tf_config.is_chief()
     # Non-chief workers of a MultiWorkerMirrored cluster must take part in every collective
     # step, exports included, but write their copies somewhere private.
