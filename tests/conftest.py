@@ -1,5 +1,6 @@
 """Shared pytest fixtures."""
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,16 +33,20 @@ def raw_dir():
     return folder
 
 
+BACKGROUND = ("smoke_run", "graded")  # long runs: started with the session, read at its end
+
+
 def pytest_collection_modifyitems(items):
-    """The tests that read the chapters' smoke run go last: it runs beside all the others."""
-    items.sort(key=lambda item: "smoke_run" in item.fixturenames)  # stable: order kept
+    """The tests that read a background run go last: it runs beside all the others."""
+    items.sort(key=lambda item: any(name in item.fixturenames for name in BACKGROUND))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def smoke_run_started(request):
-    """Start the smoke run at the session's first test, if a selected test reads it."""
-    if any("smoke_run" in item.fixturenames for item in request.session.items):
-        request.getfixturevalue("smoke_run")
+def background_runs_started(request):
+    """Start each background run at the session's first test, if a selected test reads it."""
+    for name in BACKGROUND:
+        if any(name in item.fixturenames for item in request.session.items):
+            request.getfixturevalue(name)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +59,24 @@ def smoke_run(uci_dir, tmp_path_factory):
     if process.poll() is None:
         process.kill()
     process.wait()
+
+
+@pytest.fixture(scope="session")
+def graded(raw_dir, tmp_path_factory):
+    """Every solution and exercise notebook in smoke mode, graded as `census exercises grade`
+    grades them, one at a time, in a thread beside the other tests; `graded()` waits for it and
+    returns {(folder name, chapter): census.course.exercises.Result}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from census.course import exercises
+    shutil.rmtree(REPO / "jobs" / "test-grading", ignore_errors=True)  # no earlier run's state
+    env = {"CENSUS_DATA_DIR": str(raw_dir),
+           "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("grading-cache"))}
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(exercises.grade, [exercises.solutions(), exercises.exercises_dir()],
+                          smoke=True, job_root="jobs/test-grading", out_dir="build/test-grading",
+                          echo=lambda line: None, env=env)
+        yield lambda: {(r.student, r.chapter): r for r in run.result(timeout=1800)}
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -145,20 +145,9 @@ def test_every_check_is_used_and_fed_a_wrong_answer():
 
 # --- every notebook, run as the grader runs it ------------------------------------------------
 
-@pytest.fixture(scope="module")
-def graded(raw_dir, tmp_path_factory):
-    """Solutions and exercises, all chapters, in smoke mode, two notebooks at a time."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CENSUS_DATA_DIR", str(raw_dir))
-        mp.setenv("CENSUS_CACHE_DIR", str(tmp_path_factory.mktemp("census-cache")))
-        results = exercises.grade([SOLUTIONS, EXERCISES], smoke=True, jobs=2,
-                                  job_root="jobs/test-grading", out_dir="build/test-grading")
-    return {(r.student, r.chapter): r for r in results}
-
-
 @pytest.mark.parametrize("name", chapters.NAMES)
 def test_solution_passes_every_check(graded, name):
-    result = graded["solutions", name]
+    result = graded()["solutions", name]
     assert result.other_errors == [], result.other_errors
     statuses = {e: s for e, (s, _) in result.checks.items()}
     assert statuses == dict.fromkeys(result.checks, "passed"), result.checks
@@ -173,7 +162,7 @@ def test_solution_passes_every_check(graded, name):
 def test_exercise_fails_only_at_its_checks(graded, name):
     """No exercise is broken before the learner starts: every cell runs, and each check says
     'not answered yet' (the stub's NotImplementedError) and nothing else."""
-    result = graded["exercises", name]
+    result = graded()["exercises", name]
     assert result.other_errors == [], result.other_errors
     for exercise, (status, message) in result.checks.items():
         assert status == "not answered", (exercise, message)

@@ -14,6 +14,7 @@ on these notebooks as they are.
 import copy
 import csv
 import dataclasses
+import os
 import re
 import time
 from pathlib import Path
@@ -275,16 +276,18 @@ def submissions(folders):
 
 
 def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading", jobs=1,
-          echo=print):
+          echo=print, env=None):
     """Grade every submission under the folders, `jobs` notebooks at a time; write
     out_dir/grades.csv and return the Results in submission order. A submission that cannot be
     graded (not named after a chapter, an older copy, a run that breaks the grader) is
-    reported as such; the others are graded all the same."""
+    reported as such; the others are graded all the same. `env`: environment variables to set
+    in the grading processes (and so in the notebooks' kernels), this process's left as is."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     work = submissions(folders)
     echo(f"[grade] {len(work)} notebook(s), {jobs} at a time{' (smoke)' if smoke else ''}")
-    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=os.environ.update, initargs=(dict(env or {}),)) as pool:
         futures = [None if s.problem else
                    pool.submit(grade_one, s.path, s.student, s.chapter, smoke, job_root, out_dir)
                    for s in work]
