@@ -287,7 +287,7 @@ def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading"
     work = submissions(folders)
     echo(f"[grade] {len(work)} notebook(s), {jobs} at a time{' (smoke)' if smoke else ''}")
     with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=os.environ.update, initargs=(dict(env or {}),)) as pool:
+                             initializer=_set_environment, initargs=(dict(env or {}),)) as pool:
         futures = [None if s.problem else
                    pool.submit(grade_one, s.path, s.student, s.chapter, smoke, job_root, out_dir)
                    for s in work]
@@ -306,6 +306,11 @@ def grade(folders, smoke=False, job_root="jobs/grading", out_dir="build/grading"
             results.append(r)
     write_csv(results, root() / out_dir / "grades.csv")
     return results
+
+
+def _set_environment(variables):
+    """What a grading process does first: set `variables` (dict) in its environment."""
+    os.environ.update(variables)
 
 
 def write_csv(results, path):
