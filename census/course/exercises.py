@@ -139,6 +139,7 @@ class Result:
 
     @property
     def graded(self):
+        """Whether the submission was run and its checks read (else other_errors says why)."""
         return bool(self.checks)
 
 
@@ -228,6 +229,7 @@ class Submission:
     problem: str | None = None
 
     def not_graded(self):
+        """Its Result: no checks, and `problem` as the reason."""
         return Result(self.student, self.chapter, {}, [("not graded", self.problem)],
                       rel(self.path))
 
