@@ -10,7 +10,7 @@ from google.auth.credentials import AnonymousCredentials
 from census.distribute import tiers, vertex
 from conftest import REPO
 from gcs_emulator import fake_gcs_server
-from vertex_recorder import VertexRecorder
+from census.course.vertex_recorder import VertexRecorder
 
 JOB_DIR = "gs://my-bucket/census/job1"
 PACKAGE = "gs://my-bucket/census/census_course-0.1.0.tar.gz"

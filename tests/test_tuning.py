@@ -19,7 +19,7 @@ from google.auth.credentials import AnonymousCredentials
 from census.distribute import tiers, vertex
 from census.tuning import local as tuning_local, study as tuning_study, vertex as tuning_vertex
 from conftest import REPO
-from vertex_recorder import VertexRecorder
+from census.course.vertex_recorder import VertexRecorder
 
 pytestmark = pytest.mark.slow  # real studies of trials
 

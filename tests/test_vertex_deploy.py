@@ -7,7 +7,7 @@ import pytest
 
 from census.serving import vertex as vertex_endpoint
 from conftest import REPO
-from vertex_recorder import VertexRecorder
+from census.course.vertex_recorder import VertexRecorder
 
 INSTANCES = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines() if line]
 PARENT = "projects/course-project/locations/us-central1"

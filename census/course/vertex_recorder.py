@@ -1,6 +1,10 @@
-"""A local recorder of the Vertex AI REST API, for testing code that uses the real SDK.
+"""A local stand-in for the Vertex AI REST API that records what the real SDK sends.
 
-    with VertexRecorder() as vertex:
+Where no Google Cloud project is given, the chapters (7, 8, 9), the exercises' checks and the
+tests send the real `google-cloud-aiplatform` SDK's requests here instead, and read them back:
+the service itself cannot run outside Google Cloud.
+
+    with VertexRecorder() as vertex:                 # or vertex = VertexRecorder().start()
         aiplatform.init(project="p", location="us-central1", credentials=AnonymousCredentials(),
                         api_endpoint=vertex.endpoint, api_transport="rest")
         ...                                        # the SDK's requests now come here
@@ -81,7 +85,7 @@ class VertexRecorder:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _handle
 
-            def log_message(self, *args):  # keep test output clean
+            def log_message(self, *args):  # keep the output clean
                 pass
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -90,6 +94,12 @@ class VertexRecorder:
                                         kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
         return self
+
+    start = __enter__
+
+    def stop(self):
+        """Stop the server (what leaving the `with` block does)."""
+        self.__exit__()
 
     def __exit__(self, *exc):
         self._server.shutdown()
