@@ -27,7 +27,9 @@ REPORTED_METRICS = ("accuracy", "auc", "loss")  # what an evaluation gives, henc
 class TrainConfig:
     """What `census train` (`python -m census.task`) does. Paths are str (local or gs://);
     `train_files`/`eval_files` tuples of them (a single path is taken as one)."""
-    job_dir: str = option(help="where checkpoints, logs and exports go")
+    job_dir: str = option(None, help="where checkpoints, logs and exports go (default on "
+                          "Vertex AI: the job's AIP_CHECKPOINT_DIR, AIP_MODEL_DIR and "
+                          "AIP_TENSORBOARD_LOG_DIR)")
     train_files: tuple = option(None, many=True, help="training CSV files, local or gs:// "
                                 "(default: the census training split, fetched and cleaned)")
     eval_files: tuple = option(None, many=True, help="validation CSV files, evaluated during "

@@ -84,16 +84,18 @@ def serving_archive(model, export_format="JSON"):
     return archive
 
 
-def export_model(model, export_dir_base, export_format="JSON"):
+def export_model(model, export_dir_base, export_format="JSON", version=None):
     """Write `model` (a Keras model from `census.model.build_model`) as a new version
-    `<export_dir_base>/<unix timestamp>/`, with a serving function for `export_format`
-    (JSON, CSV or EXAMPLE); returns its path. The SavedModel is written to a temporary
-    directory first and put in place by `publish`, so that a reader (a server watching the
-    directory) never sees a half-written one. Raises ValueError for an unknown format."""
+    `<export_dir_base>/<unix timestamp>/` (or `<export_dir_base>/<version>/`), with a serving
+    function for `export_format` (JSON, CSV or EXAMPLE); returns its path. The SavedModel is
+    written to a temporary directory first and put in place by `publish`, so that a reader (a
+    server watching the directory) never sees a half-written one. Raises ValueError for an
+    unknown format, FileExistsError if `version` is there already."""
     tf.io.gfile.makedirs(export_dir_base)
-    version = int(time.time())
-    while tf.io.gfile.exists(os.path.join(export_dir_base, str(version))):
-        version += 1
+    if version is None:
+        version = int(time.time())
+        while tf.io.gfile.exists(os.path.join(export_dir_base, str(version))):
+            version += 1
     with tempfile.TemporaryDirectory(prefix="census-export-") as tmp:
         staged = os.path.join(tmp, str(version))
         with quiet.logs("tensorflow", logging.WARNING), quiet.printing_dropped():
@@ -169,13 +171,35 @@ class Exporter:
         return export_model(model, os.path.join(job_dir, "export", self.name),
                             self.export_format)
 
+    def newest(self, job_dir):
+        """The newest export this exporter wrote for `job_dir`, or None."""
+        return (list_versions(os.path.join(job_dir, "export", self.name)) or [None])[-1]
+
 
 class FinalExporter(Exporter):
-    """Exports once, when training ends."""
+    """Exports once, when training ends. With `model_dir` (Vertex AI's AIP_MODEL_DIR), the
+    SavedModel goes flat into that directory, the layout `aiplatform.Model.upload(artifact_uri=…)`
+    reads, instead of a new version under `<job_dir>/export/<name>/`."""
+
+    def __init__(self, name="census", export_format="JSON", model_dir=None):
+        super().__init__(name, export_format)
+        self.model_dir = str(model_dir).rstrip("/") if model_dir else None
 
     def at_end(self, model, job_dir, metrics):
         """Exports: training has ended."""
-        return self.export(model, job_dir)
+        if not self.model_dir:
+            return self.export(model, job_dir)
+        if tf.io.gfile.exists(self.model_dir):  # an export cut short, or an empty folder
+            tf.io.gfile.rmtree(self.model_dir)
+        parent, name = self.model_dir.rsplit("/", 1) if "/" in self.model_dir \
+            else (".", self.model_dir)
+        return export_model(model, parent, self.export_format, version=name)
+
+    def newest(self, job_dir):
+        """The export of a finished run, or None."""
+        if not self.model_dir:
+            return super().newest(job_dir)
+        return self.model_dir if has_saved_model(self.model_dir) else None
 
 
 class LatestExporter(Exporter):

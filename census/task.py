@@ -3,6 +3,8 @@
     python -m census.task --train-files train.csv --eval-files validation.csv --job-dir JOB
 
 Run alone or as a task of a cluster: `TF_CONFIG` alone decides, the flags stay the same.
+On Vertex AI, leave --job-dir out: the trainer writes where the job's `AIP_*` variables say
+(`census.distribute.vertex_env`); a tuning trial writes to its own folder either way.
 The same command again resumes the job dir's run; other flags are refused (`census.config`:
 `RESUMABLE`, `check_rerun`).
 Without --train-files/--eval-files it trains on the census training split and evaluates on
@@ -12,7 +14,6 @@ study's metric are measured on them.
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 
@@ -39,19 +40,20 @@ def run(config):
     """Train and export as `config` (a TrainConfig) says; returns the final metrics (dict:
     accuracy, auc, loss, global_step …). A job dir holding a run with the same flags (but for
     `config.RESUMABLE`) resumes it, from its last evaluation. Raises census.data.DataError
-    for bad data files, TFConfigError for a bad $TF_CONFIG, ConfigError for a job dir that
-    holds another run (`config.check_rerun`)."""
+    for bad data files, TFConfigError for a bad $TF_CONFIG or $CLUSTER_SPEC, ConfigError for
+    a job dir that holds another run (`config.check_rerun`) or no job dir at all."""
     import tensorflow as tf
 
     from census import data
-    from census.distribute import strategy as distribution, tf_config
+    from census.distribute import strategy as distribution, tf_config, vertex_env
 
     tf.get_logger().setLevel(config.verbosity)
-    trial = tf_config.read_tf_config().get("trial")
-    if trial:  # a tuning job's trial (2017's Cloud ML Engine, Vertex AI): its own folder,
-        config = config.replace(job_dir=os.path.join(config.job_dir, str(trial)))  # as in 2017
-        print(f"census train: trial {trial} of a tuning job: writing to {config.job_dir}",
-              file=sys.stderr, flush=True)
+    # Where to write: --job-dir (in a tuning trial, <job dir>/<trial>), else Vertex AI's AIP_*
+    # directories. The job dir is the run's memory: checkpoints, backup, evaluations, record.
+    dirs = vertex_env.output_dirs(config.job_dir)
+    if dirs.note:
+        print(f"census train: {dirs.note}", file=sys.stderr, flush=True)
+    config = config.replace(job_dir=dirs.job_dir)
     chief = tf_config.is_chief()  # it keeps the job dir's record of the run
     if chief:
         check_rerun(config)
@@ -75,10 +77,10 @@ def run(config):
             print(f"census train: {note}", file=sys.stderr, flush=True)
         if chief:
             record(config)
-        return _train(config, train_files, eval_files, strategy)
+        return _train(config, train_files, eval_files, strategy, dirs)
 
 
-def _train(config, train_files, eval_files, strategy):
+def _train(config, train_files, eval_files, strategy, dirs):
     from census import export, inputs, model, training
     from census.distribute import tf_config
     train_spec = training.TrainSpec(
@@ -89,7 +91,10 @@ def _train(config, train_files, eval_files, strategy):
         lambda: inputs.input_fn(eval_files, num_epochs=None if config.eval_steps else 1,
                                 shuffle=False, batch_size=config.eval_batch_size),
         steps=config.eval_steps, every_steps=config.eval_every_steps,
-        exporters=[export.FinalExporter("census", config.export_format)])
+        # Only the chief's SavedModel goes to AIP_MODEL_DIR; the others' copies are private.
+        exporters=[export.FinalExporter("census", config.export_format,
+                                        model_dir=dirs.model_dir if tf_config.is_chief()
+                                        else None)])
 
     def build():
         return model.build_model(config.first_layer_size, config.num_layers,
@@ -97,7 +102,8 @@ def _train(config, train_files, eval_files, strategy):
                                  config.learning_rate, decay_steps=config.train_steps)
     metrics = training.train_and_evaluate(build, train_spec, eval_spec, config.job_dir,
                                           verbose=2 if config.verbosity != "ERROR" else 0,
-                                          strategy=strategy)
+                                          strategy=strategy,
+                                          tensorboard_dir=dirs.tensorboard_dir)
     if config.hypertune_metric and tf_config.is_chief():
         import hypertune  # writes JSON lines to $CLOUD_ML_HP_METRIC_FILE
         hypertune.HyperTune().report_hyperparameter_tuning_metric(

@@ -19,7 +19,6 @@ from typing import Callable, Optional, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from census import export
 from census.distribute import evaluation, strategy as distribution, tf_config
 
 
@@ -117,7 +116,8 @@ def evaluation_schedule(train_spec, eval_spec):
     return evaluations, math.ceil(train_spec.max_steps / evaluations)
 
 
-def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2, strategy=None):
+def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2, strategy=None,
+                       tensorboard_dir=None):
     """Build `model_fn()` (a compiled Keras model) under the strategy TF_CONFIG calls for,
     train `train_spec.max_steps` steps (rounded up to whole evaluation intervals), evaluate
     every `eval_spec.every_steps`, run the exporters, and return the last evaluation's
@@ -127,8 +127,9 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2, stra
     not trained again: its last evaluation's metrics and newest exports are returned. An
     evaluator task (TF_CONFIG) evaluates the chief's checkpoints instead. `strategy`: the
     tf.distribute strategy to train under, default the one TF_CONFIG calls for (made before
-    any TensorFlow op runs, as MultiWorkerMirroredStrategy requires). Raises TFConfigError for
-    a TF_CONFIG it cannot run with."""
+    any TensorFlow op runs, as MultiWorkerMirroredStrategy requires). `tensorboard_dir`: where
+    the chief's TensorBoard logs go (default `<job_dir>/logs`; Vertex AI's
+    AIP_TENSORBOARD_LOG_DIR). Raises TFConfigError for a TF_CONFIG it cannot run with."""
     evaluations, steps_per_eval = evaluation_schedule(train_spec, eval_spec)
     role, index, _ = tf_config.cluster_role()
     if role == "evaluator":
@@ -163,7 +164,8 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2, stra
             Resume(evaluations * steps_per_eval),
             keras.callbacks.ModelCheckpoint(
                 os.path.join(out_dir, "checkpoints", "ckpt-{epoch:04d}"), save_weights_only=True),
-            keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),
+            keras.callbacks.TensorBoard(tensorboard_dir if chief and tensorboard_dir
+                                        else os.path.join(out_dir, "logs")),
             keras.callbacks.CSVLogger(os.path.join(eval_dir, "metrics.csv"), append=resuming),
             exporters,
         ])
@@ -175,8 +177,8 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2, stra
         # if it was stopped before its final export)
         metrics = last_row_metrics(os.path.join(job_dir, os.path.basename(eval_dir),
                                                 "metrics.csv"))
-        paths = [(export.list_versions(os.path.join(out_dir, "export", e.name)) or [None])[-1]
-                 or e.at_end(model, out_dir, metrics) for e in eval_spec.exporters]
+        paths = [e.newest(out_dir) or e.at_end(model, out_dir, metrics)
+                 for e in eval_spec.exporters]
     metrics["global_step"] = int(model.optimizer.iterations.numpy())
     # A non-chief worker's copies are private, and deleted now: it reports none.
     metrics["exports"] = [p for p in paths if p] if chief else []

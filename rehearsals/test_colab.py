@@ -76,7 +76,7 @@ def colab(repo_snapshot, raw_dir, tmp_path_factory):
 
 def wheelhouse(folder, snapshot):
     """What pip would add to Colab for the course (every extra a chapter installs), downloaded
-    while the network is there, with what it takes to build the two sdists offline."""
+    while the network is there, with what it takes to build the course's package offline."""
     extras = sorted({e for c in chapters.CHAPTERS for e in c.colab_extras})
     wheels = BUILD / "colab-wheelhouse"
     report = BUILD / "colab-report.json"

@@ -1,40 +1,57 @@
-"""Vertex AI custom jobs: the spec for every scale tier, its YAML and gcloud command, the
-package, and what the real google-cloud-aiplatform SDK sends (to a local recorder)."""
+"""Vertex AI custom jobs: the spec for every scale tier, its YAML and gcloud command, and
+what the real google-cloud-aiplatform SDK sends (to a local recorder)."""
 import shlex
-import tarfile
 
 import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
+from census.course.vertex_recorder import VertexRecorder
 from census.distribute import tiers, vertex
 from conftest import REPO
-from gcs_emulator import fake_gcs_server
-from census.course.vertex_recorder import VertexRecorder
 
 JOB_DIR = "gs://my-bucket/census/job1"
-PACKAGE = "gs://my-bucket/census/census_course-0.1.0.tar.gz"
+IMAGE = vertex.image_uri("us-central1", "my-project", tag="0.1.0")
 
 
 def pools(job):
     return vertex.spec_dict(job)["workerPoolSpecs"]
 
 
+def test_no_file_names_a_retired_prebuilt_training_image():
+    """Google's prebuilt TensorFlow training images ended with 2.17 (end of availability
+    2026-07-11): the jobs run the course's own image."""
+    import re
+    import subprocess
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    retired = re.compile(r"vertex-ai/training/|tf-[cg]pu\.2-\d+")
+    named = [f for f in files if (REPO / f).is_file()
+             and retired.search((REPO / f).read_text(errors="replace"))]
+    assert named == [] or named == ["tests/test_cloud.py"], named
+
+
+def test_the_image_is_an_artifact_registry_uri():
+    assert IMAGE == "us-central1-docker.pkg.dev/my-project/census/trainer:0.1.0"
+    from importlib.metadata import version
+    tag = version("census-course")
+    assert vertex.image_uri("europe-west4", "p", "r", "i") == \
+        f"europe-west4-docker.pkg.dev/p/r/i:{tag}"
+
+
 @pytest.mark.parametrize("tier", list(tiers.TIERS))
 def test_spec_for_every_tier(tier):
     layout = tiers.TIERS[tier]
-    job = vertex.job_spec(layout, vertex.trainer_args(JOB_DIR), package_uris=[PACKAGE])
+    job = vertex.job_spec(layout, vertex.trainer_args(), IMAGE)
     specs = pools(job)
     assert [p.get("replicaCount", 0) for p in specs] == layout.vertex_pools()
     for spec in specs:
-        package = spec["pythonPackageSpec"]
-        assert package["executorImageUri"] == (vertex.TF_GPU_IMAGE if layout.gpus
-                                               else vertex.TF_CPU_IMAGE)
-        assert package["pythonModule"] == "census.task" and package["packageUris"] == [PACKAGE]
-        args = package["args"]
-        assert args[args.index("--job-dir") + 1] == JOB_DIR
-        # No data flags: the trainer fetches the data and holds out the validation split.
-        assert "--train-files" not in args and "--eval-files" not in args
+        container = spec["containerSpec"]
+        assert container["imageUri"] == IMAGE and "pythonPackageSpec" not in spec
+        assert container["command"] == ["python", "-m", "census.task"]
+        # No --job-dir (the AIP_* directories), no data flags (the trainer fetches the data
+        # and holds out the validation split).
+        assert container["args"] == ["--train-steps", "5000"]
         assert spec["machineSpec"]["machineType"] == "n1-standard-4"
         if layout.gpus:
             assert spec["machineSpec"]["acceleratorType"] == "NVIDIA_TESLA_T4"
@@ -43,15 +60,12 @@ def test_spec_for_every_tier(tier):
         assert [p["replicaCount"] for p in specs] == [1, 4, 3]  # master + 4 workers + 3 ps
 
 
-def test_empty_pools_keep_their_place_and_containers_take_the_flags():
+def test_empty_pools_keep_their_place():
     # Chief and evaluator only: Vertex wants empty worker and ps pools in between.
     layout = tiers.layout_for("CUSTOM", workers=0, ps=0, evaluator=1)
-    job = vertex.job_spec(layout, ["--job-dir", JOB_DIR], container_image="gcr.io/p/census:1")
+    job = vertex.job_spec(layout, ["--job-dir", JOB_DIR], IMAGE)
     assert pools(job)[1:3] == [{}, {}]
-    assert pools(job)[3]["containerSpec"] == {"imageUri": "gcr.io/p/census:1",
-                                              "args": ["--job-dir", JOB_DIR]}
-    with pytest.raises(ValueError):
-        vertex.job_spec(layout, [], package_uris=[PACKAGE], container_image="gcr.io/p/c:1")
+    assert pools(job)[3]["containerSpec"]["args"] == ["--job-dir", JOB_DIR]
 
 
 def test_both_forms_of_the_data_flags():
@@ -89,23 +103,21 @@ def test_one_replicas_logs_and_the_local_run_commands():
         'resource.labels.task_name="workerpool1-0"']
     assert vertex.log_filter(123).splitlines()[-1] == 'resource.labels.job_id="123"'
     args = vertex.trainer_args("jobs/local-run", train_steps=200)
-    command = shlex.split(vertex.local_run_command(args))
+    command = shlex.split(vertex.local_run_command(args, IMAGE))
     assert command[:4] == ["gcloud", "ai", "custom-jobs", "local-run"]
-    assert f"--executor-image-uri={vertex.TF_CPU_IMAGE}" in command
-    assert "--python-module=census.task" in command
+    assert f"--executor-image-uri={IMAGE}" in command
+    assert "--python-module=census.task" in command and "--local-package-path=." in command
     assert command[command.index("--") + 1:] == args
 
 
 def test_yaml_round_trip_has_ints_and_the_gcloud_command_reads_it(tmp_path):
-    job = vertex.job_spec(tiers.TIERS["STANDARD_1"], vertex.trainer_args(JOB_DIR),
-                         package_uris=[PACKAGE], display_name="census-std1",
-                         base_output_dir=JOB_DIR)
+    job = vertex.job_spec(tiers.TIERS["STANDARD_1"], vertex.trainer_args(), IMAGE,
+                         display_name="census-std1", base_output_dir=JOB_DIR)
     path = vertex.write_yaml(job, tmp_path / "job.yaml")
     spec = yaml.safe_load(open(path))
     assert spec == vertex.spec_dict(job)
     assert [p["replicaCount"] for p in spec["workerPoolSpecs"]] == [1, 4, 3]
     assert all(type(p["replicaCount"]) is int for p in spec["workerPoolSpecs"])
-    assert type(spec["workerPoolSpecs"][0]["diskSpec"]["bootDiskSizeGb"]) is int
     assert spec["baseOutputDirectory"] == {"outputUriPrefix": JOB_DIR}
     # The dict parses back into the API's own type (camelCase keys, as gcloud reads them).
     from google.cloud import aiplatform_v1
@@ -120,66 +132,8 @@ def test_yaml_round_trip_has_ints_and_the_gcloud_command_reads_it(tmp_path):
                                     f"--config={path}"]
 
 
-@pytest.mark.slow
-def test_sdist_holds_the_package_and_its_metadata(tmp_path):
-    path = vertex.build_sdist(tmp_path)
-    assert path.endswith("census_course-0.1.0.tar.gz")
-    with tarfile.open(path) as tar:
-        names = tar.getnames()
-    modules = {f"census_course-0.1.0/{p.relative_to(REPO).as_posix()}"
-               for p in (REPO / "census").rglob("*.py")}
-    metadata = {"census_course-0.1.0/pyproject.toml", "census_course-0.1.0/PKG-INFO"}
-    assert metadata | modules <= set(names)
-    # A chapter run again builds again into the same folder: the new sdist replaces the old.
-    assert vertex.build_sdist(tmp_path) == path
-    assert [p.name for p in tmp_path.iterdir()] == ["census_course-0.1.0.tar.gz"]
-
-
-class Installed:
-    """A stand-in for importlib.metadata's distribution, with the direct_url.json pip wrote."""
-
-    def __init__(self, direct_url):
-        self.direct_url = direct_url
-
-    def read_text(self, name):
-        return self.direct_url if name == "direct_url.json" else None
-
-
-def test_the_source_tree_is_the_checkout_or_the_folder_pip_installed_from(tmp_path,
-                                                                        monkeypatch):
-    import importlib.metadata
-    assert vertex.source_root() == REPO  # this clone: the package runs from it
-    # Installed, not editable (Colab: `pip install CLONE`): the folder pip recorded (PEP 610).
-    site = tmp_path / "site-packages" / "census" / "distribute" / "vertex.py"
-    monkeypatch.setattr(vertex, "__file__", str(site))
-    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Installed(
-        '{"url": "%s", "dir_info": {}}' % REPO.as_uri()))
-    assert vertex.source_root() == REPO
-    # From an index or a wheel: no source tree to build, and the error says so.
-    for recorded in (None, '{"url": "https://example.com/c.whl", "archive_info": {}}'):
-        monkeypatch.setattr(importlib.metadata, "distribution",
-                            lambda name, recorded=recorded: Installed(recorded))
-        with pytest.raises(FileNotFoundError, match="build the sdist from a clone"):
-            vertex.source_root()
-
-
-def test_upload_to_cloud_storage(tmp_path, monkeypatch):
-    (tmp_path / "seed" / "my-bucket").mkdir(parents=True)
-    (tmp_path / "seed" / "my-bucket" / "README").write_text("seed")
-    package = tmp_path / "census_course-0.1.0.tar.gz"
-    package.write_bytes(b"sdist bytes")
-    with fake_gcs_server(tmp_path / "seed") as url:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
-        from google.cloud import storage
-        client = storage.Client(project="test", credentials=AnonymousCredentials())
-        assert vertex.upload(package, PACKAGE, client) == PACKAGE
-        blob = client.bucket("my-bucket").blob("census/census_course-0.1.0.tar.gz")
-        assert blob.download_as_bytes() == b"sdist bytes"
-
-
 def test_without_a_project_it_says_what_it_would_submit(capsys, fresh_aiplatform):
-    job = vertex.job_spec(tiers.TIERS["BASIC"], vertex.trainer_args(JOB_DIR),
-                         package_uris=[PACKAGE])
+    job = vertex.job_spec(tiers.TIERS["BASIC"], vertex.trainer_args(), IMAGE)
     assert vertex.submit(job, project=None, location="us-central1") is None
     out = capsys.readouterr().out
     assert out.startswith("No project given: not submitting.")
@@ -190,8 +144,8 @@ def test_without_a_project_it_says_what_it_would_submit(capsys, fresh_aiplatform
 
 def test_the_sdk_sends_the_job_to_vertex(capsys, fresh_aiplatform):
     layout = tiers.layout_for("STANDARD_1", evaluator=1)
-    job = vertex.job_spec(layout, vertex.trainer_args(JOB_DIR), package_uris=[PACKAGE],
-                         display_name="census-std1", base_output_dir=JOB_DIR)
+    job = vertex.job_spec(layout, vertex.trainer_args(), IMAGE, display_name="census-std1",
+                         base_output_dir=JOB_DIR)
     with VertexRecorder() as recorder:
         submitted = vertex.submit(job, project="my-project", location="us-central1",
                                  staging_bucket="gs://my-bucket",
@@ -203,9 +157,8 @@ def test_the_sdk_sends_the_job_to_vertex(capsys, fresh_aiplatform):
     assert body["displayName"] == "census-std1"
     sent = body["jobSpec"]["workerPoolSpecs"]
     assert [int(p["replicaCount"]) for p in sent] == [1, 4, 3, 1]  # JSON int64s are strings
-    assert all(p["pythonPackageSpec"]["pythonModule"] == "census.task" for p in sent)
-    assert sent[0]["pythonPackageSpec"]["args"] == vertex.trainer_args(JOB_DIR)
-    assert sent[0]["pythonPackageSpec"]["executorImageUri"] == vertex.TF_CPU_IMAGE
+    assert all(p["containerSpec"] == {"imageUri": IMAGE, "args": vertex.trainer_args(),
+                                      "command": ["python", "-m", "census.task"]} for p in sent)
     assert body["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"] == JOB_DIR
     assert recorder.find("GET", "/customJobs/1")  # waited for the job
     assert submitted.resource_name == "projects/my-project/locations/us-central1/customJobs/1"

@@ -61,7 +61,6 @@ def test_values_take_their_fields_types():
     ({"export_format": "json"}, "export_format must be one of JSON, CSV, EXAMPLE, got 'json'"),
     ({"hypertune_metric": "precision"}, "hypertune_metric must be one of accuracy, auc, loss"),
     ({"job_dir": ""}, "job_dir must be a non-empty str"),
-    ({"job_dir": None}, "job_dir is required"),
     ({"train_files": []}, "train_files needs at least one path"),
     ({"train_files": [3]}, "train_files must be a non-empty str (or a path), got 3"),
     ({"train_batch_size": None}, "train_batch_size must be given (default 128), not None"),

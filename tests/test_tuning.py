@@ -16,16 +16,16 @@ import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
+from census.course.vertex_recorder import VertexRecorder
 from census.distribute import tiers, vertex
 from census.tuning import local as tuning_local, study as tuning_study, vertex as tuning_vertex
 from conftest import REPO
-from census.course.vertex_recorder import VertexRecorder
 
 pytestmark = pytest.mark.slow  # real studies of trials
 
 CONFIG = REPO / "hptuning_config.yaml"
 JOB_DIR = "gs://my-bucket/census/hptuning"
-PACKAGE = "gs://my-bucket/census/census_course-0.1.0.tar.gz"
+IMAGE = "us-central1-docker.pkg.dev/my-project/census/trainer:0.1.0"
 
 
 # --- configs ----------------------------------------------------------------------------------
@@ -130,7 +130,8 @@ STANDIN = textwrap.dedent("""\
     args = p.parse_args()
     trial = os.environ["CLOUD_ML_TRIAL_ID"]
     tempfile.mkstemp(prefix="standin-")  # as the trainer's cleaned copies of raw files
-    open(os.path.join(args.job_dir, "pid"), "w").write(str(os.getpid()))
+    job_dir = os.path.join(args.job_dir, trial)  # the trial's folder, as on Vertex AI
+    open(os.path.join(job_dir, "pid"), "w").write(str(os.getpid()))
     if trial in os.environ.get("STANDIN_FAIL", "").split(","):
         sys.exit("failing on purpose")
     if trial in os.environ.get("STANDIN_HANG", "").split(","):
@@ -394,8 +395,8 @@ def test_census_tune_is_the_command():
 def vertex_job():
     study = tuning_study.read_config(CONFIG)
     trial = vertex.job_spec(tiers.TIERS["BASIC"],
-                           tuning_vertex.trial_args(study, vertex.trainer_args(JOB_DIR)),
-                           package_uris=[PACKAGE], base_output_dir=JOB_DIR)
+                           tuning_vertex.trial_args(study, vertex.trainer_args()), IMAGE,
+                           base_output_dir=JOB_DIR)
     return study, tuning_vertex.hp_job(study, trial, display_name="census-hptuning")
 
 
@@ -405,9 +406,9 @@ def test_the_job_yaml_is_what_gcloud_reads(tmp_path):
     spec = yaml.safe_load(open(path))
     assert spec["studySpec"] == tuning_study.to_vertex(study)["studySpec"]
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (4, 2)
-    package = spec["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]
-    assert package["pythonModule"] == "census.task"
-    assert package["args"][-1] == "--hypertune-metric=accuracy"
+    container = spec["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]
+    assert container["imageUri"] == IMAGE
+    assert container["args"][-1] == "--hypertune-metric=accuracy"
     assert tuning_vertex.gcloud_command(job, "us-central1", path).startswith(
         "gcloud ai hp-tuning-jobs create --region=us-central1 --display-name=census-hptuning "
         f"--config={path}")
@@ -442,10 +443,9 @@ def test_the_sdk_sends_the_tuning_job_to_vertex(capsys, fresh_aiplatform):
     assert {k: int(v) for k, v in sent["num-layers"]["integerValueSpec"].items()} == \
         {"minValue": 1, "maxValue": 15}
     pool = body["trialJobSpec"]["workerPoolSpecs"][0]
-    assert pool["pythonPackageSpec"]["pythonModule"] == "census.task"
-    assert pool["pythonPackageSpec"]["args"] == \
-        vertex.trainer_args(JOB_DIR) + ["--hypertune-metric=accuracy"]
-    assert pool["pythonPackageSpec"]["packageUris"] == [PACKAGE]
+    assert pool["containerSpec"] == {
+        "imageUri": IMAGE, "command": ["python", "-m", "census.task"],
+        "args": vertex.trainer_args() + ["--hypertune-metric=accuracy"]}
     assert body["trialJobSpec"]["baseOutputDirectory"]["outputUriPrefix"] == JOB_DIR
     assert submitted.resource_name == "projects/P/locations/us-central1/hyperparameterTuningJobs/1"
     assert "JOB_STATE_SUCCEEDED" in capsys.readouterr().out

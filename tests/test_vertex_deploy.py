@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from census.course.vertex_recorder import VertexRecorder
 from census.serving import vertex as vertex_endpoint
 from conftest import REPO
-from census.course.vertex_recorder import VertexRecorder
 
 INSTANCES = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines() if line]
 PARENT = "projects/course-project/locations/us-central1"

@@ -45,14 +45,16 @@ CHAPTERS = (
             "`tf.saved_model.load`."),
     Chapter("07_cloud_training", "The same code on a cluster, and on Vertex AI",
             "Parameter-server training in plain TensorFlow, run as real processes; the trainer "
-            "unchanged as chief, workers, ps and a SidecarEvaluator; every role's log; the "
-            "Vertex AI CustomJob (STANDARD_1, BASIC_GPU) and one replica's logs.",
+            "unchanged as chief, workers, ps and a SidecarEvaluator; every role's log; what "
+            "Vertex AI tells a replica (CLUSTER_SPEC, AIP_* directories); the CustomJob of the "
+            "course's own image in plain SDK code and gcloud; one replica's logs.",
             colab_extras=("colab",)),
     Chapter("08_hyperparameter_tuning",
             "Hyperparameter tuning: the 2017 study, locally and on Vertex AI",
             "`hptuning_config.yaml` as a Vertex studySpec; reverse log scale in plain Optuna; "
             "`census tune` on the validation split; trials that only answer <=50K; the best "
-            "trial scored once on the test split; the HyperparameterTuningJob.",
+            "trial scored once on the test split; the HyperparameterTuningJob in plain SDK "
+            "code and gcloud.",
             colab_extras=("colab",)),
     Chapter("09_online_prediction",
             "Online prediction: a model server, versions, and Vertex AI endpoints",

@@ -2,23 +2,23 @@
 
 2017: `gcloud ml-engine jobs submit training JOB --scale-tier STANDARD_1 --module-name
 trainer.task --package-path trainer/ -- --train-files gs://… …` (Cloud ML Engine, later
-AI Platform Training, was shut down on 2025-01-31). Today a Vertex AI CustomJob
-lists worker pools ([0] chief, [1] workers, [2] parameter servers, [3] evaluator), each with a
-machine type, a replica count and what to run: our package's sdist on a prebuilt TensorFlow
-training image (`python -m census.task` with the trainer flags), or a container of your own.
+AI Platform Training, was shut down on 2025-01-31). Today a Vertex AI CustomJob lists worker
+pools ([0] chief, [1] workers, [2] parameter servers, [3] evaluator), each with a machine type,
+a replica count and what to run: here the course's own container image (`python -m
+census.task` with the trainer flags). No prebuilt training image fits: the newest TensorFlow
+one (TensorFlow 2.17, Python 3.10) reached its end of availability on 2026-07-11 (Google's
+prebuilt training containers page), and none was built for TensorFlow 2.18 or later.
 
-    job = job_spec(tiers.layout_for("STANDARD_1"), trainer_args("gs://BUCKET/census/job1"),
-                   package_uris=["gs://BUCKET/census/census_course-0.1.0.tar.gz"])
+    image = image_uri("us-central1", "my-project")  # …-docker.pkg.dev/my-project/census/…
+    job = job_spec(tiers.layout_for("STANDARD_1"), trainer_args(), image,
+                   base_output_dir="gs://BUCKET/census/job1")
     write_yaml(job, "job.yaml"); print(gcloud_command(job, "us-central1", "job.yaml"))
     submit(job, project=None)   # without a project: prints what it would submit
 
-Nothing here needs credentials except `submit` with a project, and `upload`.
+Nothing here needs credentials except `submit` with a project.
 """
-import os
 import shlex
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -26,18 +26,23 @@ from google.protobuf import descriptor as _descriptor, json_format
 
 from census.distribute import tiers
 
-# Prebuilt Vertex AI training images: `<region>-docker.pkg.dev/vertex-ai/training/
-# tf-{cpu,gpu}.<major>-<minor>.py310:latest`. The newest TensorFlow these are built for lags
-# ours (2.21); pip installs the package's own tensorflow/tf-keras ranges over it.
-TF_CPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
-TF_GPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
 POOLS = ("chief", "worker", "ps", "evaluator")  # Vertex's worker pool order
 MACHINE_TYPES = {"chief": "n1-standard-4", "worker": "n1-standard-4", "ps": "n1-standard-4",
                  "evaluator": "n1-standard-4"}
 # BASIC_GPU's accelerator. The 2017 tier had a K80, which Vertex AI lists as deprecated
 # (end of support; MachineSpec reference): the job asks for a T4, which it still offers.
 GPU_TYPE = "NVIDIA_TESLA_T4"
-MODULE = "census.task"
+TRAINER_COMMAND = ("python", "-m", "census.task")  # what each replica of the image runs
+
+
+def image_uri(region, project, repository="census", image="trainer", tag=None):
+    """The Artifact Registry address of the course's training image:
+    `REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG` (tag: this package's version)."""
+    import importlib.metadata
+
+    from census import DISTRIBUTION
+    tag = tag or importlib.metadata.version(DISTRIBUTION)
+    return f"{region}-docker.pkg.dev/{project}/{repository}/{image}:{tag}"
 
 
 def tiers_table():
@@ -55,11 +60,13 @@ def gcs_mount(uri):
     return "/gcs/" + uri[len("gs://"):]
 
 
-def trainer_args(job_dir, train_files=(), eval_files=(), train_steps=5000, mount=False,
+def trainer_args(job_dir=None, train_files=(), eval_files=(), train_steps=5000, mount=False,
                  **changes):
     """The 2017 trainer flags for a cloud job (`TrainConfig.to_args()`): its 5000 training
     steps by default; each evaluation reads the whole evaluation data once (`eval_steps`: that
     many batches instead; the 2017 job's `--eval-steps 100` meant 100 batches of 40 rows).
+    Without `job_dir` there is no --job-dir: on Vertex AI the trainer writes where the job's
+    AIP_* variables say (`census.distribute.vertex_env`), a trial's to its own folder.
     Without `train_files`/`eval_files` there are no data flags: on each machine the trainer
     fetches the census files (Google's public bucket, else UCI) and trains on the training
     split, evaluating on the validation split, as it does locally. With them (both), it reads
@@ -72,7 +79,8 @@ def trainer_args(job_dir, train_files=(), eval_files=(), train_steps=5000, mount
 
     def path(p):
         return gcs_mount(p) if mount and p.startswith("gs://") else p
-    return TrainConfig(job_dir=path(job_dir), train_files=[path(f) for f in train_files] or None,
+    return TrainConfig(job_dir=job_dir and path(job_dir),
+                       train_files=[path(f) for f in train_files] or None,
                        eval_files=[path(f) for f in eval_files] or None,
                        train_steps=train_steps, **changes).to_args()
 
@@ -104,24 +112,23 @@ def log_filter(job_id, task=None):
     return "\n".join(lines)
 
 
-def local_run_command(args, image=TF_CPU_IMAGE, package_path=".", module=MODULE):
-    """`gcloud ai custom-jobs local-run`: the trainer in the training image, in Docker on this
-    machine (one container, no cluster), to check the package before submitting."""
+def local_run_command(args, image):
+    """`gcloud ai custom-jobs local-run`: the trainer on this machine in Docker, in an image built
+    FROM `image` with this folder's code (`--local-package-path=.`), run as
+    `python -m census.task ARGS`: one container, no cluster, no trial, no AIP_* directories."""
     return shlex.join(["gcloud", "ai", "custom-jobs", "local-run",
-                       f"--executor-image-uri={image}", f"--local-package-path={package_path}",
-                       f"--python-module={module}", "--", *args])
+                       f"--executor-image-uri={image}", "--local-package-path=.",
+                       f"--python-module={TRAINER_COMMAND[-1]}", "--", *args])
 
 
-def job_spec(layout, args, package_uris=None, image=None, container_image=None,
-             machine_types=None, display_name="census", base_output_dir=None):
-    """A `google.cloud.aiplatform_v1.CustomJob` running `layout` (a `tiers.Layout`):
-    the python package at `package_uris` (`python -m census.task ARGS` on `image`, default
-    the prebuilt TF training image), or `container_image` run with ARGS."""
+def job_spec(layout, args, image, machine_types=None, display_name="census",
+             base_output_dir=None):
+    """A `google.cloud.aiplatform_v1.CustomJob` running `layout` (a `tiers.Layout`): every
+    replica runs the container `image` (an Artifact Registry URI, `image_uri`) as
+    `python -m census.task ARGS`. `base_output_dir` (gs://…): where Vertex AI points the
+    AIP_* directories (`<base>/model/`, `<base>/checkpoints/`, `<base>/logs/`)."""
     from google.cloud import aiplatform_v1 as v1
-    if bool(package_uris) == bool(container_image):
-        raise ValueError("give package_uris (a python package) or container_image, not both")
     machine_types = {**MACHINE_TYPES, **(machine_types or {})}
-    image = image or (TF_GPU_IMAGE if layout.gpus else TF_CPU_IMAGE)
     pools = []
     for kind, count in zip(POOLS, layout.vertex_pools()):
         if not count:
@@ -131,16 +138,10 @@ def job_spec(layout, args, package_uris=None, image=None, container_image=None,
         if layout.gpus and kind in ("chief", "worker"):
             machine.accelerator_type = v1.AcceleratorType[GPU_TYPE]
             machine.accelerator_count = layout.gpus
-        pool = v1.WorkerPoolSpec(machine_spec=machine, replica_count=count,
-                                 disk_spec=v1.DiskSpec(boot_disk_type="pd-ssd",
-                                                       boot_disk_size_gb=100))
-        if container_image:
-            pool.container_spec = v1.ContainerSpec(image_uri=container_image, args=list(args))
-        else:
-            pool.python_package_spec = v1.PythonPackageSpec(
-                executor_image_uri=image, package_uris=list(package_uris),
-                python_module=MODULE, args=list(args))
-        pools.append(pool)
+        pools.append(v1.WorkerPoolSpec(
+            machine_spec=machine, replica_count=count,  # boot disk: Vertex's default, 100 GB SSD
+            container_spec=v1.ContainerSpec(image_uri=image, command=list(TRAINER_COMMAND),
+                                            args=list(args))))
     spec = v1.CustomJobSpec(worker_pool_specs=pools)
     if base_output_dir:
         spec.base_output_directory = v1.GcsDestination(output_uri_prefix=base_output_dir)
@@ -195,64 +196,6 @@ def gcloud_command(job, region, config_path):
     """The gcloud command that submits `job` from its YAML file."""
     return shlex.join(["gcloud", "ai", "custom-jobs", "create", f"--region={region}",
                        f"--display-name={job.display_name}", f"--config={config_path}"])
-
-
-def source_root():
-    """The source tree of this package's distribution (census-course), whose pyproject.toml
-    builds the sdist: the checkout the package runs from (an editable install, or a clone on
-    sys.path), else the folder pip installed it from (PEP 610's direct_url.json: Colab's setup
-    cell runs `pip install CLONE`). Raises FileNotFoundError, saying so, if neither is one (an
-    install from an index or a wheel): then build from a clone, `build_sdist(out_dir, CLONE)`."""
-    import importlib.metadata
-    import json
-    import urllib.parse
-    import urllib.request
-
-    from census import DISTRIBUTION
-    checkout = Path(__file__).resolve().parents[2]  # census/distribute/vertex.py → checkout
-    places = [checkout]
-    try:
-        direct = json.loads(importlib.metadata.distribution(DISTRIBUTION)
-                            .read_text("direct_url.json") or "{}")
-    except importlib.metadata.PackageNotFoundError:
-        direct = {}
-    if "dir_info" in direct and direct.get("url", "").startswith("file:"):
-        places.append(Path(urllib.request.url2pathname(urllib.parse.urlparse(direct["url"]).path)))
-    for root in places:
-        if (root / "pyproject.toml").is_file():
-            return root
-    raise FileNotFoundError(
-        f"no pyproject.toml in {' or '.join(map(str, places))}: {DISTRIBUTION} is not installed "
-        "from a source tree here; build the sdist from a clone (build_sdist(out_dir, CLONE))")
-
-
-def build_sdist(out_dir, root=None):
-    """Build the course's source distribution, census-course (the package Vertex AI installs on
-    a prebuilt training image), into `out_dir` with PyPA's `build` (`python -m build --sdist`, in an
-    isolated environment with the build backend pyproject.toml asks for); returns its path.
-    Raises RuntimeError with build's last line if it fails."""
-    root, out_dir = Path(root or source_root()), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Built apart, then moved into place: a rebuild replaces the sdist of the same version.
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as fresh:
-        done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", fresh,
-                               str(root)], capture_output=True, text=True)
-        if done.returncode:
-            why = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-            raise RuntimeError(f"building the sdist of {root} failed: {why}")
-        [built] = Path(fresh).glob("*.tar.gz")
-        path = out_dir / built.name
-        os.replace(built, path)
-    return str(path)
-
-
-def upload(path, gs_uri, client=None):
-    """Copy a local file to `gs://bucket/object` with google-cloud-storage; returns gs_uri."""
-    from google.cloud import storage
-    bucket, _, name = gs_uri[len("gs://"):].partition("/")
-    client = client or storage.Client()
-    client.bucket(bucket).blob(name).upload_from_filename(str(path))
-    return gs_uri
 
 
 def describe(job, region="us-central1", config_path="job.yaml"):

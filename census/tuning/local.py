@@ -3,12 +3,13 @@
     census tune --config hptuning_config.yaml --parallel-trials 2 -- --job-dir jobs/tune …
 
 Chapter 8. Every trial is a subprocess of the unchanged trainer (`python -m census.task`) with
-the trainer flags, its own job dir `JOB/<trial id>`, Vertex-style `--param=value` flags and its
-own `$CLOUD_ML_HP_METRIC_FILE`, which the trainer writes through `cloudml-hypertune`, as on
-Vertex. The study lives in `JOB/study.db` (Optuna's RDB storage, in SQLite): rerun the same
-command and it resumes. A trial that fails or outlives `--trial-timeout` is recorded as
-FAILED, with the trainer's last line as its reason, and the study goes on; Ctrl-C stops the
-running trials.
+the trainer flags, `--job-dir JOB` and the trial's id in `$CLOUD_ML_TRIAL_ID` (the trainer
+then writes to `JOB/<trial id>`, the rule it follows on Vertex AI), Vertex-style
+`--param=value` flags and its own `$CLOUD_ML_HP_METRIC_FILE`, which the trainer writes through
+`cloudml-hypertune`, as on Vertex. The study lives in `JOB/study.db` (Optuna's RDB storage,
+in SQLite): rerun the same command and it resumes. A trial that fails or outlives
+`--trial-timeout` is recorded as FAILED, with the trainer's last line as its reason, and the
+study goes on; Ctrl-C stops the running trials.
 
 Several `census tune` processes on one study cooperate as Optuna's distributed workers do
 (Optuna's tutorial, "Easy Parallelization"): each asks the storage for its next trial, and
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from census import export, processes, quiet
 from census.config import as_config, changes, split_job_dir
+from census.distribute import vertex_env
 from census.tuning.study import (
     METRIC_FLAG,
     ConfigError,
@@ -182,11 +184,12 @@ class LocalTuner:
             raise optuna.TrialPruned("the study has its maxTrials trials")
         params = {p["parameterId"]: suggest(trial, p) for p in self.study.parameters}
         trial_id = str(trial.number + 1)  # Vertex numbers trials from 1
-        trial_dir = os.path.join(self.job_dir, trial_id)
+        # The trainer appends the trial id to --job-dir itself, as on Vertex AI: one rule.
+        trial_dir = vertex_env.trial_dir(self.job_dir, trial_id)
         shutil.rmtree(trial_dir, ignore_errors=True)
         os.makedirs(trial_dir)
         metric_file = os.path.join(trial_dir, "hypertune", "output.metrics")
-        argv = [*self.command, *self.trainer_args, "--job-dir", trial_dir,
+        argv = [*self.command, *self.trainer_args, "--job-dir", self.job_dir,
                 f"{METRIC_FLAG}={self.study.metric}", *trial_flags(params)]
         for key, value in (("trial_id", trial_id), ("params", params),
                            ("job_dir", trial_dir), ("command", shlex.join(argv))):
