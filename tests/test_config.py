@@ -83,7 +83,7 @@ def test_a_config_is_immutable_and_replace_makes_a_checked_copy():
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--train-steps", "10"], "the following arguments are required: --job-dir"),
+    (["--job-dir"], "argument --job-dir: expected one argument"),
     (["--job-dir", "j", "--train-steps", "0"],
      "argument --train-steps: must be a whole number of at least 1, got '0'"),
     (["--job-dir", "j", "--train-file", "a.csv"], "unrecognized arguments: --train-file a.csv"),

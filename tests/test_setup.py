@@ -1,9 +1,11 @@
 """The set-up files agree with each other, and the README's commands run as written."""
+import ast
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,6 @@ import yaml
 from packaging.requirements import Requirement
 
 from conftest import REPO
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
 
 
 def pins(lines):
@@ -58,7 +55,11 @@ def test_lower_bounds_are_versions_a_rehearsal_ran():
         [lower] = [s.version for s in req.specifier if s.operator == ">="]
         name = req.name.lower()
         assert lower == colab.get(name, pinned[name]), line
-    assert project["requires-python"] == ">=3.10"
+    # The oldest Python on which a rehearsal resolves the pins (rehearsals/test_pythons.py).
+    rehearsed = ast.literal_eval(re.search(r'"minor", (\[[^]]*\])', (
+        REPO / "rehearsals" / "test_pythons.py").read_text())[1])
+    oldest = min(rehearsed, key=lambda minor: tuple(map(int, minor.split("."))))
+    assert project["requires-python"] == f">={oldest}"
 
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_one():

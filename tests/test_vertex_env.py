@@ -82,6 +82,20 @@ def test_no_job_dir_anywhere_is_one_sentence(environ, missing):
         vertex_env.output_dirs(None, environ)
 
 
+def test_census_train_without_a_job_dir_anywhere_says_so(monkeypatch, tmp_path):
+    from census import task
+    from census.config import TrainConfig
+    for name in vertex_env.AIP_DIRS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        task.main(config=TrainConfig(train_steps=1))
+    assert exit.value.code == ("census train: give --job-dir: no job dir, and AIP_MODEL_DIR "
+                               "and AIP_CHECKPOINT_DIR not set (Vertex AI sets them for a job "
+                               "with a base output directory)")
+    assert not any(tmp_path.iterdir())
+
+
 def start_trainers(census_files, job_dir, environs):
     """One `census train` per environment, all at once (as Vertex starts a study's parallel
     trials); returns their CompletedProcess-like results."""

@@ -7,5 +7,6 @@ evaluation beside training, local clusters in a private network, and Vertex AI j
     tiers        Cloud ML Engine's scale tiers as task counts (a Layout)
     namespace    a loopback-only network namespace, as root or as an ordinary user
     cluster      a local cluster: the trainer once per task (`census cluster`)
+    vertex_env   what Vertex AI tells a replica: CLUSTER_SPEC, AIP_* directories, trial id
     vertex       the same job as a Vertex AI CustomJob (YAML, gcloud, the SDK)
 """

@@ -115,7 +115,7 @@ def log_filter(job_id, task=None):
 def local_run_command(args, image):
     """`gcloud ai custom-jobs local-run`: the trainer on this machine in Docker, in an image built
     FROM `image` with this folder's code (`--local-package-path=.`), run as
-    `python -m census.task ARGS`: one container, no cluster, no trial, no AIP_* directories."""
+    `python -m census.task ARGS`: one container, no cluster, no trial (give it a --job-dir)."""
     return shlex.join(["gcloud", "ai", "custom-jobs", "local-run",
                        f"--executor-image-uri={image}", "--local-package-path=.",
                        f"--python-module={TRAINER_COMMAND[-1]}", "--", *args])
@@ -139,7 +139,7 @@ def job_spec(layout, args, image, machine_types=None, display_name="census",
             machine.accelerator_type = v1.AcceleratorType[GPU_TYPE]
             machine.accelerator_count = layout.gpus
         pools.append(v1.WorkerPoolSpec(
-            machine_spec=machine, replica_count=count,  # boot disk: Vertex's default, 100 GB SSD
+            machine_spec=machine, replica_count=count,  # boot disk: DiskSpec's default, 100 GB SSD
             container_spec=v1.ContainerSpec(image_uri=image, command=list(TRAINER_COMMAND),
                                             args=list(args))))
     spec = v1.CustomJobSpec(worker_pool_specs=pools)
