@@ -145,9 +145,9 @@ def _diagnose(what, got, want, environ):
            "POOL_ROLES[int(pool[len('workerpool'):])] with POOL_ROLES = "
            "('chief', 'worker', 'ps', 'evaluator')")
     number = POOL_ROLES.index(want[0])
-    shifted = [POOL_ROLES[n] for n in (number - 1, number + 1) if 0 <= n < len(POOL_ROLES)]
+    shifted = {POOL_ROLES[(number + step) % len(POOL_ROLES)] for step in (-1, 1)}  # [-1]: too
     expect(kind not in shifted or kind == want[0],
-           f"{what} ({pool}) gave the task type {kind!r}, not {want[0]!r}",
+           f"{what}{f' ({pool})' if pool else ''} gave the task type {kind!r}, not {want[0]!r}",
            "which pool is the chief's? Vertex AI counts its pools from 0",
            "workerpool0 is the chief: the pool's number is its place in "
            "('chief', 'worker', 'ps', 'evaluator')")

@@ -98,7 +98,8 @@ def check_study_spec(study_spec, min_rate, max_rate, batch_sizes):
     expect("discreteValueSpec" in batch, "the batch size is not a list of values",
            "the batch sizes to try are given to the function: a list of numbers",
            "'discreteValueSpec': {'values': batch_sizes}")
-    values = batch["discreteValueSpec"].get("values", [])
+    values = [int(v) if float(v).is_integer() else v
+              for v in batch["discreteValueSpec"].get("values", [])]
     expect(sorted(values) == sorted(batch_sizes), f"the batch sizes are {values}",
            "the batch sizes are given to the function", "'values': batch_sizes")
     expect(values == sorted(values), f"the batch sizes {values} are not in increasing order",
@@ -113,7 +114,7 @@ def check_study_spec(study_spec, min_rate, max_rate, batch_sizes):
                           "accepts", "check each range against python -m census.task --help"
                           ) from None
     passed(f"a StudySpec Vertex AI reads: maximize auc over learning-rate {lo:g}…{hi:g} (log) "
-           f"and train-batch-size in {[int(v) for v in values]}")
+           f"and train-batch-size in {values}")
 
 
 def _trial_runs(study_dir, frozen):
@@ -170,13 +171,13 @@ def check_run_study(run_study, files, study_dir, trials, train_steps):
                f"{where} trained {config.train_steps} steps, not {train_steps}",
                "the trainer trains its default number of steps unless told otherwise",
                "TrainConfig(train_steps=train_steps, eval_every_steps=train_steps, …)")
-        expect(list(config.eval_files or []) != [files.test],
+        expect(list(config.eval_files or []) != [str(files.test)],
                f"{where} was evaluated on the test split",
                "the study chooses among trials: that is the validation split's part; the test "
                "split is kept for the final score of the one model chosen",
                "eval_files=files.validation")
-        expect(list(config.train_files or []) == [files.train]
-               and list(config.eval_files or []) == [files.validation],
+        expect(list(config.train_files or []) == [str(files.train)]
+               and list(config.eval_files or []) == [str(files.validation)],
                f"{where} trained on {config.train_files} and evaluated on {config.eval_files}",
                "the trials train on the training split and are compared on the validation "
                "split", "train_files=files.train, eval_files=files.validation")
