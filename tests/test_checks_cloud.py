@@ -5,6 +5,7 @@ local Vertex recorder, the Optuna studies train the real trainer a step or two, 
 9's checks talk to a real `census serve` on the model of the `export_dir` fixture."""
 import json
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -286,9 +287,8 @@ def test_study_spec_refused_by_the_trainer():
     assert "census.tuning refuses it" in error.problem and "train-batch-size" in error.problem
 
 
-def optuna_learner(direction="maximize", folder=None, eval_on="validation", metric="accuracy",
-                   log=True, pass_rate=True):
-    """The answer to exercise 8.2, with a knob for each mistake."""
+def optuna_learner(eval_on="validation"):
+    """The answer to exercise 8.2 (`eval_on`: the split each trial is evaluated on)."""
     import optuna
 
     from census import task
@@ -296,23 +296,37 @@ def optuna_learner(direction="maximize", folder=None, eval_on="validation", metr
 
     def run_study(files, study_dir, trials, train_steps):
         def objective(trial):
-            rate = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=log)
             config = TrainConfig(
-                job_dir=folder(study_dir, trial) if folder else f"{study_dir}/{trial.number + 1}",
+                job_dir=f"{study_dir}/{trial.number + 1}",
                 train_files=files.train, eval_files=getattr(files, eval_on),
                 train_steps=train_steps, eval_every_steps=train_steps,
+                learning_rate=trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
                 first_layer_size=trial.suggest_int("first_layer_size", 50, 200),
-                verbosity="ERROR", **({"learning_rate": rate} if pass_rate else {}))
-            return task.run(config)[metric]
-        study = optuna.create_study(direction=direction,
+                verbosity="ERROR")
+            return task.run(config)["accuracy"]
+        study = optuna.create_study(direction="maximize",
                                     sampler=optuna.samplers.TPESampler(seed=0))
         study.optimize(objective, n_trials=trials)
         return study
     return run_study
 
 
-def test_run_study_right(census_files, tmp_path, capsys):
-    checks.check_run_study(optuna_learner(), census_files, str(tmp_path / "study"), 2, 2)
+@pytest.fixture(scope="module")
+def few_rows(census_files, tmp_path_factory):
+    """The census files with the first 300 rows of the validation and test splits: each trial
+    evaluates on the whole validation file, and a wrong one on the whole test file."""
+    import dataclasses
+    folder = tmp_path_factory.mktemp("few-rows")
+    short = {}
+    for split in ("validation", "test"):
+        lines = Path(getattr(census_files, split)).read_text().splitlines(keepends=True)
+        short[split] = str(folder / f"{split}.csv")
+        Path(short[split]).write_text("".join(lines[:300]))
+    return dataclasses.replace(census_files, **short)
+
+
+def test_run_study_right(few_rows, tmp_path, capsys):
+    checks.check_run_study(optuna_learner(), few_rows, str(tmp_path / "study"), 2, 2)
     assert "✓ 2 trials of 2 steps, each in its own folder" in capsys.readouterr().out
     folders = sorted(p.name for p in (tmp_path / "study").iterdir() if p.is_dir())
     assert folders == ["1", "2"]  # the trials', numbered from 1
@@ -335,11 +349,10 @@ def untrained(direction="maximize", trials=None, value=0.5):
     (untrained(trials=1), 2, "n_trials=trials"),
     (untrained(value=None), 1, "metrics['accuracy'], a float"),
     (untrained(), 1, "job_dir=f'{study_dir}/{trial.number + 1}'"),
-    (optuna_learner(folder=lambda study_dir, trial: study_dir), 2, "{trial.number + 1}"),
     (optuna_learner(eval_on="test"), 1, "eval_files=files.validation"),
 ])
-def test_run_study_wrong_answers(census_files, tmp_path, wrong, trials, fix):
-    assert leads_then_tells(fails(checks.check_run_study, wrong, census_files,
+def test_run_study_wrong_answers(few_rows, tmp_path, wrong, trials, fix):
+    assert leads_then_tells(fails(checks.check_run_study, wrong, few_rows,
                                   str(tmp_path / "study"), trials, 2), fix)
 
 
@@ -363,6 +376,33 @@ def copied(trained_job, metric="accuracy", log=True, rate=0.001):
         study.optimize(objective, n_trials=trials)
         return study
     return run_study
+
+
+def test_run_study_every_trial_in_one_folder(census_files, trained_job, tmp_path):
+    """The first trial leaves its run in study_dir (a copy of the session's trained job, as
+    training would), and the trainer refuses the second, which has other flags."""
+    import shutil
+
+    import optuna
+
+    from census import task
+    from census.config import TrainConfig
+
+    def wrong(files, study_dir, trials, train_steps):
+        def objective(trial):
+            rate = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+            if trial.number == 0:
+                shutil.copytree(trained_job[0], study_dir, dirs_exist_ok=True)
+                return 0.5
+            return task.run(TrainConfig(job_dir=study_dir, train_files=files.train,
+                                        eval_files=files.validation, train_steps=train_steps,
+                                        learning_rate=rate, verbosity="ERROR"))["accuracy"]
+        study = optuna.create_study(direction="maximize")
+        study.optimize(objective, n_trials=trials)
+        return study
+    error = fails(checks.check_run_study, wrong, census_files, str(tmp_path / "study"), 2, 2)
+    assert "holds a run with other flags" in error.problem
+    assert leads_then_tells(error, "{trial.number + 1}")
 
 
 @pytest.mark.parametrize("mistake, fix", [

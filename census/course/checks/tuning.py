@@ -1,5 +1,6 @@
 """Checks for chapter 8's exercises: a Vertex AI studySpec of your own, an Optuna study in
 plain code, and choosing on the validation split before scoring the test split once."""
+import logging
 from pathlib import Path
 
 from census import course, quiet
@@ -139,7 +140,7 @@ def check_run_study(run_study, files, study_dir, trials, train_steps):
     from optuna.trial import TrialState
     course.fresh_dir(study_dir)
     what = f"run_study(files, {course.rel(study_dir)!r}, {trials}, {train_steps})"
-    with quiet.warnings_ignored():
+    with quiet.warnings_ignored(), quiet.logs("optuna", logging.WARNING):  # no INFO per trial
         study = call(run_study, files, study_dir, trials, train_steps, what=what, hint=[
             ("holds a run with other flags", (
                 "every trial trained in the same folder: the second found the first's run",
@@ -212,7 +213,7 @@ def check_run_study(run_study, files, study_dir, trials, train_steps):
                       for k, v in best.params.items())
     passed(f"{len(study.trials)} trials of {train_steps} steps, each in its own folder, the "
            f"learning rate on a log scale: best validation accuracy {best.value:.4f} (trial "
-           f"{best.number}: {shown})")
+           f"{best.number}, in folder {best.number + 1}: {shown})")
 
 
 def _same(value, reported):
