@@ -1,11 +1,9 @@
 """The checks of chapters 7, 8 and 9 (cluster, tuning, serving): each refuses a realistic
 wrong answer with a hint that names the fix. The right answers pass in the solution
-notebooks (tests/test_exercises.py); here the expensive runs are replaced by cheap wrong ones
-(a trainer flag the trainer refuses, a stand-in trainer for the tuner), and chapter 9's
-checks talk to a real `census serve` on the model of the `export_dir` fixture."""
-import io
+notebooks (tests/test_exercises.py) and here; the worker pools go through the real SDK to a
+local Vertex recorder, the Optuna studies train the real trainer a step or two, and chapter
+9's checks talk to a real `census serve` on the model of the `export_dir` fixture."""
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -14,12 +12,15 @@ import requests
 
 from census import predict, schema
 from census.course import checks
-from census.distribute import cluster, tiers, vertex
+from census.course.checks import cluster as cluster_checks
+from census.distribute import tiers
+from census.distribute.tf_config import read_tf_config
+from census.distribute.vertex_env import read_cluster_spec
 from census.serving import process as serving_process
-from census.tuning import local as tuning_local, study as tuning_study
-from conftest import REPO, fails, leads_then_tells, told
+from census.tuning import study as tuning_study
+from conftest import REPO, fails, leads_then_tells
 
-pytestmark = pytest.mark.slow  # the checks' real clusters, studies and servers
+pytestmark = pytest.mark.slow  # the checks' real SDK calls, trainings and servers
 
 PORTS = [2222, 2223, 2224, 2225]
 
@@ -62,198 +63,362 @@ def test_tf_config_wrong_answers(wrong, layout, fix):
                                   PORTS[:len(layout.tasks())]), fix)
 
 
-def fake_cluster_run(roles, status=0, chief_log=""):
-    """A wrong answer's outcome without the cost of a cluster: the logs it would leave."""
-    def run_small_cluster(files, job_dir, train_steps):
-        logs = Path(job_dir, "logs", "cluster")
-        logs.mkdir(parents=True)
-        for role in roles:
-            (logs / f"{role}.log").write_text(chief_log.replace("STEPS", str(train_steps)))
-        return status
-    return run_small_cluster
+def replica_role_right(environ):
+    """The answer the exercise asks for, written as a learner would."""
+    roles = ("chief", "worker", "ps", "evaluator")
+    task = json.loads(environ.get("CLUSTER_SPEC") or "{}").get("task", {})
+    pool = int(task.get("type", "workerpool0").removeprefix("workerpool"))
+    trial = task.get("trial") or environ.get("CLOUD_ML_TRIAL_ID")
+    return roles[pool], int(task.get("index", 0)), str(trial) if trial else None
+
+
+def role_with(changes):
+    """replica_role_right with one mistake: changes(environ, (type, index, trial)) → answer."""
+    return lambda environ: changes(environ, replica_role_right(environ))
+
+
+def only_tf_config(environ):
+    task = json.loads(environ.get("TF_CONFIG") or "{}").get("task", {})
+    return task.get("type", "chief"), int(task.get("index", 0)), task.get("trial")
+
+
+def pool_off_by_one(environ):  # workerpool1 taken for the chief
+    task = json.loads(environ.get("CLUSTER_SPEC") or "{}").get("task", {})
+    pool = int(task.get("type", "workerpool0").removeprefix("workerpool"))
+    return (("chief", "worker", "ps", "evaluator")[pool - 1], int(task.get("index", 0)),
+            replica_role_right(environ)[2])
+
+
+def test_replica_role_right(capsys):
+    checks.check_replica_role(replica_role_right)
+    assert "✓ replica_role reads all 9 replicas" in capsys.readouterr().out
+
+
+def test_replica_role_environments_are_vertex_s():
+    """Where Vertex AI sets both variables, TF_CONFIG says what CLUSTER_SPEC says; TF_CONFIG
+    only when the job has more than one replica; on Vertex AI, CLOUD_ML_TRIAL_ID exactly in a
+    trial."""
+    both = 0
+    for label, environ in cluster_checks.REPLICAS:
+        if "TF_CONFIG" in environ:
+            both += 1
+            spec, config = (read_cluster_spec(environ["CLUSTER_SPEC"]),
+                            read_tf_config(environ["TF_CONFIG"]))
+            assert (config["type"], config["index"], config["trial"]) == \
+                (spec["type"], spec["index"], spec["trial"]), label
+            assert "evaluator" not in json.loads(environ["TF_CONFIG"])["cluster"]
+        elif "CLUSTER_SPEC" in environ:
+            assert len(json.loads(environ["CLUSTER_SPEC"])["cluster"]["workerpool0"]) == 1
+        if "CLUSTER_SPEC" in environ:
+            trial = read_cluster_spec(environ["CLUSTER_SPEC"])["trial"]
+            assert environ.get("CLOUD_ML_TRIAL_ID") == trial, label
+    assert both == 5
+
+
+def test_replica_role_stub_is_not_answered():
+    def stub(environ):
+        raise NotImplementedError()
+    with pytest.raises(checks.NotAnswered):
+        checks.check_replica_role(stub)
 
 
 @pytest.mark.parametrize("wrong, fix", [
-    (lambda files, job_dir, steps: 0, "census.distribute.cluster.run"),
-    (fake_cluster_run(["chief-0"]), "workers=1"),
-    (fake_cluster_run(["worker-0", "worker-1"]), "not mirrored=True"),
-    (fake_cluster_run(["chief-0", "worker-0", "worker-1", "ps-0"]),
-     "gives a chief, one worker and one ps"),
-    (fake_cluster_run(["chief-0", "worker-0", "ps-0"], status=None), "exit status"),
-    (fake_cluster_run(["chief-0", "worker-0", "ps-0"], status=124), "timeout"),
-    (fake_cluster_run(["chief-0", "worker-0", "ps-0"], chief_log='"global_step": 4000\n'),
-     "--train-steps"),
-    (fake_cluster_run(["chief-0", "worker-0", "ps-0"], chief_log='"global_step": STEPS\n'),
-     "'--job-dir', job_dir"),
+    (only_tf_config, "CLUSTER_SPEC is set on every replica"),
+    (pool_off_by_one, "workerpool0 is the chief"),
+    (role_with(lambda e, r: (r[0], str(r[1]), r[2])), "int(task['index'])"),
+    (role_with(lambda e, r: (r[0], r[1], None)), "task.get('trial')"),
+    (role_with(lambda e, r: (r[0], r[1], r[2] if "CLUSTER_SPEC" in e else None)),
+     "environ.get('CLOUD_ML_TRIAL_ID')"),
+    (role_with(lambda e, r: (r[0], r[1], int(r[2]) if r[2] else None)), "str(trial)"),
+    (role_with(lambda e, r: (json.loads(e["CLUSTER_SPEC"])["task"]["type"]
+                             if "CLUSTER_SPEC" in e else "chief", *r[1:])),
+     "workerpool0 is the chief, 1 the workers"),
+    (lambda environ: json.loads(environ["CLUSTER_SPEC"]), "without one: ('chief', 0, None)"),
+    (role_with(lambda e, r: list(r[:2])), "return task_type, index, trial"),
 ])
-def test_run_small_cluster_wrong_outcomes(census_files, tmp_path, wrong, fix):
-    assert leads_then_tells(fails(checks.check_run_small_cluster, wrong, census_files,
-                                  str(tmp_path / "job"), 10), fix)
+def test_replica_role_wrong_answers(wrong, fix):
+    assert leads_then_tells(fails(checks.check_replica_role, wrong), fix)
 
 
-def test_run_small_cluster_with_a_flag_the_trainer_refuses(census_files, tmp_path):
-    """A real cluster (in its private network namespace) whose tasks all refuse a flag."""
-    def wrong(files, job_dir, train_steps):
-        flags = ["--train-file", files.train, "--job-dir", job_dir, "--train-steps",
-                 str(train_steps)]
-        return cluster.run(tiers.layout_for("CUSTOM", workers=1), flags, timeout=120,
-                           out=io.StringIO())
-    with pytest.raises(checks.CheckFailed) as error:
-        checks.check_run_small_cluster(wrong, census_files, str(tmp_path / "job"), 10)
-    assert "status 2" in error.value.problem and "--train-file" in error.value.problem
-    assert "real one" in told(error.value)
+IMAGE = "us-central1-docker.pkg.dev/my-project/census/trainer:0.1.0"
+ARGS = ["--train-steps", "5000"]
 
 
-def vertex_job_right(tier, bucket, **changes):
-    job_dir = f"{bucket}/census/jobs/{tier.lower()}"
-    options = dict(layout=tiers.layout_for(tier, evaluator=1), args=vertex.trainer_args(job_dir),
-                   package_uris=[f"{bucket}/census/census_course-0.1.0.tar.gz"],
-                   machine_types={"ps": "n1-highmem-2"}, base_output_dir=job_dir)
-    options.update(changes)
-    return vertex.job_spec(**options)
+def pools_right(tier, image_uri, args, pool=None, counts=None, empty=lambda n: {}):
+    """The answer to exercise 7.3, with knobs: `pool(n, image_uri, args)` builds a pool of n
+    replicas, `counts(layout)` lists the counts, `empty(n)` stands for an empty pool."""
+    layout = tiers.TIERS[tier]
+    counts = counts(layout) if counts else [layout.chief, layout.workers, layout.ps, 1]
+    pool = pool or (lambda n, image, flags: {
+        "machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": n,
+        "container_spec": {"image_uri": image, "command": ["python", "-m", "census.task"],
+                           "args": list(flags)}})
+    return [pool(n, image_uri, args) if n else empty(n) for n in counts]
 
 
-@pytest.mark.parametrize("changes, fix", [
-    (dict(layout=tiers.TIERS["STANDARD_1"]), "evaluator=1"),
-    (dict(machine_types=None), "machine_types={'ps': 'n1-highmem-2'}"),
-    (dict(machine_types={"chief": "n1-highmem-2", "worker": "n1-highmem-2",
-                         "ps": "n1-highmem-2"}), "change only the parameter servers' machine"),
-    (dict(args=vertex.trainer_args("gs://b/census/jobs/job1")), "vertex.trainer_args("),
-    (dict(args=vertex.trainer_args("gs://b/census/jobs/standard_1", mount=True)),
-     "vertex.trainer_args("),
-    (dict(base_output_dir=None), "base_output_dir="),
+def with_container(**changes):
+    def pool(n, image, flags):
+        container = dict({"image_uri": image, "command": ["python", "-m", "census.task"],
+                          "args": list(flags)}, **changes)
+        return {"machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": n,
+                "container_spec": container}
+    return pool
+
+
+def test_worker_pool_specs_right(capsys):
+    checks.check_worker_pool_specs(pools_right, "STANDARD_1", IMAGE, ARGS)
+    checks.check_worker_pool_specs(pools_right, "BASIC", IMAGE, ARGS)
+    out = capsys.readouterr().out
+    assert "pools [1, 4, 3, 1] (9 machines)" in out and "pools [1, 0, 0, 1]" in out
+    assert "Creating CustomJob" not in out  # the SDK's log lines stay out
+
+
+def test_worker_pool_specs_leave_the_sdk_as_it_was():
+    from google.cloud.aiplatform import initializer
+    before = dict(vars(initializer.global_config))
+    checks.check_worker_pool_specs(pools_right, "BASIC", IMAGE, ARGS)
+    assert dict(vars(initializer.global_config)) == before
+
+
+@pytest.mark.parametrize("tier, wrong, fix", [
+    ("STANDARD_1", lambda t, i, a: {"pools": pools_right(t, i, a)}, "return [chief_pool"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, i, a)[:3], "add a fourth pool"),
+    ("BASIC", lambda t, i, a: [p for p in pools_right(t, i, a) if p],
+     "keep an empty pool's place with {}"),
+    ("BASIC", lambda t, i, a: pools_right(t, i, a, empty=lambda n: {
+        "machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": 0}),
+     "an empty pool is {}"),
+    ("STANDARD_1", lambda t, i, a: pools_right(
+        t, i, a, counts=lambda l: [l.chief, l.workers + l.chief, l.ps, 1]), "TIERS['STANDARD_1']"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, i, a, pool=lambda n, image, flags: {
+        "machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": n,
+        "python_package_spec": {"executor_image_uri": image, "python_module": "census.task",
+                                "package_uris": ["gs://b/census.tar.gz"], "args": flags}}),
+     "'container_spec': {'image_uri': image_uri"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, i, a, pool=lambda n, image, flags: {
+        "machineSpec": {"machineType": "n1-standard-4"}, "replicaCount": n}),
+     "machine_spec, replica_count, container_spec"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, i, a, pool=lambda n, image, flags: {
+        "machine_spec": "n1-standard-4", "replica_count": n}),
+     "'machine_spec': {'machine_type': 'n1-standard-4'}"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, i, a, pool=lambda n, image, flags: {
+        "replica_count": n, "container_spec": {"image_uri": image, "args": flags}}),
+     "'machine_spec': {'machine_type': 'n1-standard-4'}"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, "gcr.io/someone-else/trainer:1", a),
+     "'image_uri': image_uri"),
+    ("STANDARD_1", lambda t, i, a: pools_right(
+        t, i, a, pool=with_container(command="python -m census.task")),
+     "'command': ['python', '-m', 'census.task']"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, i, a, pool=with_container(command=[])),
+     "'command': ['python', '-m', 'census.task']"),
+    ("STANDARD_1", lambda t, i, a: pools_right(t, i, a, pool=with_container(args=" ".join(a))),
+     "'args': list(args)"),
 ])
-def test_vertex_job_wrong_answers(changes, fix):
-    checks.check_vertex_job(vertex_job_right, "STANDARD_1", "gs://b")
-    wrong = lambda tier, bucket: vertex_job_right(tier, bucket, **changes)  # noqa: E731
-    assert leads_then_tells(fails(checks.check_vertex_job, wrong, "STANDARD_1", "gs://b"), fix)
-
-
-def test_vertex_job_must_be_a_custom_job():
-    wrong = lambda tier, bucket: vertex.spec_dict(vertex_job_right(tier, bucket))  # noqa: E731
-    assert leads_then_tells(fails(checks.check_vertex_job, wrong, "BASIC", "gs://b"),
-                            "vertex.job_spec")
+def test_worker_pool_specs_wrong_answers(tier, wrong, fix):
+    assert leads_then_tells(fails(checks.check_worker_pool_specs, wrong, tier, IMAGE, ARGS), fix)
 
 
 # --- chapter 8 --------------------------------------------------------------------------------
 
-def study_config(max_trials, parallel_trials, goal="MAXIMIZE", metric="auc", lr=None,
-                 batch=None, nested=True):
-    h = {"goal": goal, "hyperparameterMetricTag": metric, "maxTrials": max_trials,
-         "maxParallelTrials": parallel_trials, "params": [
-             dict({"parameterName": "learning-rate", "type": "DOUBLE", "minValue": 0.0001,
-                   "maxValue": 0.1, "scaleType": "UNIT_LOG_SCALE"}, **(lr or {})),
-             dict({"parameterName": "train-batch-size", "type": "INTEGER", "minValue": 32,
-                   "maxValue": 512, "scaleType": "UNIT_LOG_SCALE"}, **(batch or {}))]}
-    return {"trainingInput": {"hyperparameters": h}} if nested else {"hyperparameters": h}
+def spec_right(min_rate, max_rate, batch_sizes, lr=None, batch=None, metric=None,
+               top=None):
+    """The answer to exercise 8.1, each part replaceable (`top`: what wraps the spec)."""
+    spec = {"metrics": [dict({"metricId": "auc", "goal": "MAXIMIZE"}, **(metric or {}))],
+            "parameters": [
+                dict({"parameterId": "learning-rate",
+                      "doubleValueSpec": {"minValue": min_rate, "maxValue": max_rate},
+                      "scaleType": "UNIT_LOG_SCALE"}, **(lr or {})),
+                dict({"parameterId": "train-batch-size",
+                      "discreteValueSpec": {"values": sorted(batch_sizes)}}, **(batch or {}))]}
+    return top(spec) if top else spec
+
+
+def test_study_spec_right(capsys):
+    checks.check_study_spec(spec_right, 0.0001, 0.1, [32, 64, 128, 256, 512])
+    snake = lambda lo, hi, sizes: {  # noqa: E731  (Python's spelling reads the same)
+        "metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}],
+        "parameters": [{"parameter_id": "learning-rate", "scale_type": "UNIT_LOG_SCALE",
+                        "double_value_spec": {"min_value": lo, "max_value": hi}},
+                       {"parameter_id": "train-batch-size",
+                        "discrete_value_spec": {"values": sorted(sizes)}}]}
+    checks.check_study_spec(snake, 0.001, 0.3, [512, 64, 128])
+    out = capsys.readouterr().out
+    assert "learning-rate 0.0001…0.1 (log) and train-batch-size in [32, 64, 128, 256, 512]" in out
+    assert "learning-rate 0.001…0.3 (log) and train-batch-size in [64, 128, 512]" in out
 
 
 @pytest.mark.parametrize("changes, fix", [
-    (dict(nested=False), "{'trainingInput': {'hyperparameters'"),
-    (dict(lr={"scaleType": "UNIT_LINEAR_SCALE"}), "UNIT_LOG_SCALE"),
-    (dict(lr={"parameterName": "learning_rate"}), "name each parameter after its flag"),
-    (dict(batch={"parameterName": "batch-size"}), "train-batch-size"),
-    (dict(batch={"type": "DISCRETE", "discreteValues": [32, 48.5, 64]}), "whole numbers"),
-    (dict(batch={"type": "DOUBLE", "minValue": 32.0, "maxValue": 512.0}), "INTEGER"),
-    (dict(goal="MINIMIZE"), "MAXIMIZE"),
-    (dict(metric="val_auc"), "use 'auc'"),
-    (dict(lr={"minValue": 0.0}), "minValue"),
-    (dict(lr={"minValue": 0.01, "maxValue": 0.05}), "minValue: 0.0001, maxValue: 0.1"),
+    (dict(top=lambda s: {"trainingInput": {"hyperparameters": s}}), "return {'metrics'"),
+    (dict(top=lambda s: {"studySpec": s, "maxTrialCount": 8}), "under 'studySpec'"),
+    (dict(metric={"goal": "MINIMIZE"}), "'goal': 'MAXIMIZE'"),
+    (dict(metric={"goal": "maximize"}), "names in capitals"),
+    (dict(top=lambda s: dict(s, metric="auc")), "names in capitals"),
+    (dict(metric={"metricId": "val_auc"}), "'metricId': 'auc'"),
+    (dict(metric={"metricId": "accuracy"}), "'metricId': 'auc'"),
+    (dict(lr={"scaleType": "UNIT_LINEAR_SCALE"}), "'scaleType': 'UNIT_LOG_SCALE'"),
+    (dict(lr={"scaleType": "UNIT_REVERSE_LOG_SCALE"}), "'scaleType': 'UNIT_LOG_SCALE'"),
+    (dict(lr={"doubleValueSpec": {"minValue": 0.1, "maxValue": 0.0001}}),
+     "'minValue': min_rate, 'maxValue': max_rate"),
+    (dict(lr={"doubleValueSpec": {"minValue": 0.001, "maxValue": 0.1}}),
+     "'minValue': min_rate, 'maxValue': max_rate"),
+    (dict(lr={"parameterId": "learning_rate"}), "without its dashes"),
+    (dict(lr={"parameterId": "--learning-rate"}), "without its dashes"),
+    (dict(batch={"parameterId": "batch-size"}), "'parameterId': 'train-batch-size'"),
+    (dict(batch={"discreteValueSpec": None, "integerValueSpec": {"minValue": 32,
+                                                                 "maxValue": 512}}),
+     "'discreteValueSpec': {'values': batch_sizes}"),
+    (dict(batch={"discreteValueSpec": {"values": [512, 256, 128, 64, 32]}}),
+     "sorted(batch_sizes)"),
+    (dict(batch={"discreteValueSpec": {"values": [32, 64]}}), "'values': batch_sizes"),
 ])
-def test_learning_rate_study_wrong_answers(changes, fix):
-    checks.check_learning_rate_study(study_config, 8, 2)
-    wrong = lambda m, p: study_config(m, p, **changes)  # noqa: E731
-    assert leads_then_tells(fails(checks.check_learning_rate_study, wrong, 8, 2), fix)
+def test_study_spec_wrong_answers(changes, fix):
+    def wrong(min_rate, max_rate, batch_sizes):
+        spec = spec_right(min_rate, max_rate, batch_sizes, **changes)
+        for p in spec.get("parameters", []):
+            if p.get("discreteValueSpec", 0) is None:
+                del p["discreteValueSpec"]
+        return spec
+    assert leads_then_tells(fails(checks.check_study_spec, wrong, 0.0001, 0.1,
+                                  [32, 64, 128, 256, 512]), fix)
 
 
-def test_learning_rate_study_takes_discrete_batch_sizes(capsys):
-    discrete = {"type": "DISCRETE", "discreteValues": [32, 64, 128, 256, 512]}
-    checks.check_learning_rate_study(lambda m, p: study_config(m, p, batch=discrete), 8, 2)
-    assert "train-batch-size 32…512" in capsys.readouterr().out
+def test_study_spec_refused_by_the_trainer():
+    error = fails(checks.check_study_spec, spec_right, 0.0001, 0.1, [0, 32, 64])  # no rows
+    assert "census.tuning refuses it" in error.problem and "train-batch-size" in error.problem
 
 
-def test_learning_rate_study_trial_counts():
-    wrong = lambda m, p: study_config(4, p)  # noqa: E731
-    assert "maxTrials: max_trials" in told(fails(checks.check_learning_rate_study, wrong, 8, 2))
+def optuna_learner(eval_on="validation"):
+    """The answer to exercise 8.2 (`eval_on`: the split each trial is evaluated on)."""
+    import optuna
+
+    from census import task
+    from census.config import TrainConfig
+
+    def run_study(files, study_dir, trials, train_steps):
+        def objective(trial):
+            config = TrainConfig(
+                job_dir=f"{study_dir}/{trial.number + 1}",
+                train_files=files.train, eval_files=getattr(files, eval_on),
+                train_steps=train_steps, eval_every_steps=train_steps,
+                learning_rate=trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+                first_layer_size=trial.suggest_int("first_layer_size", 50, 200),
+                verbosity="ERROR")
+            return task.run(config)["accuracy"]
+        study = optuna.create_study(direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=0))
+        study.optimize(objective, n_trials=trials)
+        return study
+    return run_study
 
 
-FAKE_TRAINER = '''\
-"""Stands in for census.task in the tuner's subprocesses: takes the same flags, sleeps a
-moment, reports the metric through the hypertune file and prints the final metrics."""
-import argparse, json, os, sys, time
-p = argparse.ArgumentParser(allow_abbrev=False)
-for flag in ("--train-files", "--eval-files", "--job-dir", "--eval-every-steps",
-             "--verbosity", "--hypertune-metric", "--first-layer-size", "--num-layers",
-             "--scale-factor"):
-    p.add_argument(flag)
-p.add_argument("--train-steps", type=int, default=4000)
-args = p.parse_args()
-time.sleep(0.6)
-path = os.environ["CLOUD_ML_HP_METRIC_FILE"]
-os.makedirs(os.path.dirname(path), exist_ok=True)
-with open(path, "w") as f:
-    f.write(json.dumps({args.hypertune_metric: 0.7 + float(args.scale_factor) / 10}) + "\\n")
-print(json.dumps({"accuracy": 0.75, "global_step": args.train_steps}, indent=2))
-'''
+@pytest.fixture(scope="module")
+def few_rows(census_files, tmp_path_factory):
+    """The census files with the first 300 rows of the validation and test splits: each trial
+    evaluates on the whole validation file, and a wrong one on the whole test file."""
+    import dataclasses
+    folder = tmp_path_factory.mktemp("few-rows")
+    short = {}
+    for split in ("validation", "test"):
+        lines = Path(getattr(census_files, split)).read_text().splitlines(keepends=True)
+        short[split] = str(folder / f"{split}.csv")
+        Path(short[split]).write_text("".join(lines[:300]))
+    return dataclasses.replace(census_files, **short)
 
 
-@pytest.fixture
-def fake_trainer(tmp_path):
-    path = tmp_path / "fake_trainer.py"
-    path.write_text(FAKE_TRAINER)
-    return [sys.executable, str(path)]
+def test_run_study_right(few_rows, tmp_path, capsys):
+    checks.check_run_study(optuna_learner(), few_rows, str(tmp_path / "study"), 2, 2)
+    assert "✓ 2 trials of 2 steps, each in its own folder" in capsys.readouterr().out
+    folders = sorted(p.name for p in (tmp_path / "study").iterdir() if p.is_dir())
+    assert folders == ["1", "2"]  # the trials', numbered from 1
+
+
+def untrained(direction="maximize", trials=None, value=0.5):
+    """A wrong answer that trains nothing: a study of cheap trials."""
+    import optuna
+
+    def run_study(files, study_dir, n, train_steps):
+        study = optuna.create_study(direction=direction)
+        study.optimize(lambda trial: value, n_trials=n if trials is None else trials)
+        return study
+    return run_study
+
+
+@pytest.mark.parametrize("wrong, trials, fix", [
+    (lambda files, study_dir, trials, steps: None, 1, "return the study"),
+    (untrained(direction="minimize"), 1, "direction='maximize'"),
+    (untrained(trials=1), 2, "n_trials=trials"),
+    (untrained(value=None), 1, "metrics['accuracy'], a float"),
+    (untrained(), 1, "job_dir=f'{study_dir}/{trial.number + 1}'"),
+    (optuna_learner(eval_on="test"), 1, "eval_files=files.validation"),
+])
+def test_run_study_wrong_answers(few_rows, tmp_path, wrong, trials, fix):
+    assert leads_then_tells(fails(checks.check_run_study, wrong, few_rows,
+                                  str(tmp_path / "study"), trials, 2), fix)
+
+
+def copied(trained_job, metric="accuracy", log=True, rate=0.001):
+    """A wrong answer that trains nothing: its trial's folder is a copy of the session's
+    trained job (a real run of the trainer, default flags), its learning rate `rate`."""
+    import shutil
+
+    import optuna
+
+    from census import training
+    job_dir, _ = trained_job
+
+    def run_study(files, study_dir, trials, train_steps):
+        def objective(trial):
+            trial.suggest_float("learning_rate", 1e-4, 1e-1, log=log)
+            shutil.copytree(job_dir, f"{study_dir}/{trial.number + 1}")
+            return training.last_row_metrics(f"{job_dir}/eval/metrics.csv")[metric]
+        study = optuna.create_study(direction="maximize")
+        study.enqueue_trial({"learning_rate": rate})
+        study.optimize(objective, n_trials=trials)
+        return study
+    return run_study
+
+
+def test_run_study_every_trial_in_one_folder(census_files, trained_job, tmp_path):
+    """The first trial leaves its run in study_dir (a copy of the session's trained job, as
+    training would), and the trainer refuses the second, which has other flags."""
+    import shutil
+
+    import optuna
+
+    from census import task
+    from census.config import TrainConfig
+
+    def wrong(files, study_dir, trials, train_steps):
+        def objective(trial):
+            rate = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+            if trial.number == 0:
+                shutil.copytree(trained_job[0], study_dir, dirs_exist_ok=True)
+                return 0.5
+            return task.run(TrainConfig(job_dir=study_dir, train_files=files.train,
+                                        eval_files=files.validation, train_steps=train_steps,
+                                        learning_rate=rate, verbosity="ERROR"))["accuracy"]
+        study = optuna.create_study(direction="maximize")
+        study.optimize(objective, n_trials=trials)
+        return study
+    error = fails(checks.check_run_study, wrong, census_files, str(tmp_path / "study"), 2, 2)
+    assert "holds a run with other flags" in error.problem
+    assert leads_then_tells(error, "{trial.number + 1}")
+
+
+@pytest.mark.parametrize("mistake, fix", [
+    (dict(metric="auc"), "return metrics['accuracy']"),
+    (dict(log=False), "log=True"),
+    (dict(rate=0.05), "learning_rate="),
+])
+def test_run_study_wrong_answers_after_a_run(census_files, trained_job, tmp_path, mistake, fix):
+    from conftest import SMOKE_STEPS  # the trained job's steps
+    assert leads_then_tells(fails(checks.check_run_study, copied(trained_job, **mistake),
+                                  census_files, str(tmp_path / "study"), 1, SMOKE_STEPS), fix)
 
 
 @pytest.fixture(scope="module")
 def study():
     return tuning_study.read_config(REPO / "hptuning_config.yaml")
-
-
-def flags(files, study_dir, steps=None, extra=()):
-    out = ["--train-files", files.train, "--eval-files", files.validation, "--job-dir", study_dir]
-    if steps:
-        out += ["--train-steps", str(steps), "--eval-every-steps", str(steps)]
-    return out + list(extra)
-
-
-def test_run_study_passes_with_a_stand_in_trainer(study, census_files, tmp_path, fake_trainer,
-                                                  capsys):
-    def right(study, files, study_dir, trials, train_steps):
-        return tuning_local.tune(study, flags(files, study_dir, train_steps), max_trials=trials,
-                           parallel_trials=2, command=fake_trainer, seed=0)
-    checks.check_run_study(right, study, census_files, str(tmp_path / "study"), 2, 20)
-    assert "✓ 2 trials of 20 steps, two at a time: best accuracy" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("mistake, fix", [
-    ("no max_trials", "max_trials=trials"),
-    ("one at a time", "parallel_trials=2"),
-    ("no steps", "'--train-steps', str(train_steps)"),
-    ("bad flag", "python -m census.task --help"),
-    ("own job dir", "'--job-dir', study_dir"),
-])
-def test_run_study_wrong_answers(study, census_files, tmp_path, fake_trainer, mistake, fix):
-    def wrong(study, files, study_dir, trials, train_steps):
-        options = dict(max_trials=trials, parallel_trials=2, command=fake_trainer, seed=0)
-        trainer = flags(files, study_dir, train_steps)
-        if mistake == "no max_trials":
-            del options["max_trials"]
-        elif mistake == "one at a time":
-            del options["parallel_trials"]
-        elif mistake == "no steps":
-            trainer = flags(files, study_dir)
-        elif mistake == "bad flag":
-            trainer += ["--train-step", "20"]
-        elif mistake == "own job dir":
-            trainer = flags(files, str(tmp_path / "elsewhere"), train_steps)
-        return tuning_local.tune(study, trainer, **options)
-    # the file's counts, serial
-    study = tuning_study.Study(study.spec, max_trials=4, parallel_trials=1)
-    error = fails(checks.check_run_study, wrong, study, census_files, str(tmp_path / "study"),
-                  2, 20)
-    assert leads_then_tells(error, fix)
-    if mistake == "bad flag":
-        assert "trainer.log" in error.hints[0]
 
 
 def final_right(study_dir, study, test_file, choose_on=None, score_on=None, goal=None):

@@ -12,7 +12,11 @@ precise, the last one giving the fix:
 One module per chapter's topic, each listing its checks in `__all__`; every check is named
 here too.
 """
-from census.course.checks.cluster import check_run_small_cluster, check_tf_config, check_vertex_job
+from census.course.checks.cluster import (
+                                       check_replica_role,
+                                       check_tf_config,
+                                       check_worker_pool_specs,
+)
 from census.course.checks.core import CheckFailed, NotAnswered, reset_hints
 from census.course.checks.data import check_income_rate_by, check_read_raw, check_split_validation
 from census.course.checks.export import (
@@ -27,11 +31,7 @@ from census.course.checks.inputs import check_balanced_input_fn, check_frame_inp
 from census.course.checks.model import check_compare_cross, check_deep_model, check_predict_people
 from census.course.checks.serving import check_predict_frame, check_predict_with_retries
 from census.course.checks.training import check_eval_spec, check_train_spec, check_train_with_keras
-from census.course.checks.tuning import (
-                                       check_final_score,
-                                       check_learning_rate_study,
-                                       check_run_study,
-)
+from census.course.checks.tuning import check_final_score, check_run_study, check_study_spec
 
 __all__ = [
     "CheckFailed", "NotAnswered", "reset_hints",
@@ -47,9 +47,9 @@ __all__ = [
     "check_csv_features", "check_to_example", "check_make_exporters",
     "check_probability_over_50k", "check_input_exprs", "check_least_sure",
     # chapter 7: clusters
-    "check_tf_config", "check_run_small_cluster", "check_vertex_job",
+    "check_tf_config", "check_replica_role", "check_worker_pool_specs",
     # chapter 8: tuning
-    "check_learning_rate_study", "check_run_study", "check_final_score",
+    "check_study_spec", "check_run_study", "check_final_score",
     # chapter 9: serving
     "check_predict_with_retries", "check_predict_frame",
 ]

@@ -1,16 +1,15 @@
-"""Checks for chapter 7's exercises: TF_CONFIG, a real local cluster, a Vertex AI CustomJob."""
+"""Checks for chapter 7's exercises: TF_CONFIG, a replica's role as Vertex AI tells it, and
+the worker pools of a Vertex AI CustomJob, sent by the real SDK."""
 import json
 import re
-from pathlib import Path
 
-from census import course
+from census import quiet
 from census.course.checks.core import call, expect, passed
-from census.distribute import tiers, vertex
-from census.distribute.tf_config import strategy_kind
+from census.distribute import tiers
+from census.distribute.tf_config import read_tf_config, strategy_kind
+from census.distribute.vertex_env import POOL_ROLES, read_cluster_spec, trial_id
 
-__all__ = ["check_tf_config", "check_run_small_cluster", "check_vertex_job"]
-
-SMALL = tiers.Layout(chief=1, workers=1, ps=1)  # the smallest parameter-server cluster
+__all__ = ["check_tf_config", "check_replica_role", "check_worker_pool_specs"]
 
 
 def _describe(layout):
@@ -78,152 +77,233 @@ def check_tf_config(tf_config, layout, ports):
            f"({layout.strategy.replace('_', ' ')} strategy)")
 
 
-def _roles(log_dir):
-    return sorted(p.stem for p in Path(log_dir).glob("*.log"))
+def vertex_environ(layout, kind="chief", index=0, trial=None):
+    """The environment variables Vertex AI sets on replica (`kind`: "chief" | "worker" | "ps" |
+    "evaluator", `index`) of a CustomJob whose pools hold `layout` (a tiers.Layout), in trial
+    `trial` (str) of a tuning job: CLUSTER_SPEC on every replica, TF_CONFIG when the job has
+    more than one (its cluster without the evaluator), CLOUD_ML_TRIAL_ID in a trial. Sources:
+    as census.distribute.vertex_env's; the host names are made up."""
+    pools = {f"workerpool{n}": [f"workerpool{n}-{i}:2222" for i in range(count)]
+             for n, count in enumerate(layout.vertex_pools()) if count}
+    task = {"type": f"workerpool{POOL_ROLES.index(kind)}", "index": index,
+            **({"trial": trial} if trial else {})}
+    environ = {"CLUSTER_SPEC": json.dumps({"cluster": pools, "environment": "cloud",
+                                           "task": task})}
+    if sum(len(hosts) for hosts in pools.values()) > 1:
+        cluster = {role: pools[f"workerpool{n}"] for n, role in enumerate(POOL_ROLES)
+                   if role != "evaluator" and f"workerpool{n}" in pools}
+        environ["TF_CONFIG"] = json.dumps({"cluster": cluster, "environment": "cloud",
+                                           "task": dict(task, type=kind)})
+    if trial:
+        environ["CLOUD_ML_TRIAL_ID"] = trial
+    return environ
 
 
-def _tail(path, lines=6):
-    """The last lines of a task's log, TensorFlow's start-up chatter left out."""
+def replica_role(environ):
+    """The right answer to exercise 7.2, from the package's readers: (task type, index, trial
+    id or None) of the replica `environ` (a dict of environment variables) describes."""
+    role = (read_cluster_spec(environ.get("CLUSTER_SPEC", ""))
+            or read_tf_config(environ.get("TF_CONFIG", "")))
+    return role.get("type") or "chief", role.get("index", 0), trial_id(environ)
+
+
+STANDARD_1 = tiers.layout_for("STANDARD_1", evaluator=1)
+# The replicas check_replica_role asks about: (what it is, its environment), as Vertex AI sets it.
+REPLICAS = (
+    ("a trainer alone (no variable set: not on Vertex AI)", {}),
+    ("the one replica of a BASIC job", vertex_environ(tiers.TIERS["BASIC"])),
+    ("worker 2 of a STANDARD_1 job", vertex_environ(STANDARD_1, "worker", 2)),
+    ("the chief of a STANDARD_1 job", vertex_environ(STANDARD_1)),
+    ("parameter server 1 of a STANDARD_1 job", vertex_environ(STANDARD_1, "ps", 1)),
+    ("the evaluator of a STANDARD_1 job", vertex_environ(STANDARD_1, "evaluator", 0)),
+    ("trial 3 of a tuning job of one replica", vertex_environ(tiers.TIERS["BASIC"], trial="3")),
+    ("worker 1 in trial 12 of a STANDARD_1 tuning job",
+     vertex_environ(STANDARD_1, "worker", 1, trial="12")),
+    ("trial 2 of `census tune` on this machine (CLOUD_ML_TRIAL_ID only)",
+     {"CLOUD_ML_TRIAL_ID": "2"}),
+)
+_CRASH_HINTS = [  # (words of the error, hints): a variable read where it is not set
+    ("Expecting value", ("a variable that is not set is not JSON text either",
+                         "read environ.get('CLUSTER_SPEC'), and with none return "
+                         "('chief', 0, None): the trainer runs alone")),
+    ("CLUSTER_SPEC", ("a trainer alone has no CLUSTER_SPEC: environ is an ordinary dict",
+                      "environ.get('CLUSTER_SPEC'); without one: ('chief', 0, None)")),
+    ("TF_CONFIG", ("a job of one replica has no TF_CONFIG: which variable is on every replica?",
+                   "read CLUSTER_SPEC (environ.get('CLUSTER_SPEC')), set on every replica")),
+    ("trial", ("only a tuning job's task has a trial", "task.get('trial')")),
+]
+
+
+def _diagnose(what, got, want, environ):
+    """Raise the hint for the first way `got` differs from `want` (replica_role's answers)."""
+    kind, index, trial = got
+    pool = json.loads(environ.get("CLUSTER_SPEC", "{}")).get("task", {}).get("type", "")
+    expect(not str(kind).startswith("workerpool"),
+           f"{what} gave the task type {kind!r}: Vertex AI's name for the pool",
+           "the answer is in TensorFlow's terms: chief, worker, ps, evaluator",
+           "workerpool0 is the chief, 1 the workers, 2 the parameter servers, 3 the evaluator: "
+           "POOL_ROLES[int(pool[len('workerpool'):])] with POOL_ROLES = "
+           "('chief', 'worker', 'ps', 'evaluator')")
+    number = POOL_ROLES.index(want[0])
+    shifted = {POOL_ROLES[(number + step) % len(POOL_ROLES)] for step in (-1, 1)}  # [-1]: too
+    expect(kind not in shifted or kind == want[0],
+           f"{what}{f' ({pool})' if pool else ''} gave the task type {kind!r}, not {want[0]!r}",
+           "which pool is the chief's? Vertex AI counts its pools from 0",
+           "workerpool0 is the chief: the pool's number is its place in "
+           "('chief', 'worker', 'ps', 'evaluator')")
+    expect(kind == want[0], f"{what} gave the task type {kind!r}, not {want[0]!r}",
+           "the replica's pool is CLUSTER_SPEC's task.type",
+           "json.loads(environ['CLUSTER_SPEC'])['task']['type'] names its pool (workerpool0 …"
+           " workerpool3); without CLUSTER_SPEC the trainer runs alone, as the chief")
+    expect(not isinstance(index, str), f"{what} gave the index {index!r}, a string",
+           "an index is a number", "int(task['index'])")
+    expect(index == want[1], f"{what} gave the index {index!r}, not {want[1]!r}",
+           "the replica's index is CLUSTER_SPEC's task.index", "task['index'] (0 when alone)")
+    expect(type(index) is int, f"{what} gave the index {index!r}, a {type(index).__name__}",
+           "an index is a whole number", "int(task['index'])")
+    expect(not (want[2] and trial == int(want[2])), f"{what} gave the trial {trial!r}, a number",
+           "Vertex AI's trial ids are strings, as in CLUSTER_SPEC", "str(trial)")
+    expect(want[2] is None or trial is not None or "CLUSTER_SPEC" not in environ
+           or "TF_CONFIG" in environ, f"{what} gave no trial: it is trial {want[2]}",
+           "a job of one replica has no TF_CONFIG, yet its task has a trial: which variable "
+           "is set on every replica?", "read the trial from CLUSTER_SPEC's task "
+           "(task.get('trial')): CLUSTER_SPEC is set on every replica, TF_CONFIG only when "
+           "there are several")
+    expect(want[2] is None or trial is not None or "CLUSTER_SPEC" in environ,
+           f"{what} gave no trial: it is trial {want[2]}",
+           "there is no cluster here, yet the trial has an id: `census tune` sets a third "
+           "variable, as Vertex AI does", "fall back on environ.get('CLOUD_ML_TRIAL_ID')")
+    expect(trial == want[2], f"{what} gave the trial {trial!r}, not {want[2]!r}",
+           "only a tuning job's replicas have a trial: the task's `trial`, else "
+           "CLOUD_ML_TRIAL_ID", "return None when neither is set")
+
+
+def check_replica_role(replica_role_fn):
+    """replica_role(environ) → (task type, index, trial id or None) must give, for every
+    replica of REPLICAS (environments as Vertex AI sets them), what the package's readers give
+    (census.distribute.vertex_env.read_cluster_spec and trial_id, tf_config.read_tf_config)."""
+    for label, environ in REPLICAS:
+        what = f"replica_role(<{label}>)"
+        got = call(replica_role_fn, dict(environ), what=what, hint=_CRASH_HINTS)
+        expect(isinstance(got, (tuple, list)) and len(got) == 3,
+               f"{what} returned {str(got)[:80]}, not three values",
+               "the role has three parts: the task type, its index and the trial",
+               "return task_type, index, trial")
+        want = replica_role(environ)
+        if tuple(got) != want or type(got[1]) is not int:
+            _diagnose(what, tuple(got), want, environ)
+    passed(f"replica_role reads all {len(REPLICAS)} replicas as Vertex AI describes them: "
+           "alone, one replica, every pool of a STANDARD_1 job, and trials")
+
+
+PROJECT, REGION = "my-project", "us-central1"
+MACHINE_TYPE = "n1-standard-4"
+COMMAND = ["python", "-m", "census.task"]  # what the course's image runs
+
+
+def submitted_job_spec(worker_pool_specs, base_output_dir, what="your pools"):
+    """The jobSpec the real google-cloud-aiplatform SDK sends for
+    `aiplatform.CustomJob(worker_pool_specs=…, base_output_dir=…).submit()` (REST JSON,
+    camelCase, int64 as strings), recorded by a local VertexRecorder; the SDK's global config
+    is left as it was. The SDK's crash on a malformed spec becomes a CheckFailed."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+    from google.cloud.aiplatform import initializer
+
+    from census.course.vertex_recorder import VertexRecorder
+    saved = dict(vars(initializer.global_config))
+
+    def submit():
+        aiplatform.CustomJob(display_name="census", worker_pool_specs=worker_pool_specs,
+                             base_output_dir=base_output_dir,
+                             staging_bucket=f"{base_output_dir}/staging").submit()
     try:
-        text = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    kept = [line for line in text if line.strip() and not re.match(
-        r"(\w\d{4} |WARNING: All log|To enable the following|INFO:tensorflow)", line)]
-    return course.tidy(" | ".join(kept[-lines:]))[-600:]
+        with (VertexRecorder() as recorder, quiet.logs("google.cloud.aiplatform.base"),
+              quiet.logs("google.cloud.aiplatform.jobs")):  # the SDK's INFO lines
+            aiplatform.init(project=PROJECT, location=REGION,
+                            credentials=AnonymousCredentials(),
+                            api_endpoint=recorder.endpoint, api_transport="rest")
+            call(submit, what=f"aiplatform.CustomJob(worker_pool_specs={what}).submit()",
+                 hint=[("Unknown field", ("the SDK takes the fields of WorkerPoolSpec in "
+                                          "Python's spelling (snake_case)",
+                                          "machine_spec, replica_count, container_spec; in "
+                                          "container_spec: image_uri, command, args")),
+                       ("must be dict", ("each message field is itself a dict",
+                                         "'machine_spec': {'machine_type': 'n1-standard-4'}, "
+                                         "'container_spec': {'image_uri': …, 'command': …, "
+                                         "'args': …}"))])
+            [request] = recorder.find("POST", "/customJobs")
+    finally:
+        vars(initializer.global_config).update(saved)
+    return request["body"]["jobSpec"]
 
 
-def check_run_small_cluster(run_small_cluster, files, job_dir, train_steps):
-    """run_small_cluster(files, job_dir, train_steps) trains on a local chief + 1 worker + 1 ps
-    cluster and returns the chief's exit status; the job dir must show it."""
-    course.fresh_dir(job_dir)
-    what = f"run_small_cluster(files, {course.rel(job_dir)!r}, {train_steps})"
-    status = call(run_small_cluster, files, job_dir, train_steps, what=what)
-    log_dir = Path(job_dir, "logs", "cluster")
-    expect(log_dir.is_dir() and _roles(log_dir),
-           f"no task logs in {course.rel(log_dir)}: no cluster ran with this job dir",
-           "the launcher keeps each task's log in the job dir the trainer flags name",
-           "call census.distribute.cluster.run(layout, trainer_flags) with '--job-dir', "
-           "job_dir among the trainer flags")
-    roles = _roles(log_dir)
-    want = [f"{k}-{i}" for k, i in SMALL.tasks()]
-    expect(roles != ["chief-0"], "only a chief ran: that is one process, not a cluster",
-           "the layout decides which tasks start: census.distribute.tiers builds one",
-           "use a layout with a worker and a parameter server: "
-           "tiers.layout_for('CUSTOM', workers=1)")
-    expect("ps-0" in roles, f"the tasks were {', '.join(roles)}: no parameter server",
-           "the chapter's cluster keeps its variables on a parameter server",
-           "tiers.layout_for('CUSTOM', workers=1) (not mirrored=True)")
-    expect(sorted(roles) == sorted(want), f"the tasks were {', '.join(roles)}",
-           "one chief, one worker, one parameter server: two cores carry no more",
-           "tiers.layout_for('CUSTOM', workers=1) gives a chief, one worker and one ps")
-    expect(isinstance(status, int) and not isinstance(status, bool),
-           f"{what} returned {status!r}, not an exit status",
-           "the caller wants to know whether the job succeeded",
-           "return what cluster.run returns: the chief's exit status (0 when it succeeded)")
-    expect(status != 124, "the cluster timed out", "read the chief's log "
-           "(logs/cluster/chief-0.log): was it still training, or waiting for a task?",
-           "give cluster.run a timeout of a few minutes (timeout=600), and few steps")
-    expect(status == 0, f"the chief exited with status {status}; its log ends with: "
-           f"{_tail(log_dir / 'chief-0.log')}",
-           "read logs/cluster/chief-0.log: the last lines say why the chief stopped",
-           "every trainer flag must be a real one (python -m census.task --help), each "
-           "value a string")
-    log = (log_dir / "chief-0.log").read_text(errors="replace")
-    steps = [int(s) for s in re.findall(r'"global_step": (\d+)', log)]
-    expect(steps, "the chief's log has no final metrics",
-           "the course's trainer prints its metrics when it ends: is that the program the "
-           "tasks ran?", "run the trainer module census.task (the default of cluster.run)")
-    expect(steps[-1] == train_steps, f"the cluster trained {steps[-1]} steps, not {train_steps}",
-           "the trainer trains its default number of steps unless a flag says otherwise",
-           "pass '--train-steps', str(train_steps) (and '--eval-every-steps' the same) to the "
-           "trainer")
-    checkpoints = sorted(Path(job_dir, "checkpoints").glob("ckpt-*.index"))
-    expect(checkpoints, "no checkpoint in the job dir",
-           "the chief writes its checkpoints in the job dir the flags name",
-           "pass '--job-dir', job_dir to the trainer: the chief writes "
-           "<job_dir>/checkpoints/ckpt-NNNN")
-    base = Path(job_dir, "export", "census")
-    versions = sorted(p for p in base.glob("*") if p.name.isdigit()) if base.is_dir() else []
-    expect(versions and (versions[-1] / "saved_model.pb").is_file(),
-           f"no export in {course.rel(base)}", "the trainer exports at the end of training: "
-           "read logs/cluster/chief-0.log to see why it did not",
-           "keep the trainer's default export (no --export-format other than JSON)")
-    metrics = Path(job_dir, "eval", "metrics.csv").read_text().splitlines()
-    header, last = metrics[0].split(","), metrics[-1].split(",")
-    accuracy = float(last[header.index("val_accuracy")])
-    passed(f"chief + 1 worker + 1 ps trained {steps[-1]} steps (exit status 0): validation "
-           f"accuracy {accuracy:.3f}, {len(checkpoints)} checkpoint(s), export "
-           f"{versions[-1].name}")
+def _filled(counts):
+    return [c for c in counts if c]
 
 
-def check_vertex_job(vertex_job, tier, bucket):
-    """vertex_job(tier, bucket): the CustomJob for the 2017 tier plus an evaluator, on the
-    public data, job dir and package under the bucket, parameter servers on n1-highmem-2."""
-    what = f"vertex_job({tier!r}, {bucket!r})"
-    job = call(vertex_job, tier, bucket, what=what)
-    expect(hasattr(job, "job_spec") and hasattr(type(job), "pb"),
-           f"{what} returned a {type(job).__name__}, not a CustomJob",
-           "Vertex AI takes a CustomJob message (google.cloud.aiplatform_v1)",
-           "return what census.distribute.vertex.job_spec returns")
-    spec = vertex.spec_dict(job)
-    pools = spec.get("workerPoolSpecs", [])
-    layout = tiers.layout_for(tier, evaluator=1)
-    want_counts = layout.vertex_pools()
-    counts = [p.get("replicaCount", 0) for p in pools]
-    expect(len(counts) != len(tiers.TIERS[tier].vertex_pools()) or counts == want_counts,
-           f"the pools hold {counts} replicas: no evaluator",
-           "the 2017 tier had no evaluator pool: the layout needs one more task",
-           "tiers.layout_for(tier, evaluator=1)")
-    expect(counts == want_counts, f"the pools hold {counts} replicas, not {want_counts} "
+def check_worker_pool_specs(worker_pool_specs, tier, image_uri, args):
+    """worker_pool_specs(tier, image_uri, args) → the worker pools (a list of dicts) of a
+    CustomJob running the 2017 scale tier `tier` plus one evaluator: Vertex AI's pool order,
+    an empty middle pool as {}, each pool on n1-standard-4 running the course's container
+    (`python -m census.task ARGS`). The real SDK submits them to a local VertexRecorder; the
+    check reads the request it sent."""
+    what = f"worker_pool_specs({tier!r}, IMAGE_URI, TRAINER_ARGS)"
+    pools = call(worker_pool_specs, tier, image_uri, list(args), what=what)
+    expect(isinstance(pools, list) and all(isinstance(p, dict) for p in pools),
+           f"{what} returned {type(pools).__name__}, not a list of dicts",
+           "aiplatform.CustomJob takes its worker pools as a list, one dict per pool",
+           "return [chief_pool, workers_pool, ps_pool, evaluator_pool], each a dict")
+    spec = submitted_job_spec(pools, "gs://my-project-census/census/jobs/job1")
+    sent = spec.get("workerPoolSpecs", [])
+    counts = [int(p.get("replicaCount", 0)) for p in sent]
+    want = tiers.layout_for(tier, evaluator=1).vertex_pools()
+    without = tiers.TIERS[tier].vertex_pools()
+    expect(counts != without, f"the pools hold {counts} replicas: no evaluator",
+           "the 2017 tier had no evaluator: the job needs one more pool",
+           "add a fourth pool, the evaluator's, with replica_count 1")
+    expect(not (counts != want and _filled(counts) == _filled(want)),
+           f"the pools hold {counts} replicas, not {want} ([chief, workers, ps, evaluator])",
+           "a pool's place in the list says what it is: the fourth is the evaluator's",
+           "keep an empty pool's place with {} (here "
+           f"{[{} if not n else '…' for n in want]})")
+    expect(counts == want, f"the pools hold {counts} replicas, not {want} "
            "([chief, workers, ps, evaluator])",
-           "the pools come from the tier's layout: the one the function is given",
-           f"build the layout with tiers.layout_for({tier!r}, evaluator=1) and give it to "
-           "vertex.job_spec")
-    job_dir = f"{bucket}/census/jobs/{tier.lower()}"
-    package = f"{bucket}/census/census_course-0.1.0.tar.gz"
-    machines = {kind: p.get("machineSpec", {}).get("machineType")
-                for kind, p in zip(vertex.POOLS, pools) if p.get("replicaCount")}
-    want_machines = {kind: ("n1-highmem-2" if kind == "ps" else vertex.MACHINE_TYPES[kind])
-                     for kind in machines}
-    expect("ps" not in machines or machines["ps"] == "n1-highmem-2",
-           f"the parameter servers run on {machines.get('ps')}",
-           "vertex.job_spec takes a machine type per pool: read its docstring",
-           "machine_types={'ps': 'n1-highmem-2'}")
-    expect(machines == want_machines, f"the machine types are {machines}",
-           "only the parameter servers change machine; the other pools keep their default",
-           "change only the parameter servers' machine: machine_types={'ps': 'n1-highmem-2'}")
-    for kind, pool in zip(vertex.POOLS, pools):
-        if not pool.get("replicaCount"):
+           "the replica counts come from the tier: census.distribute.tiers.TIERS[tier] has "
+           "its chief, workers and ps",
+           f"TIERS[{tier!r}] is {tiers.TIERS[tier]}: [layout.chief, layout.workers, "
+           "layout.ps, 1]")
+    for kind, pool, count in zip(POOL_ROLES, sent, counts):
+        if not count:
+            expect(pool == {}, f"the empty {kind} pool is {pool}",
+                   "Vertex AI wants nothing in a pool that has no replica",
+                   "an empty pool is {}, not a pool of 0 replicas")
             continue
-        package_spec = pool.get("pythonPackageSpec", {})
-        expect(package_spec, f"the {kind} pool runs a container, not the python package",
-               "each pool installs the trainer's package on a prebuilt image",
-               "give package_uris=[package] to vertex.job_spec")
-        expect(package_spec.get("packageUris") == [package],
-               f"the {kind} pool installs {package_spec.get('packageUris')}",
-               "the package lives in the bucket, under census/",
-               f"package_uris=['{package}']")
-        expect(package_spec.get("pythonModule") == vertex.MODULE,
-               f"the {kind} pool runs {package_spec.get('pythonModule')}",
-               "every pool runs the same trainer module",
-               "keep the trainer module census.task (vertex.job_spec sets it)")
-        args = package_spec.get("args", [])
-        expect("--job-dir" in args and args[args.index("--job-dir") + 1:][:1] == [job_dir],
-               f"the {kind} pool's --job-dir is "
-               f"{args[args.index('--job-dir') + 1] if '--job-dir' in args[:-1] else None}",
-               "the job dir is a folder of the bucket, named after the tier",
-               f"build the trainer flags with vertex.trainer_args('{job_dir}')")
-        expect(args == vertex.trainer_args(job_dir),
-               f"the {kind} pool's trainer flags are {' '.join(args)[:200]}",
-               "the trainer flags are the course's cloud flags, unchanged",
-               "use vertex.trainer_args(job_dir) as they are: no data flags (the trainer "
-               "fetches the data itself), the cloud job dir, the 2017 step count")
-    expect(spec.get("baseOutputDirectory", {}).get("outputUriPrefix") == job_dir,
-           f"the base output directory is "
-           f"{spec.get('baseOutputDirectory', {}).get('outputUriPrefix')}",
-           "Vertex AI tells the trainer where to write through the job's base output "
-           "directory: the job dir", f"pass base_output_dir='{job_dir}' to vertex.job_spec")
-    ps = ", the ps on n1-highmem-2" if "ps" in machines else ""
-    passed(f"{tier} + evaluator on Vertex AI: pools {counts} ({sum(counts)} machines{ps}), "
-           f"job dir {job_dir}")
+        machine = pool.get("machineSpec", {}).get("machineType")
+        expect(machine == MACHINE_TYPE, f"the {kind} pool's machine type is {machine}",
+               "each pool says which machine its replicas run on",
+               f"'machine_spec': {{'machine_type': '{MACHINE_TYPE}'}}")
+        container = pool.get("containerSpec")
+        expect(container, f"the {kind} pool runs no container "
+               f"({', '.join(k for k in pool if k.endswith('Spec'))})",
+               "the course's trainer runs in a container of its own, not as a package on a "
+               "prebuilt image", "'container_spec': {'image_uri': image_uri, 'command': …, "
+               "'args': args}")
+        expect(container.get("imageUri") == image_uri,
+               f"the {kind} pool runs the image {container.get('imageUri')}",
+               "every pool runs the course's image, the one the function is given",
+               "'image_uri': image_uri")
+        command = container.get("command", [])
+        expect(not (command and all(len(c) == 1 for c in command)),
+               f"the {kind} pool's command is {''.join(command)!r}, one letter per word",
+               "a command is a list of words, as subprocess takes it",
+               f"'command': {COMMAND}")
+        expect(command == COMMAND, f"the {kind} pool's command is {command}",
+               "the container starts the trainer module, as `python -m` would",
+               f"'command': {COMMAND}")
+        got_args = container.get("args", [])
+        expect(got_args == list(args), f"the {kind} pool's args are {got_args[:6]}",
+               "the trainer flags are the ones the function is given, as a list",
+               "'args': list(args)")
+    passed(f"{tier} + evaluator as the SDK sends it to Vertex AI: pools {counts} "
+           f"({sum(counts)} machines), each running {image_uri}")

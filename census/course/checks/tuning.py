@@ -1,171 +1,224 @@
-"""Checks for chapter 8's exercises: a study over learning rate and batch size, a real local
-study, and choosing on the validation split before scoring the test split once."""
-import json
-import re
+"""Checks for chapter 8's exercises: a Vertex AI studySpec of your own, an Optuna study in
+plain code, and choosing on the validation split before scoring the test split once."""
+import logging
 from pathlib import Path
 
 from census import course, quiet
 from census.course.checks.core import CheckFailed, call, count_rows, expect, passed
 
-__all__ = ["check_learning_rate_study", "check_run_study", "check_final_score"]
+__all__ = ["check_study_spec", "check_run_study", "check_final_score"]
 
-_SCALE_WORDS = {"UNIT_LOG_SCALE": "log", "UNIT_REVERSE_LOG_SCALE": "reverse log"}
 TRAINER_METRICS = {"accuracy": "MAXIMIZE", "auc": "MAXIMIZE", "loss": "MINIMIZE"}
+SCALES = ("UNIT_LINEAR_SCALE", "UNIT_LOG_SCALE", "UNIT_REVERSE_LOG_SCALE")
 
 
-def check_learning_rate_study(learning_rate_study, max_trials, parallel_trials):
-    """learning_rate_study(max_trials, parallel_trials): the 2017-form config of a study that
-    maximizes auc over a log-scaled learning rate and an integer batch size."""
-    from census.tuning import study as tuning_study
-    what = f"learning_rate_study({max_trials}, {parallel_trials})"
-    config = call(learning_rate_study, max_trials, parallel_trials, what=what)
-    expect(isinstance(config, dict), f"{what} returned a {type(config).__name__}, not a dict",
-           "return what hptuning_config.yaml holds, read as Python: nested dicts",
-           "return {'trainingInput': {'hyperparameters': {...}}}")
-    expect("trainingInput" in config and "hyperparameters" in config.get("trainingInput", {}),
-           f"the top-level keys are {sorted(config)}",
-           "open hptuning_config.yaml: your dict nests the same way",
-           "nest it as the 2017 file does: {'trainingInput': {'hyperparameters': {...}}}")
-    h = config["trainingInput"]["hyperparameters"]
+def parse_study_spec(spec):
+    """`spec` (a dict, REST's camelCase or Python's snake_case names) read as Vertex AI reads
+    it, into `google.cloud.aiplatform_v1.StudySpec`, and given back as REST's camelCase dict.
+    Raises CheckFailed, naming what protobuf refused."""
+    from google.cloud import aiplatform_v1
+    from google.protobuf import json_format
+
+    from census.distribute import vertex
+    message = aiplatform_v1.StudySpec.pb(aiplatform_v1.StudySpec())
     try:
-        study = tuning_study.from_legacy(h)
-    except (tuning_study.ConfigError, KeyError, TypeError, ValueError) as error:
-        message = str(error) if not isinstance(error, KeyError) else f"missing key {error}"
-        raise CheckFailed(f"census.tuning cannot read it: {message}",
-                          "compare your keys with hptuning_config.yaml's, one by one",
-                          "each parameter needs parameterName, type and its range (minValue "
-                          "and maxValue); the study needs goal and hyperparameterMetricTag"
-                          ) from None
-    metric, goal = study.metric, study.goal
+        json_format.ParseDict(spec, message)
+    except json_format.ParseError as error:
+        text = " ".join(str(error).split())
+        raise CheckFailed(
+            f"Vertex AI cannot read it as a StudySpec: {text[:240]}",
+            "compare each key and value with the StudySpec reference: metrics (metricId, "
+            "goal), parameters (parameterId, one value spec, scaleType)",
+            "goal and scaleType are names in capitals (MAXIMIZE, UNIT_LOG_SCALE); a double "
+            "range is {'doubleValueSpec': {'minValue': …, 'maxValue': …}}, a list of numbers "
+            "{'discreteValueSpec': {'values': [...]}}") from None
+    return vertex.to_dict(message)
+
+
+def check_study_spec(study_spec, min_rate, max_rate, batch_sizes):
+    """study_spec(min_rate, max_rate, batch_sizes) → a Vertex AI StudySpec (dict) that
+    maximizes the trainer's auc over learning-rate in [min_rate, max_rate] on a log scale and
+    train-batch-size among `batch_sizes`. It must parse as google.cloud.aiplatform_v1.StudySpec
+    and be a study census.tuning.study runs against the trainer."""
+    from census.tuning import study as tuning_study
+    what = f"study_spec({min_rate}, {max_rate}, {list(batch_sizes)})"
+    spec = call(study_spec, min_rate, max_rate, list(batch_sizes), what=what)
+    expect(isinstance(spec, dict), f"{what} returned a {type(spec).__name__}, not a dict",
+           "a StudySpec in JSON is a dict of dicts and lists",
+           "return {'metrics': [...], 'parameters': [...]}")
+    expect("trainingInput" not in spec and "hyperparameters" not in spec,
+           f"the top-level keys are {sorted(spec)}: the 2017 form",
+           "AI Platform's trainingInput is retired: Vertex AI calls the study a studySpec",
+           "return {'metrics': [{'metricId': …, 'goal': …}], 'parameters': [...]}")
+    expect("studySpec" not in spec, "this is a HyperparameterTuningJob, not its studySpec",
+           "the function gives the study alone; the job (trial counts, trial job) wraps it",
+           "return what you put under 'studySpec'")
+    spec = parse_study_spec(spec)
+    metrics = spec.get("metrics", [])
+    expect(len(metrics) == 1, f"the study has {len(metrics)} metrics",
+           "a study optimizes one metric", "'metrics': [{'metricId': 'auc', 'goal': 'MAXIMIZE'}]")
+    metric, goal = metrics[0].get("metricId"), metrics[0].get("goal")
     expect(metric in TRAINER_METRICS, f"the metric is {metric!r}: the trainer does not report it",
-           "the tag names a metric the trainer reports to the tuner, by its plain name",
-           f"the trainer reports {', '.join(TRAINER_METRICS)}: use 'auc'")
-    expect(goal == TRAINER_METRICS[metric], f"the goal is to {goal.lower()} {metric}",
-           f"is a higher {metric} better, or a lower one?",
-           f"a higher {metric} is better: MAXIMIZE it" if goal == "MINIMIZE"
-           else f"a lower {metric} is better: MINIMIZE it")
+           "the metric is one the trainer reports to the tuner, by its plain name",
+           f"the trainer reports {', '.join(TRAINER_METRICS)}: 'metricId': 'auc'")
     expect(metric == "auc", f"the metric is {metric}, not auc",
-           "the study is asked to maximize the AUC", "hyperparameterMetricTag: 'auc'")
-    names = [p["parameterId"] for p in study.parameters]
-    unknown = [n for n in names if not tuning_study.field(n)]
+           "the study is asked to maximize the AUC", "'metricId': 'auc'")
+    expect(goal == "MAXIMIZE", f"the goal is {goal or 'not given'}",
+           "is a higher AUC better, or a lower one?", "'goal': 'MAXIMIZE'")
+    params = {p.get("parameterId"): p for p in spec.get("parameters", [])}
+    flags_like = {n: n.lstrip("-").replace("_", "-").lower() for n in params if n}
+    expect(sorted(params) == ["learning-rate", "train-batch-size"]
+           or sorted(flags_like.values()) != ["learning-rate", "train-batch-size"],
+           f"the parameters are {list(params)}",
+           "the tuner passes each parameter as --ID=value: the id is the trainer flag's name",
+           "the flag's name without its dashes: 'learning-rate', 'train-batch-size'")
+    unknown = [n for n in params if not tuning_study.field(str(n))]
     expect(not unknown, f"the trainer has no flag --{unknown[0] if unknown else ''}",
-           "the tuner passes --NAME=value to the trainer: a parameter is named after the "
-           "flag it sets (python -m census.task --help lists them)",
-           "name each parameter after its flag: learning-rate, train-batch-size")
-    expect(sorted(names) == ["learning-rate", "train-batch-size"],
-           f"the parameters are {names}", "the study tunes two knobs, no more",
+           "a parameter is named after the flag it sets (python -m census.task --help lists "
+           "them)", "'parameterId': 'learning-rate' and 'parameterId': 'train-batch-size'")
+    expect(sorted(params) == ["learning-rate", "train-batch-size"],
+           f"the parameters are {list(params)}", "the study tunes two knobs, no more",
            "tune exactly two: learning-rate and train-batch-size")
-    params = {p["parameterId"]: p for p in study.parameters}
     lr = params["learning-rate"]
-    expect("doubleValueSpec" in lr, "the learning rate is not a DOUBLE",
-           "a learning rate is a real number", "type: DOUBLE")
-    lo, hi = lr["doubleValueSpec"]["minValue"], lr["doubleValueSpec"]["maxValue"]
-    expect(lr.get("scaleType") == "UNIT_LOG_SCALE",
-           f"the learning rate is searched on {lr.get('scaleType', 'no scale')}",
+    expect("doubleValueSpec" in lr, "the learning rate is not a range of real numbers",
+           "a learning rate is a real number between two bounds",
+           "'doubleValueSpec': {'minValue': min_rate, 'maxValue': max_rate}")
+    lo, hi = (lr["doubleValueSpec"].get(k, 0.0) for k in ("minValue", "maxValue"))
+    expect(not (lo == max_rate and hi == min_rate), f"the learning rate goes from {lo:g} down "
+           f"to {hi:g}", "which bound is the minimum?",
+           "'minValue': min_rate, 'maxValue': max_rate")
+    expect((lo, hi) == (min_rate, max_rate), f"the learning rate goes from {lo:g} to {hi:g}",
+           "the range is given to the function", "'minValue': min_rate, 'maxValue': max_rate")
+    scale = lr.get("scaleType", "no scale")
+    expect(scale == "UNIT_LOG_SCALE", f"the learning rate is searched on {scale}",
            "0.0001 to 0.001 deserves as many trials as 0.01 to 0.1: chapter 8 shows the "
-           "scale that spreads trials that way", "scaleType: UNIT_LOG_SCALE")
-    expect(1e-5 <= lo and hi <= 1.0 and hi / lo >= 10,
-           f"the learning rate goes from {lo:g} to {hi:g}",
-           "search at least a factor of ten, inside 1e-5 … 1 (the trainer's default is 0.001)",
-           "minValue: 0.0001, maxValue: 0.1")
+           "scale that spreads trials that way" if scale != "UNIT_REVERSE_LOG_SCALE" else
+           "a reverse log scale crowds the trials near the top of the range",
+           "'scaleType': 'UNIT_LOG_SCALE'")
     batch = params["train-batch-size"]
-    expect("doubleValueSpec" not in batch and "categoricalValueSpec" not in batch,
-           "the batch size is not a whole number", "a batch holds a whole number of rows",
-           "make train-batch-size an INTEGER (or DISCRETE, with whole numbers)")
-    sizes = batch.get("discreteValueSpec", {}).get("values", [])
-    expect(all(float(v).is_integer() for v in sizes), f"the batch sizes {sizes} are not all "
-           "whole numbers", "a batch holds a whole number of rows", "list whole numbers")
+    expect("discreteValueSpec" in batch, "the batch size is not a list of values",
+           "the batch sizes to try are given to the function: a list of numbers",
+           "'discreteValueSpec': {'values': batch_sizes}")
+    values = [int(v) if float(v).is_integer() else v
+              for v in batch["discreteValueSpec"].get("values", [])]
+    expect(sorted(values) == sorted(batch_sizes), f"the batch sizes are {values}",
+           "the batch sizes are given to the function", "'values': batch_sizes")
+    expect(values == sorted(values), f"the batch sizes {values} are not in increasing order",
+           "Vertex AI's DiscreteValueSpec wants its values in increasing order",
+           "'values': sorted(batch_sizes)")
+    try:
+        study = tuning_study.from_vertex(spec)
+        tuning_study.check_against_trainer(study)
+    except tuning_study.ConfigError as error:
+        raise CheckFailed(f"census.tuning refuses it: {error}",
+                          "every value the study can choose must be one the trainer's flag "
+                          "accepts", "check each range against python -m census.task --help"
+                          ) from None
+    passed(f"a StudySpec Vertex AI reads: maximize auc over learning-rate {lo:g}…{hi:g} (log) "
+           f"and train-batch-size in {values}")
+
+
+def _trial_runs(study_dir, frozen):
+    """(trial, its folder, its recorded TrainConfig, its last evaluation) of each finished
+    trial of an Optuna study, the folder being <study_dir>/<trial.number + 1>."""
+    from census import config, training
+    runs = []
+    for trial in frozen:
+        folder = Path(study_dir, str(trial.number + 1))
+        runs.append((trial, folder, config.recorded(str(folder)),
+                     training.last_row_metrics(str(folder / "eval" / "metrics.csv"))))
+    return runs
+
+
+def check_run_study(run_study, files, study_dir, trials, train_steps):
+    """run_study(files, study_dir, trials, train_steps) → an Optuna study (maximize) of
+    `trials` trials, each training the course's trainer in-process for `train_steps` steps in
+    <study_dir>/<trial.number + 1> on files.train and reporting the validation accuracy its run
+    ended with, the learning rate sampled on a log scale."""
     import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(20):  # the flags the tuner would pass to 20 trials
-        values = {p["parameterId"]: tuning_study.suggest(sampler.ask(), p)
-                  for p in study.parameters}
-        flags = tuning_study.trial_flags(values)
-        problem = tuning_study.trainer_error(values)
-        expect(problem is None, f"a trial would fail: {' '.join(flags)} → {problem}",
-               "every value the study can choose must be one the trainer's flag accepts",
-               "check each parameter's type and range against python -m census.task --help")
-    blo, bhi = ((int(min(sizes)), int(max(sizes))) if sizes else
-                (batch["integerValueSpec"]["minValue"], batch["integerValueSpec"]["maxValue"]))
-    expect(16 <= blo < bhi <= 2048, f"the batch size goes from {blo} to {bhi}",
-           "search a few powers of two inside 16 … 2048", "minValue: 32, maxValue: 512")
-    expect(study.max_trials == max_trials, f"maxTrials is {study.max_trials}, not {max_trials}",
-           "the number of trials is an argument of your function", "maxTrials: max_trials")
-    expect(study.parallel_trials == parallel_trials,
-           f"maxParallelTrials is {study.parallel_trials}, not {parallel_trials}",
-           "how many trials run at once is an argument of your function",
-           "maxParallelTrials: parallel_trials")
-    passed(f"maximize auc over learning-rate {lo:g}…{hi:g} (log) and train-batch-size "
-           f"{blo}…{bhi} ({_SCALE_WORDS.get(batch.get('scaleType'), 'linear')}), "
-           f"{max_trials} trials, {parallel_trials} at a time")
-
-
-def _study_trials(study_dir):
-    from census.tuning import local
-    with quiet.warnings_ignored():
-        return local.load_study(study_dir).get_trials()
-
-
-def check_run_study(run_study, study, files, study_dir, trials, train_steps):
-    """run_study(study, files, study_dir, trials, train_steps) runs `trials` short trials of
-    `study`, two at a time, with census.tuning, and returns the results table."""
-    import pandas as pd
-
-    from census.tuning import local
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
     course.fresh_dir(study_dir)
-    what = f"run_study(STUDY, files, {course.rel(study_dir)!r}, {trials}, {train_steps})"
-    table = call(run_study, study, files, study_dir, trials, train_steps, what=what)
-    expect(isinstance(table, pd.DataFrame), f"{what} returned a {type(table).__name__}",
-           "the tuner returns its results table: pass it on",
-           "return what census.tuning.local.tune returns")
-    expect(Path(study_dir, local.STUDY_DB).is_file(), f"no study in {course.rel(study_dir)}",
-           "the tuner keeps its study where the trainer flags' job dir points",
-           "the trainer's --job-dir is the study's folder: give '--job-dir', study_dir in the "
-           "trainer flags")
-    expect(len(table) != study.max_trials or trials == study.max_trials,
-           f"{len(table)} trials ran: the config's maxTrials, not {trials}",
-           "the config's maxTrials applies unless tune is told otherwise",
-           "pass max_trials=trials to local.tune")
-    expect(len(table) == trials, f"{len(table)} trials instead of {trials}",
-           "the number of trials is an argument of tune",
-           "pass max_trials=trials to local.tune, in a fresh study folder")
-    failed = table[table["state"] != "SUCCEEDED"]
-    expect(failed.empty, f"trial {failed['trial'].iloc[0] if len(failed) else ''} "
-           f"{failed['state'].iloc[0] if len(failed) else ''}: "
-           f"{failed['reason'].iloc[0] if len(failed) else ''}",
-           "read trainer.log in the trial's folder (study_dir/<trial>/): it says why",
-           "every trainer flag must be a real one (python -m census.task --help), with its "
-           "value as a string")
-    steps = []
-    for trial in table["trial"]:
-        log = Path(study_dir, str(trial), "trainer.log").read_text(errors="replace")
-        found = re.findall(r'"global_step": (\d+)', log)
-        steps.append(int(found[-1]) if found else None)
-    expect(all(s == train_steps for s in steps), f"the trials trained {steps} steps, not "
-           f"{train_steps}", "each trial is the trainer, run with the flags you give it",
-           "give the trainer '--train-steps', str(train_steps) and "
-           "'--eval-every-steps', str(train_steps)")
-    frozen = _study_trials(study_dir)
-    starts = [t.datetime_start for t in frozen if t.datetime_start]
-    ends = [t.datetime_complete for t in frozen if t.datetime_complete]
-    expect(trials < 2 or (starts and ends and max(starts[:2]) < min(ends[:2])),
-           "the trials ran one after the other",
-           "how many trials run at once is an argument of tune",
-           "run two at a time: parallel_trials=2 (each trial is its own process)")
-    for p in study.parameters:
-        spec = p.get("integerValueSpec") or p.get("doubleValueSpec")
-        if spec:
-            values = table[p["parameterId"]]
-            expect(values.between(spec["minValue"], spec["maxValue"]).all(),
-                   f"{p['parameterId']} took {list(values)}",
-                   "the tuner chooses the values of the study's parameters",
-                   "do not pass the parameters yourself in the trainer flags")
-    best = json.loads(Path(study_dir, local.BEST).read_text())
-    metric = study.metric
-    passed(f"{len(table)} trials of {train_steps} steps, two at a time: best {metric} "
-           f"{best['value']:.4f} (trial {best['trial']}), export in "
-           f"{course.rel(best['export']) if best['export'] else 'none'}")
+    what = f"run_study(files, {course.rel(study_dir)!r}, {trials}, {train_steps})"
+    with quiet.warnings_ignored(), quiet.logs("optuna", logging.WARNING):  # no INFO per trial
+        study = call(run_study, files, study_dir, trials, train_steps, what=what, hint=[
+            ("holds a run with other flags", (
+                "every trial trained in the same folder: the second found the first's run",
+                "give each trial its own job dir: f'{study_dir}/{trial.number + 1}'"))])
+    expect(isinstance(study, optuna.study.Study),
+           f"{what} returned a {type(study).__name__}, not an Optuna study",
+           "the caller wants the study itself: its trials, its best one",
+           "return the study optuna.create_study made")
+    expect(study.direction == optuna.study.StudyDirection.MAXIMIZE,
+           f"the study's direction is {study.direction.name}",
+           "is a higher accuracy better, or a lower one?",
+           "optuna.create_study(direction='maximize', …)")
+    expect(len(study.trials) == trials, f"the study ran {len(study.trials)} trials, not {trials}",
+           "the number of trials is an argument of your function",
+           "study.optimize(objective, n_trials=trials)")
+    failed = [t for t in study.trials if t.state != TrialState.COMPLETE]
+    expect(not failed, f"trial {failed[0].number if failed else ''} ended "
+           f"{failed[0].state.name if failed else ''}",
+           "an objective returns one number, the trial's score",
+           "return the run's metrics['accuracy'], a float")
+    runs = _trial_runs(study_dir, study.trials)
+    missing = [str(folder) for _, folder, config, _ in runs if config is None]
+    expect(not missing, f"no run in {course.rel(missing[0]) if missing else ''}",
+           "each trial trains in its own numbered folder inside study_dir",
+           "job_dir=f'{study_dir}/{trial.number + 1}'")
+    for trial, folder, config, last in runs:
+        where = f"trial {trial.number} ({course.rel(folder)})"
+        expect(config.train_steps == train_steps,
+               f"{where} trained {config.train_steps} steps, not {train_steps}",
+               "the trainer trains its default number of steps unless told otherwise",
+               "TrainConfig(train_steps=train_steps, eval_every_steps=train_steps, …)")
+        expect(list(config.eval_files or []) != [str(files.test)],
+               f"{where} was evaluated on the test split",
+               "the study chooses among trials: that is the validation split's part; the test "
+               "split is kept for the final score of the one model chosen",
+               "eval_files=files.validation")
+        expect(list(config.train_files or []) == [str(files.train)]
+               and list(config.eval_files or []) == [str(files.validation)],
+               f"{where} trained on {config.train_files} and evaluated on {config.eval_files}",
+               "the trials train on the training split and are compared on the validation "
+               "split", "train_files=files.train, eval_files=files.validation")
+        other = next((m for m in ("auc", "loss") if _same(trial.value, last.get(m))), None)
+        expect(other is None, f"{where} scored {trial.value:.4f}: its validation {other}, not "
+               "its accuracy", "which of the run's metrics is the study asked to maximize?",
+               "return metrics['accuracy']")
+        expect(_same(trial.value, last.get("accuracy")),
+               f"{where} scored {trial.value:.4f}; its run ended with a validation accuracy of "
+               f"{last.get('accuracy', float('nan')):.4f}",
+               "the objective returns the score of the trial's own run",
+               "return task.run(config)['accuracy']")
+        fields = {name: name.replace("-", "_") for name in trial.params}
+        differ = [f"{name}={value!r} (trained with {getattr(config, fields[name])!r})"
+                  for name, value in trial.params.items()
+                  if hasattr(config, fields[name]) and getattr(config, fields[name]) != value]
+        expect(not differ, f"{where} suggested {', '.join(differ)}",
+               "a suggested value changes nothing until the trainer is given it",
+               "pass each suggested value to TrainConfig (learning_rate=…, …)")
+        rates = [n for n, v in trial.params.items() if v == config.learning_rate]
+        expect(rates, f"{where} trained with the learning rate {config.learning_rate}, which "
+               f"no suggestion gave (its parameters: {sorted(trial.params)})",
+               "the study tunes the learning rate: each trial suggests one",
+               "learning_rate=trial.suggest_float('learning_rate', 1e-4, 1e-1, log=True)")
+        distribution = trial.distributions[rates[0]]
+        expect(isinstance(distribution, FloatDistribution) and distribution.log,
+               f"{where} sampled the learning rate from {distribution}",
+               "0.0001 to 0.001 deserves as many trials as 0.01 to 0.1",
+               "trial.suggest_float('learning_rate', 1e-4, 1e-1, log=True)")
+    best = study.best_trial
+    shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in best.params.items())
+    passed(f"{len(study.trials)} trials of {train_steps} steps, each in its own folder, the "
+           f"learning rate on a log scale: best validation accuracy {best.value:.4f} (trial "
+           f"{best.number}, in folder {best.number + 1}: {shown})")
+
+
+def _same(value, reported):
+    """Whether a trial's value is a metric its run reported (None: not reported)."""
+    return reported is not None and abs(value - reported) < 1e-6
 
 
 # The trials of the small study check_final_score lays out (the 2017 study's parameters).
