@@ -176,12 +176,12 @@ def test_mirrored_workers(census_files, tmp_path):
     job_dir = tmp_path / "job"
     status, output, pids = run_cluster(
         job_dir, census_files, cluster_flags=["--mirrored", "--workers", "2"],
-        trainer_flags=["--train-steps", "10", "--eval-every-steps", "5", "--eval-steps", "2"])
+        trainer_flags=["--train-steps", "20", "--eval-every-steps", "10", "--eval-steps", "2"])
     assert status == 0, output[-3000:]
     assert set(pids) == {"worker-0", "worker-1"}
     assert_all_stopped(pids)
     metrics = chief_metrics(output, "worker-0")
-    assert metrics["global_step"] == 10
+    assert metrics["global_step"] == 20
     assert (job_dir / "export" / "census").is_dir() and metrics["exports"]
     assert not (job_dir / "workers" / "1").exists()  # worker 1 removed its private copy
     assert chief_metrics(output, "worker-1")["exports"] == []  # and reports none of it
@@ -214,12 +214,14 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, evaluated_clus
     assert "[evaluator-0] evaluated ckpt-0001 (step 150): " in output and \
         "; waiting for the chief's next checkpoint" in output
 
-    # The same command again: the chief resumes the finished run (nothing left to train, no
-    # second export), the evaluator reads no checkpoint of before its start (ckpt-0002 was
-    # the run's last: nothing to evaluate), and its metrics.csv keeps the run's rows.
+    # The same trainer flags again, on a smaller cluster (the job dir holds the run, not its
+    # layout): the chief resumes the finished run (nothing left to train, no second export),
+    # the evaluator reads no checkpoint of before its start (ckpt-0002 was the run's last:
+    # nothing to evaluate), and its metrics.csv keeps the run's rows.
     exports = export.list_versions(job_dir / "export" / "census")
-    status, again, pids = run_cluster(job_dir, census_files, *EVALUATED,
-                                      env={"TMPDIR": str(tmp)})
+    cluster_flags, trainer_flags = EVALUATED
+    status, again, pids = run_cluster(job_dir, census_files, ["--workers", "1", *cluster_flags],
+                                      trainer_flags, env={"TMPDIR": str(tmp)})
     assert status == 0, again[-3000:]
     assert "[chief-0] train_and_evaluate: resuming at step 300 of 300; nothing left to " \
         "train" in again
