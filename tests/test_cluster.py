@@ -13,7 +13,7 @@ import pytest
 
 from census import cli, export, processes
 from census.distribute import cli as cluster_cli, namespace, tiers
-from conftest import REPO, SMOKE_STEPS, run_census
+from conftest import REPO, SMOKE_STEPS
 
 pytestmark = pytest.mark.slow  # real clusters of processes
 
@@ -118,18 +118,36 @@ def signature(export_dir):
     return result
 
 
-def test_pss_cluster_matches_a_single_process_run(trained_job, census_files, tmp_path):
-    # The same flags as the single-process `trained_job`, on chief + 2 workers + 1 ps.
+EVALUATED = (["--evaluator"], ["--train-steps", str(SMOKE_STEPS), "--eval-every-steps", "150"])
+"""The cluster flags and trainer flags of `evaluated_cluster`: the default layout (chief + 2
+workers + 1 ps) and an evaluator, with the flags of the single-process `trained_job`."""
+
+
+@pytest.fixture(scope="module")
+def evaluated_cluster(census_files, tmp_path_factory):
+    """One real PSS cluster run with an evaluator task, read by the tests below (the evaluator
+    only reads the chief's checkpoints: the chief trains as without it). Its TMPDIR is a
+    folder of its own, so that a test can see that nothing was left in it. Returns
+    (job_dir, tmp, status, output, pids)."""
+    root = tmp_path_factory.mktemp("evaluated-cluster")
+    job_dir, tmp = root / "job", root / "tmp"
+    tmp.mkdir()
+    status, output, pids = run_cluster(job_dir, census_files, *EVALUATED,
+                                       env={"TMPDIR": str(tmp)})
+    return job_dir, tmp, status, output, pids
+
+
+def test_pss_cluster_matches_a_single_process_run(trained_job, evaluated_cluster):
+    # The same flags as the single-process `trained_job`, on chief + 2 workers + 1 ps (beside
+    # an evaluator, which only reads their checkpoints).
     single_dir, single = trained_job
-    job_dir = tmp_path / "job"
-    status, output, pids = run_cluster(job_dir, census_files, trainer_flags=[
-        "--train-steps", str(SMOKE_STEPS), "--eval-every-steps", "150"])
+    job_dir, _, status, output, pids = evaluated_cluster
     assert status == 0, output[-3000:]
-    assert set(pids) == {"chief-0", "worker-0", "worker-1", "ps-0"}
+    assert set(pids) == {"chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"}
     assert_all_stopped(pids)
     assert re.search(r"^\[worker-1\] ", output, re.M)  # streamed, prefixed by role
     assert sorted(os.listdir(job_dir / "logs" / "cluster")) == [
-        "chief-0.log", "ps-0.log", "worker-0.log", "worker-1.log"]
+        "chief-0.log", "evaluator-0.log", "ps-0.log", "worker-0.log", "worker-1.log"]
 
     metrics = chief_metrics(output)
     assert metrics["global_step"] == single["global_step"] == SMOKE_STEPS
@@ -144,12 +162,12 @@ def test_killing_a_worker_does_not_lose_the_job(census_files, tmp_path):
     # The coordinator reschedules the dead worker's steps on the surviving one.
     status, output, pids = run_cluster(
         tmp_path / "job", census_files,
-        trainer_flags=["--train-steps", "200", "--eval-every-steps", "100"],
+        trainer_flags=["--train-steps", "100", "--eval-every-steps", "50"],
         kill=("worker-1", "[chief-0] Epoch 2/"))
     assert status == 0, output[-3000:]
     assert re.search(r"all tasks stopped \(.*worker-1 -9", output), output[-2000:]
     metrics = chief_metrics(output)
-    assert metrics["global_step"] == 200 and metrics["exports"]
+    assert metrics["global_step"] == 100 and metrics["exports"]
     assert_all_stopped(pids)
 
 
@@ -170,27 +188,22 @@ def test_mirrored_workers(census_files, tmp_path):
     assert "[cluster] chief exit status 0; all tasks stopped (worker-0 0, worker-1 0)" in output
 
 
-def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
-    # An evaluator task beside chief + 1 worker + 1 ps: outside the cluster spec, it
+def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, evaluated_cluster):
+    # An evaluator task beside chief + 2 workers + 1 ps: outside the cluster spec, it
     # evaluates each checkpoint the chief writes and exits after the last one.
-    job_dir, tmp = tmp_path / "job", tmp_path / "tmp"
-    tmp.mkdir()  # the cluster's TMPDIR, ours alone: nothing may be left in it
-    cluster_flags = ["--workers", "1", "--ps", "1", "--evaluator"]
-    trainer_flags = ["--train-steps", "200", "--eval-every-steps", "100"]
-    status, output, pids = run_cluster(job_dir, census_files, cluster_flags, trainer_flags,
-                                       env={"TMPDIR": str(tmp)})
+    job_dir, tmp, status, output, pids = evaluated_cluster
     assert status == 0, output[-3000:]
     assert list(tmp.iterdir()) == []  # workers and ps end by SIGTERM: their files went too
-    assert set(pids) == {"chief-0", "worker-0", "ps-0", "evaluator-0"}
+    assert set(pids) == {"chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"}
     assert_all_stopped(pids)
     assert re.search(r"all tasks stopped \(.*evaluator-0 0\)", output), output[-2000:]
     rows = (job_dir / "eval_sidecar" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("checkpoint,global_step,") and "auc" in rows[0]
-    assert rows[-1].startswith("ckpt-0002,200,")  # the chief's last checkpoint, evaluated
+    assert rows[-1].startswith("ckpt-0002,300,")  # the chief's last checkpoint, evaluated
     assert list((job_dir / "eval_sidecar").glob("events.out.tfevents.*"))
-    assert "[evaluator-0] evaluated ckpt-0002 (step 200)" in output
+    assert "[evaluator-0] evaluated ckpt-0002 (step 300)" in output
     evaluator = chief_metrics(output, "evaluator-0")
-    assert evaluator["global_step"] == 200 and evaluator["exports"] == []
+    assert evaluator["global_step"] == 300 and evaluator["exports"] == []
     assert abs(evaluator["accuracy"] - chief_metrics(output)["accuracy"]) < 0.02
     # Each role's log reads cleanly: the evaluator does not list the chief's optimizer state
     # it leaves unrestored, and the chief prints each TensorFlow message once.
@@ -198,17 +211,19 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     chief_log = (job_dir / "logs" / "cluster" / "chief-0.log").read_text().splitlines()
     assert chief_log.count("INFO:tensorflow:Number of GPUs on workers: 0") == 1
     assert "No checkpoints appear to be found" not in output  # it waits for the next one
-    assert "[evaluator-0] evaluated ckpt-0001 (step 100): " in output and \
+    assert "[evaluator-0] evaluated ckpt-0001 (step 150): " in output and \
         "; waiting for the chief's next checkpoint" in output
 
-    # The same command again: the chief resumes the finished run (nothing left to train, no
-    # second export), the evaluator reads no checkpoint of before its start (ckpt-0002 was
-    # the run's last: nothing to evaluate), and its metrics.csv keeps the run's rows.
+    # The same trainer flags again, on a smaller cluster (the job dir holds the run, not its
+    # layout): the chief resumes the finished run (nothing left to train, no second export),
+    # the evaluator reads no checkpoint of before its start (ckpt-0002 was the run's last:
+    # nothing to evaluate), and its metrics.csv keeps the run's rows.
     exports = export.list_versions(job_dir / "export" / "census")
-    status, again, pids = run_cluster(job_dir, census_files, cluster_flags, trainer_flags,
-                                      env={"TMPDIR": str(tmp)})
+    cluster_flags, trainer_flags = EVALUATED
+    status, again, pids = run_cluster(job_dir, census_files, ["--workers", "1", *cluster_flags],
+                                      trainer_flags, env={"TMPDIR": str(tmp)})
     assert status == 0, again[-3000:]
-    assert "[chief-0] train_and_evaluate: resuming at step 200 of 200; nothing left to " \
+    assert "[chief-0] train_and_evaluate: resuming at step 300 of 300; nothing left to " \
         "train" in again
     assert "[evaluator-0] ckpt-0002, the run's last checkpoint, was written before this " \
         "evaluator started: nothing to evaluate" in again
@@ -217,17 +232,18 @@ def test_evaluator_evaluates_the_chiefs_checkpoints(census_files, tmp_path):
     assert (job_dir / "eval_sidecar" / "metrics.csv").read_text().splitlines() == rows
     assert export.list_versions(job_dir / "export" / "census") == exports
     assert chief_metrics(again)["exports"] == exports[-1:]
-    assert chief_metrics(again, "evaluator-0")["global_step"] == 200
+    assert chief_metrics(again, "evaluator-0")["global_step"] == 300
     assert list(tmp.iterdir()) == []
 
-    # Other flags: the chief (here the trainer alone, as the chief checks) refuses, in one
-    # sentence naming them.
-    other = run_census("train", "--train-files", census_files.train, "--eval-files",
-                       census_files.validation, "--job-dir", job_dir, "--train-steps", "400",
-                       "--eval-every-steps", "100")
-    assert other.returncode == 1 and other.stderr.strip().splitlines()[-1] == (
-        f"census train: {job_dir} holds a run with other flags (--train-steps was 200, now "
-        "400): rerun with its flags to resume it, or give another --job-dir"), other.stderr
+    # Other flags: the chief (here `census train` alone, in this process, as the chief
+    # checks) refuses, in one sentence naming them.
+    with pytest.raises(SystemExit) as other:
+        cli.main(["train", "--train-files", census_files.train, "--eval-files",
+                  census_files.validation, "--job-dir", str(job_dir), "--train-steps", "600",
+                  "--eval-every-steps", "150"])
+    assert other.value.code == (
+        f"census train: {job_dir} holds a run with other flags (--train-steps was 300, now "
+        "600): rerun with its flags to resume it, or give another --job-dir")
 
 
 def test_the_evaluator_reads_only_checkpoints_written_after_it_started(trained_job,

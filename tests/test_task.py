@@ -3,15 +3,14 @@ import json
 
 import pytest
 
-from census import schema, task
+from census import cli, schema, task
 from census.config import TrainConfig
 from census.distribute import tf_config
-from conftest import run_census
 
 pytestmark = pytest.mark.slow  # the trainer, run
 
 
-def test_raw_uci_files_train_as_the_2017_users_passed_them(uci_dir, tmp_path):
+def test_raw_uci_files_train_as_the_2017_users_passed_them(uci_dir, tmp_path, capsys):
     """UCI's files as downloaded (comment line, labels ending in '.', blank last lines) are
     cleaned as `census data` cleans them, said in one line each, and the job trains. So is a
     file as a spreadsheet or an editor saves it: a byte order mark, a header row, CRLF line
@@ -19,17 +18,16 @@ def test_raw_uci_files_train_as_the_2017_users_passed_them(uci_dir, tmp_path):
     saved = tmp_path / "adult.data.csv"
     saved.write_bytes(b"\xef\xbb\xbf" + ",".join(schema.CSV_COLUMNS).encode() + b"\r\n" +
                       (uci_dir / "adult.data").read_bytes().replace(b"\n", b"\r\n"))
-    done = run_census("train", "--train-files", saved, "--eval-files",
-                      uci_dir / "adult.test", "--job-dir", tmp_path / "job", "--train-steps",
-                      "40", "--eval-every-steps", "40", "--eval-steps", "5",
-                      "--verbosity", "ERROR")
-    assert done.returncode == 0, done.stderr[-3000:]
+    cli.main(["train", "--train-files", str(saved), "--eval-files", str(uci_dir / "adult.test"),
+              "--job-dir", str(tmp_path / "job"), "--train-steps", "40", "--eval-every-steps",
+              "40", "--eval-steps", "5", "--verbosity", "ERROR"])  # in this process
+    stdout, stderr = capsys.readouterr()
     assert (f"census train: {uci_dir / 'adult.test'} has 1 comment line, 1 blank line, "
             "16,281 labels ending in '.': reading a copy cleaned as `census data` cleans it"
-            ) in done.stderr
+            ) in stderr
     assert (f"census train: {saved} has 1 header row of column names, 1 byte order mark, "
-            "32,563 CRLF line ends, 1 blank line: reading a copy") in done.stderr
-    metrics = json.loads(done.stdout)
+            "32,563 CRLF line ends, 1 blank line: reading a copy") in stderr
+    metrics = json.loads(stdout)
     assert metrics["global_step"] == 40 and metrics["exports"]
 
 
@@ -148,21 +146,22 @@ def test_a_malformed_tf_config_is_one_sentence(text, words, tmp_path, monkeypatc
     assert not (tmp_path / "job").exists()
 
 
-def test_the_2017_master_only_tf_config_trains_in_the_trials_folder(census_files, tmp_path):
+def test_the_2017_master_only_tf_config_trains_in_the_trials_folder(census_files, tmp_path,
+                                                                    monkeypatch, capsys):
     """The report: a master-only TF_CONFIG (2017's BASIC tier, here of a tuning trial) was
     TF's `Disallowed task type` traceback. A cluster of one task trains alone."""
     config = {"cluster": {"master": ["127.0.0.1:1"]},
               "task": {"type": "master", "index": 0, "trial": "2"}, "environment": "cloud"}
-    done = run_census("train", "--train-files", census_files.train, "--eval-files",
-                      census_files.validation, "--job-dir", tmp_path / "job", "--train-steps", "20",
-                      "--eval-every-steps", "20", "--eval-steps", "2", "--verbosity", "ERROR",
-                      "--hypertune-metric", "accuracy",
-                      env={"TF_CONFIG": json.dumps(config),
-                           "CLOUD_ML_HP_METRIC_FILE": str(tmp_path / "metrics")})
-    assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads(done.stdout)
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))  # the trainer runs in this process
+    monkeypatch.setenv("CLOUD_ML_HP_METRIC_FILE", str(tmp_path / "metrics"))
+    cli.main(["train", "--train-files", census_files.train, "--eval-files",
+              census_files.validation, "--job-dir", str(tmp_path / "job"), "--train-steps",
+              "20", "--eval-every-steps", "20", "--eval-steps", "2", "--verbosity", "ERROR",
+              "--hypertune-metric", "accuracy"])
+    stdout, stderr = capsys.readouterr()
+    metrics = json.loads(stdout)
     assert metrics["exports"][0].startswith(str(tmp_path / "job" / "2" / "export" / "census"))
-    assert "trial 2 of a tuning job" in done.stderr
+    assert "trial 2 of a tuning job" in stderr
     assert json.loads((tmp_path / "metrics").read_text())["accuracy"]
 
 
