@@ -73,20 +73,34 @@ def test_only_the_chief_is_chief(monkeypatch, task, chief):
     assert tf_config.is_chief() is chief
 
 
+# The trainer, killed (SIGKILL: nothing of it runs after) as its third interval begins, once
+# the callbacks of the second interval's end, the backup's included, have all run. Killed from
+# inside, the kill lands at the same step whatever the machine's load.
+KILLED_AT_THE_THIRD_INTERVAL = """
+import os, signal, sys
+import tf_keras as keras
+from census import task
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+fit = keras.Model.fit
+keras.Model.fit = lambda self, *a, callbacks=(), **k: fit(self, *a, **k,
+                                                        callbacks=[*callbacks, Kill()])
+task.main(sys.argv[1:])
+"""
+
+
 def test_killed_job_resumes_from_its_last_evaluation(census_files, tmp_path, capsys):
     job_dir = tmp_path / "job"
     flags = ["--train-files", census_files.train, "--eval-files", census_files.validation,
              "--job-dir", str(job_dir), "--train-steps", "600", "--eval-every-steps", "100"]
-    first = subprocess.Popen([sys.executable, "-m", "census.task", *flags], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
-    for line in first.stdout:  # kill it once two evaluations (epochs) have been backed up
-        seen.append(line)
-        if line.startswith("Epoch 3/"):
-            first.send_signal(signal.SIGKILL)
-            break
-    first.wait(timeout=60)
-    assert first.returncode == -signal.SIGKILL, "".join(seen)
+    first = subprocess.run([sys.executable, "-c", KILLED_AT_THE_THIRD_INTERVAL, *flags],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
+    assert re.findall(r"^Epoch (\d+)/6", first.stdout, re.M) == ["1", "2"], first.stdout
 
     task.main(flags)  # the same command again, in this process (no second start-up)
     stdout, stderr = capsys.readouterr()
