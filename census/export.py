@@ -189,7 +189,7 @@ class FinalExporter(Exporter):
         """Exports: training has ended."""
         if not self.model_dir:
             return self.export(model, job_dir)
-        if tf.io.gfile.exists(self.model_dir):  # an export cut short, or an empty folder
+        if tf.io.gfile.exists(check_model_dir(self.model_dir)):  # a SavedModel cut short
             tf.io.gfile.rmtree(self.model_dir)
         parent, name = self.model_dir.rsplit("/", 1) if "/" in self.model_dir \
             else (".", self.model_dir)
@@ -200,6 +200,23 @@ class FinalExporter(Exporter):
         if not self.model_dir:
             return super().newest(job_dir)
         return self.model_dir if has_saved_model(self.model_dir) else None
+
+
+SAVED_MODEL_PARTS = {"saved_model.pb", "saved_model.pbtxt", "variables", "assets",
+                     "assets.extra", "fingerprint.pb"}
+
+
+def check_model_dir(model_dir):
+    """`model_dir` (local or gs://), if it may take a SavedModel written flat into it: it is
+    missing, empty, or holds only a SavedModel's parts (one cut short is written over).
+    Raises FileExistsError naming the other files, which are never deleted."""
+    if tf.io.gfile.isdir(model_dir):
+        others = sorted({e.rstrip("/") for e in tf.io.gfile.listdir(model_dir)}
+                        - SAVED_MODEL_PARTS)
+        if others:
+            raise FileExistsError(f"{model_dir} holds files that are not a SavedModel's "
+                                  f"({', '.join(others[:3])}): the model is not written there")
+    return model_dir
 
 
 class LatestExporter(Exporter):

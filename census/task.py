@@ -44,7 +44,7 @@ def run(config):
     a job dir that holds another run (`config.check_rerun`) or no job dir at all."""
     import tensorflow as tf
 
-    from census import data
+    from census import data, export
     from census.distribute import strategy as distribution, tf_config, vertex_env
 
     tf.get_logger().setLevel(config.verbosity)
@@ -57,6 +57,11 @@ def run(config):
     chief = tf_config.is_chief()  # it keeps the job dir's record of the run
     if chief:
         check_rerun(config)
+        if dirs.model_dir:
+            try:
+                export.check_model_dir(dirs.model_dir)
+            except FileExistsError as e:
+                raise ConfigError(f"AIP_MODEL_DIR: {e}") from None
     # The strategy before any TensorFlow op (the file check below runs tf.io.decode_csv):
     # MultiWorkerMirrored must configure TensorFlow at program start. Parameter-server workers
     # and ps tasks serve the chief from here on, and never return.

@@ -96,6 +96,21 @@ def test_census_train_without_a_job_dir_anywhere_says_so(monkeypatch, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_an_aip_model_dir_holding_other_files_is_refused_and_kept(monkeypatch, tmp_path):
+    from census import task
+    from census.config import TrainConfig
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "notes.txt").write_text("mine")
+    monkeypatch.setenv("AIP_MODEL_DIR", str(model))
+    monkeypatch.setenv("AIP_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    with pytest.raises(SystemExit) as exit:
+        task.main(config=TrainConfig(train_steps=1))
+    assert exit.value.code == (f"census train: AIP_MODEL_DIR: {model} holds files that are not "
+                               "a SavedModel's (notes.txt): the model is not written there")
+    assert (model / "notes.txt").read_text() == "mine"
+
+
 def start_trainers(census_files, job_dir, environs):
     """One `census train` per environment, all at once (as Vertex starts a study's parallel
     trials); returns their CompletedProcess-like results."""
