@@ -41,6 +41,11 @@ OPERATION_TYPES = {"upload": ("UploadModelResponse", "UploadModelOperationMetada
                    "undeployModel": ("UndeployModelResponse", "UndeployModelOperationMetadata")}
 
 class VertexRecorder:
+    """The stand-in: `endpoint` (its http://127.0.0.1:PORT address, for `aiplatform.init(
+    api_endpoint=…, api_transport="rest")`), `requests` (every one received, in order: dicts
+    of method, path, query, body, headers), `find`, `respond`; `start`/`stop` or a `with`
+    block. Jobs it creates read back as `job_state`."""
+
     def __init__(self, job_state="JOB_STATE_SUCCEEDED"):
         self.requests, self.resources, self.job_state = [], {}, job_state
         self.deleted = {}  # resources removed by DELETE (the SDK may read them once more)

@@ -18,6 +18,21 @@ class TFConfigError(ValueError):
     """A TF_CONFIG the trainer cannot run with; the message is one sentence."""
 
 
+def read_json_variable(name, text=None):
+    """The JSON value of environment variable `name` (or of `text`, when given), None when it
+    is unset or blank. Raises TFConfigError when it is not valid JSON, or is JSON's null."""
+    text = os.environ.get(name, "") if text is None else text
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TFConfigError(f"{name} is not valid JSON ({e.msg} at column {e.colno})") from None
+    if value is None:
+        raise TFConfigError(f"{name} must be a JSON object, not null")
+    return value
+
+
 def read_tf_config(text=None):
     """TF_CONFIG (the environment variable when `text` is None), as Cloud ML Engine (2017) or
     Vertex AI writes it, checked and in TensorFlow's terms.
@@ -28,14 +43,9 @@ def read_tf_config(text=None):
     becomes `chief`. An evaluator is outside the training cluster. Returns {"cluster", "type",
     "index", "trial"} ({} when there is no TF_CONFIG: the trainer runs alone). Raises
     TFConfigError naming what is wrong."""
-    text = os.environ.get("TF_CONFIG", "") if text is None else text
-    if not text.strip():
+    config = read_json_variable("TF_CONFIG", text)
+    if config is None:
         return {}
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TFConfigError(f"TF_CONFIG is not valid JSON ({e.msg} at column {e.colno})"
-                            ) from None
     if not isinstance(config, dict):
         raise TFConfigError("TF_CONFIG must be a JSON object with `cluster` and `task`")
     cluster, task = config.get("cluster") or {}, config.get("task") or {}

@@ -15,10 +15,9 @@ CLUSTER_SPEC) and the `CustomJobSpec.baseOutputDirectory` reference. Locally, `c
 gives its trials the same trial id and the same folder rule (`trial_dir`).
 """
 import dataclasses
-import json
 import os
 
-from census.distribute.tf_config import TFConfigError, read_tf_config
+from census.distribute.tf_config import TFConfigError, read_json_variable, read_tf_config
 
 POOL_ROLES = ("chief", "worker", "ps", "evaluator")  # workerpool0 … workerpool3
 AIP_DIRS = ("AIP_MODEL_DIR", "AIP_CHECKPOINT_DIR", "AIP_TENSORBOARD_LOG_DIR")
@@ -28,14 +27,9 @@ def read_cluster_spec(text=None):
     """CLUSTER_SPEC (the environment variable when `text` is None) in TensorFlow's terms:
     {"type": "chief" | "worker" | "ps" | "evaluator", "index": int, "trial": str or None}
     ({} without one). Raises TFConfigError naming what is wrong."""
-    text = os.environ.get("CLUSTER_SPEC", "") if text is None else text
-    if not text.strip():
+    spec = read_json_variable("CLUSTER_SPEC", text)
+    if spec is None:
         return {}
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TFConfigError(f"CLUSTER_SPEC is not valid JSON ({e.msg} at column {e.colno})"
-                            ) from None
     task = spec.get("task") if isinstance(spec, dict) else None
     if not isinstance(task, dict):
         raise TFConfigError("CLUSTER_SPEC must be a JSON object with a `task`")
