@@ -4,7 +4,8 @@
 # make lab    — JupyterLab on this folder, for learners (nbgrader's extensions off)
 # make lab-instructor — the same with nbgrader's Formgrader, Validate button and menus
 # make exercises — regenerate exercises/ from solutions/
-# make rehearse — the course where learners are: Colab, an ordinary user, other Pythons
+# make rehearse — the course where learners are: Colab, an ordinary user, other Pythons,
+#                 the course's image as Vertex AI runs it (with podman, if installed)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -51,7 +52,8 @@ lab: setup
 lab-instructor: setup
 	$(BIN)/census course lab --instructor $(if $(LAB_FLAGS),-- $(LAB_FLAGS))
 
-# Colab (Python 3.13, Colab's packages), a non-root user, the pinned set on other Pythons.
+# Colab (Python 3.13, Colab's packages), a non-root user, the pinned set on other Pythons, the
+# course's image built and run as Vertex AI runs it (podman, runc, mmdebstrap, uidmap; else skipped).
 rehearse: setup
 	$(BIN)/pytest rehearsals
 

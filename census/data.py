@@ -264,21 +264,37 @@ def _decoded(lines, src):
 
 def check_training_files(paths, out_dir):
     """Every file the trainer will read, checked before its first step: with `clean`'s
-    rules, then with the op that reads it in training, `tf.io.decode_csv`
-    (`census.inputs.check_rows`), row by row.
+    rules (`clean_training_files`), then with the op that reads it in training,
+    `tf.io.decode_csv` (`census.inputs.check_rows`), row by row. Raises DataError naming the
+    file and line of the first row either check refuses. Returns (paths to read, one note
+    per cleaned file)."""
+    usable, notes, origins = clean_training_files(paths, out_dir)
+    for readable, (path, line_numbers) in zip(usable, origins):
+        check_decodes(path, readable, line_numbers)
+    return usable, notes
 
-    A file the trainer can read as it is (one row per line, 15 fields) is used as it is; one
-    with a comment line (UCI's), a header row, blank lines, labels ending in '.', a byte
-    order mark or CRLF line ends is cleaned into `out_dir` as `census data` cleans it (the
-    2017 trainer was given UCI's raw files), and that copy is read. Raises DataError naming
-    the file and line of the first row either check refuses. Returns (paths to read, one
-    note per cleaned file)."""
-    usable, notes = [], []
+
+def clean_training_files(paths, out_dir):
+    """The files the trainer will read, in plain Python (no TensorFlow op: a parameter-server
+    worker does it before it starts serving). A file the trainer can read as it is (one row
+    per line, 15 fields) is used as it is; one with a comment line (UCI's), a header row,
+    blank lines, labels ending in '.', a byte order mark or CRLF line ends is cleaned into
+    `out_dir` as `census data` cleans it (the 2017 trainer was given UCI's raw files), and
+    that copy is read. A copy gets its name whole (written aside, then renamed): processes
+    that clean the same files into the same folder never read half of one. Raises DataError
+    naming the file and line of the first row `clean` refuses. Returns (paths to read, one
+    note per cleaned file, (path, line numbers of the rows read) per file)."""
+    usable, notes, origins = [], [], []
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for n, path in enumerate(paths):
         cleaned = Path(out_dir) / f"{n}-{os.path.basename(str(path).rstrip('/'))}.csv"
+        part = cleaned.with_name(f".{cleaned.name}.{os.getpid()}.part")
         line_numbers = []
-        report = clean(path, cleaned, line_numbers)
+        try:
+            report = clean(path, part, line_numbers)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         changes = [(report.header_lines - report.column_names, "comment line", "comment lines"),
                    (report.column_names, "header row of column names", "header rows"),
                    (report.byte_order_marks, "byte order mark", "byte order marks"),
@@ -290,15 +306,16 @@ def check_training_files(paths, out_dir):
                               for count, one, many in changes if count)
             notes.append(f"{path} has {found}: reading a copy cleaned as `census data` "
                          "cleans it")
+            os.replace(part, cleaned)
             usable.append(str(cleaned))
         else:
-            cleaned.unlink()
+            part.unlink()
             usable.append(str(path))
-        _check_decodes(path, usable[-1], line_numbers)
-    return usable, notes
+        origins.append((path, line_numbers))
+    return usable, notes, origins
 
 
-def _check_decodes(path, readable, line_numbers, batch_rows=65536):
+def check_decodes(path, readable, line_numbers, batch_rows=65536):
     """A DataError naming `path` and the line of the first row of `readable` (the file the
     trainer reads: `path` itself or its cleaned copy, whose rows came from `line_numbers`)
     that `tf.io.decode_csv` refuses; the rows read as the trainer reads them

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 
 import tensorflow as tf
 import tf_keras as keras
@@ -88,45 +89,51 @@ def export_model(model, export_dir_base, export_format="JSON", version=None):
     """Write `model` (a Keras model from `census.model.build_model`) as a new version
     `<export_dir_base>/<unix timestamp>/` (or `<export_dir_base>/<version>/`), with a serving
     function for `export_format` (JSON, CSV or EXAMPLE); returns its path. The SavedModel is
-    written to a temporary directory first and put in place by `publish`, so that a reader (a
-    server watching the directory) never sees a half-written one. Raises ValueError for an
-    unknown format, FileExistsError if `version` is there already."""
-    tf.io.gfile.makedirs(export_dir_base)
+    written to a hidden folder in `export_dir_base` first and put in place by `publish`, so
+    that a reader (a server watching the directory) never sees a half-written one. Raises
+    ValueError for an unknown format, FileExistsError if `version` is there already."""
+    base = str(export_dir_base).rstrip("/")
+    tf.io.gfile.makedirs(base)
     if version is None:
         version = int(time.time())
-        while tf.io.gfile.exists(os.path.join(export_dir_base, str(version))):
+        while tf.io.gfile.exists(f"{base}/{version}"):
             version += 1
-    with tempfile.TemporaryDirectory(prefix="census-export-") as tmp:
-        staged = os.path.join(tmp, str(version))
+    # Written in a hidden folder beside its place, on the same file system: under
+    # ParameterServerStrategy each parameter server writes the variables it holds, and it
+    # reaches the job's folders (on Vertex AI, Cloud Storage), not this machine's /tmp.
+    staging = f"{base}/{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
+    try:
         with quiet.logs("tensorflow", logging.WARNING), quiet.printing_dropped():
-            # it lists every variable, and logs the temporary path
-            serving_archive(model, export_format).write_out(staged)
-        return publish(staged, export_dir_base, move=True)
+            # it lists every variable, and logs the staging path
+            serving_archive(model, export_format).write_out(f"{staging}/{version}")
+        return publish(f"{staging}/{version}", base, move=True)
+    finally:
+        if tf.io.gfile.exists(staging):
+            tf.io.gfile.rmtree(staging)
 
 
 def publish(version_dir, export_dir_base, version=None, move=False):
     """Put the finished SavedModel `version_dir` at `<export_dir_base>/<version>` (default:
-    its own folder name), so that no reader ever sees it half there: on a local disk it is
-    copied beside its place (or moved, with `move`) and renamed into it; on a remote file
-    system such as gs://, its files are copied with `saved_model.pb` last (readers look for
-    that file). The one way the course places an export: a trainer's, the best trial's, a
-    version given to `census serve`, a model for Vertex AI. Returns the new version's path;
-    raises FileExistsError if that version is there already."""
+    its own folder name), so that no reader ever sees it half there. On a local disk it is
+    copied (or moved, with `move`) into a hidden folder inside `export_dir_base`, on the
+    target's own file system even when that folder is a mount point (a container's volume, a
+    Cloud Storage FUSE path), and renamed into place. Where the target cannot be renamed into
+    place, on a remote file system such as gs:// or when it is an empty folder already (a mount
+    point itself), its files are copied with `saved_model.pb` last (readers look for that
+    file). The one way the course places an export: a trainer's, the best trial's, a version
+    given to `census serve`, a model for Vertex AI. Returns the new version's path; raises
+    FileExistsError if that version is there already."""
     version_dir = str(version_dir).rstrip("/")
     base = str(export_dir_base).rstrip("/")
     target = f"{base}/{version or os.path.basename(version_dir)}"
-    if tf.io.gfile.exists(target):
+    if tf.io.gfile.exists(target) and not (tf.io.gfile.isdir(target)
+                                           and not tf.io.gfile.listdir(target)):
         raise FileExistsError(f"version {os.path.basename(target)} already exists in {base}")
-    if "://" in target:
-        for folder, _, names in tf.io.gfile.walk(version_dir):
-            relative = os.path.relpath(folder, version_dir)
-            into = target if relative == "." else f"{target}/{relative}"
-            tf.io.gfile.makedirs(into)
-            for name in sorted(names, key=lambda n: n == "saved_model.pb"):  # .pb last
-                tf.io.gfile.copy(os.path.join(folder, name), f"{into}/{name}", overwrite=True)
+    if "://" in target or tf.io.gfile.exists(target):
+        copy_saved_model(version_dir, target)
         return target
     os.makedirs(base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".staging-", dir=os.path.dirname(os.path.abspath(base)))
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base)
     try:
         staged = os.path.join(staging, "version")
         (shutil.move if move else shutil.copytree)(version_dir, staged)
@@ -134,6 +141,20 @@ def publish(version_dir, export_dir_base, version=None, move=False):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+STAGING_PREFIX = ".staging-"  # a hidden folder: version readers (and TF Serving) skip it
+
+
+def copy_saved_model(version_dir, target):
+    """Copy the SavedModel `version_dir` into `target` (local or gs://) file by file, with
+    `saved_model.pb` last: a reader waiting for that file never loads a partial model."""
+    for folder, _, names in tf.io.gfile.walk(version_dir):
+        relative = os.path.relpath(folder, version_dir)
+        into = target if relative == "." else f"{target}/{relative}"
+        tf.io.gfile.makedirs(into)
+        for name in sorted(names, key=lambda n: n == "saved_model.pb"):  # .pb last
+            tf.io.gfile.copy(os.path.join(folder, name), f"{into}/{name}", overwrite=True)
 
 
 def has_saved_model(version_dir):
@@ -189,8 +210,10 @@ class FinalExporter(Exporter):
         """Exports: training has ended."""
         if not self.model_dir:
             return self.export(model, job_dir)
-        if tf.io.gfile.exists(check_model_dir(self.model_dir)):  # a SavedModel cut short
-            tf.io.gfile.rmtree(self.model_dir)
+        if tf.io.gfile.isdir(check_model_dir(self.model_dir)):  # a SavedModel cut short:
+            for part in tf.io.gfile.listdir(self.model_dir):  # its parts, not the folder (a
+                part = f"{self.model_dir}/{part.rstrip('/')}"   # mount point stays)
+                (tf.io.gfile.rmtree if tf.io.gfile.isdir(part) else tf.io.gfile.remove)(part)
         parent, name = self.model_dir.rsplit("/", 1) if "/" in self.model_dir \
             else (".", self.model_dir)
         return export_model(model, parent, self.export_format, version=name)

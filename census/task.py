@@ -13,7 +13,10 @@ its validation split (`census.data`); the test split is not read. The files give
 study's metric are measured on them.
 """
 import argparse
+import hashlib
 import json
+import os
+import shutil
 import sys
 import tempfile
 
@@ -62,27 +65,45 @@ def run(config):
                 export.check_model_dir(dirs.model_dir)
             except FileExistsError as e:
                 raise ConfigError(f"AIP_MODEL_DIR: {e}") from None
-    # The strategy before any TensorFlow op (the file check below runs tf.io.decode_csv):
+    # The files to read, found and cleaned the same way on every replica that reads data, in
+    # plain Python, before the strategy: a parameter-server worker serves from then on, and
+    # runs the input functions the chief sends it, with the chief's paths. On Vertex AI it is
+    # another machine: each replica fetches the data into its own cache, and cleans raw files
+    # into a folder named by the job, both the same paths as the chief's. (An evaluator reads
+    # only its own: a folder of its own.)
+    role, _, cluster = tf_config.cluster_role()
+    key = f"{config.job_dir} {role == 'evaluator'}".encode()
+    inputs_dir = os.path.join(tempfile.gettempdir(),
+                              f"census-inputs-{hashlib.sha256(key).hexdigest()[:12]}")
+    if role != "ps":
+        train_files, eval_files = config.train_files, config.eval_files
+        if not (train_files and eval_files):
+            files = data.fetch(config.data_dir)
+            train_files = train_files or [files.train]
+            eval_files = eval_files or [files.validation]
+        train_files, notes, train_origins = data.clean_training_files(train_files,
+                                                                      f"{inputs_dir}/train")
+        eval_files, eval_notes, eval_origins = data.clean_training_files(eval_files,
+                                                                         f"{inputs_dir}/eval")
+    # The strategy before any TensorFlow op (the check below runs tf.io.decode_csv):
     # MultiWorkerMirrored must configure TensorFlow at program start. Parameter-server workers
     # and ps tasks serve the chief from here on, and never return.
-    strategy = (None if tf_config.cluster_role()[0] == "evaluator"
-                else distribution.strategy_from_tf_config())
-    train_files, eval_files = config.train_files, config.eval_files
-    if not (train_files and eval_files):
-        files = data.fetch(config.data_dir)
-        train_files = train_files or [files.train]
-        eval_files = eval_files or [files.validation]
-    with processes.exit_on_termination(), tempfile.TemporaryDirectory(
-            prefix="census-inputs-") as cleaned:  # removed, even when a launcher stops us
-        # Every file is read and checked before the first step (raw UCI files are cleaned):
-        # a bad row stops the job now, not at the first evaluation minutes later.
-        train_files, notes = data.check_training_files(train_files, f"{cleaned}/train")
-        eval_files, eval_notes = data.check_training_files(eval_files, f"{cleaned}/eval")
-        for note in notes + eval_notes:
-            print(f"census train: {note}", file=sys.stderr, flush=True)
-        if chief:
-            record(config)
-        return _train(config, train_files, eval_files, strategy, dirs)
+    strategy = None if role == "evaluator" else distribution.strategy_from_tf_config()
+    try:
+        with processes.exit_on_termination():
+            # Every row is checked before the first step: a bad one stops the job now, not
+            # at the first evaluation minutes later.
+            for readable, (path, lines) in zip(train_files + eval_files,
+                                               train_origins + eval_origins):
+                data.check_decodes(path, readable, lines)
+            for note in notes + eval_notes:
+                print(f"census train: {note}", file=sys.stderr, flush=True)
+            if chief:
+                record(config)
+            return _train(config, train_files, eval_files, strategy, dirs)
+    finally:
+        if not cluster:  # alone: its copies go (a cluster's replicas may still read them)
+            shutil.rmtree(inputs_dir, ignore_errors=True)
 
 
 def _train(config, train_files, eval_files, strategy, dirs):

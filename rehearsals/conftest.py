@@ -16,6 +16,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build" / "rehearsals"
+REPORT = []  # lines a rehearsal measured (times, sizes), printed at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORT:
+        terminalreporter.section("measured")
+        for line in REPORT:
+            terminalreporter.write_line(line)
 
 
 def run(command, timeout=1800, **kwargs):

@@ -90,7 +90,7 @@ def test_both_forms_of_the_data_flags():
         assert TrainConfig.from_args(args).to_args() == args
 
 
-def test_one_replicas_logs_and_the_local_run_commands():
+def test_one_replicas_logs_and_the_container_run_command():
     assert [vertex.task_name(pool) for pool in vertex.POOLS] == \
         ["workerpool0-0", "workerpool1-0", "workerpool2-0", "workerpool3-0"]
     assert vertex.task_name("worker", 3) == "workerpool1-3"
@@ -102,12 +102,15 @@ def test_one_replicas_logs_and_the_local_run_commands():
         'resource.type="ml_job"', 'resource.labels.job_id="123"',
         'resource.labels.task_name="workerpool1-0"']
     assert vertex.log_filter(123).splitlines()[-1] == 'resource.labels.job_id="123"'
-    args = vertex.trainer_args("jobs/local-run", train_steps=200)
-    command = shlex.split(vertex.local_run_command(args, IMAGE))
-    assert command[:4] == ["gcloud", "ai", "custom-jobs", "local-run"]
-    assert f"--executor-image-uri={IMAGE}" in command
-    assert "--python-module=census.task" in command and "--local-package-path=." in command
-    assert command[command.index("--") + 1:] == args
+    environment = {"AIP_MODEL_DIR": "/out/model/", "CLUSTER_SPEC": '{"task": {}}'}
+    command = vertex.container_run_command(IMAGE, ["--train-steps", 200], environment,
+                                           ["data:/data:ro"])
+    assert command == ["docker", "run", "--rm", "--network", "none",
+                       "-e", "AIP_MODEL_DIR=/out/model/", "-e", 'CLUSTER_SPEC={"task": {}}',
+                       "-v", "data:/data:ro", IMAGE, "--train-steps", "200"]
+    in_pod = vertex.container_run_command(IMAGE, engine="podman", network=None,
+                                          options=["--pod", "census"])
+    assert in_pod == ["podman", "run", "--rm", "--pod", "census", IMAGE]
 
 
 def test_yaml_round_trip_has_ints_and_the_gcloud_command_reads_it(tmp_path):

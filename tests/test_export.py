@@ -158,3 +158,54 @@ def test_no_float_input_gives_nan_or_infinity(weights, fmt, model, tmp_path):
         values = outputs[key].numpy()
         assert values.shape[0] == len(EXTREMES) and np.isfinite(values).all(), (key, values)
     assert set(outputs["classes"].numpy()[:, 0]) <= {label.encode() for label in schema.LABELS}
+
+
+MOUNTED = '''
+import sys
+from census import export, model
+source, *cases = sys.argv[1:]
+for base, case in zip(cases[::2], cases[1::2]):
+    if case == "cut short":  # a SavedModel cut short, in a model dir that is a mount point
+        print(export.FinalExporter(model_dir=f"{base}/model").at_end(model.build_model(), None, {}))
+    else:
+        print(export.publish(source, base, "model"))
+'''
+CASES = [("base", "publish"),  # AIP_MODEL_DIR=/out/model/ with a volume at /out
+         ("model", "publish"),  # AIP_MODEL_DIR=/model/ with a volume at /model (exists, empty)
+         ("model", "cut short")]
+
+
+def test_an_export_lands_whole_on_a_mount_point(export_dir, tmp_path):
+    """A container's volume or a Cloud Storage FUSE path is another file system than the
+    folder around it (a rename across them fails: EXDEV): the export is staged on the
+    target's own, or copied into the mount point with saved_model.pb last. Run in a mount
+    namespace of its own, where each case's `volume` is bind-mounted at <base> or at
+    <base>/model."""
+    mounts, args = [], []
+    for n, (mounted, case) in enumerate(CASES):
+        base, volume = tmp_path / f"out{n}", tmp_path / f"volume{n}"
+        (base / "model").mkdir(parents=True)
+        volume.mkdir()
+        if case == "cut short":
+            (volume / "variables").mkdir()
+            (volume / "variables" / "variables.index").write_text("half")
+        point = base if mounted == "base" else base / "model"
+        mounts.append(f'mount --bind "{volume}" "{point}"')
+        args += [base, case]
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+         " && ".join(mounts) + ' && exec "$0" "$@"', sys.executable, "-c", MOUNTED, export_dir,
+         *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = done.stdout.split()[-len(CASES):]
+    for n, (mounted, case) in enumerate(CASES):
+        base, volume = tmp_path / f"out{n}", tmp_path / f"volume{n}"
+        assert printed[n] == str(base / "model")
+        model_dir = volume / "model" if mounted == "base" else volume
+        assert export.has_saved_model(str(model_dir)), (mounted, case)
+        if case == "publish":
+            assert sorted(p.name for p in model_dir.iterdir()) == sorted(
+                p.name for p in export_dir.iterdir())
+        assert "predict" in tf.saved_model.load(str(model_dir)).signatures
+        assert not [p for p in volume.iterdir() if p.name.startswith(".")]  # nothing staged left
+        assert list((base / "model").iterdir()) == []  # the mount point's own folder untouched

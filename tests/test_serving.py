@@ -30,9 +30,10 @@ INSTANCES = [json.loads(line) for line in (REPO / "test.json").read_text().split
 
 
 def publish(export_dir, base, version):
-    """Copy an export into `base/<version>`: staged next to it, then renamed into place."""
+    """Copy an export into `base/<version>`: staged in a hidden folder beside it, then
+    renamed into place."""
     path = export.publish(export_dir, base, version)
-    assert sorted(p.name for p in base.parent.iterdir()) == ["census"]  # no staging left
+    assert not [p for p in base.iterdir() if p.name.startswith(".")]  # no staging left
     return path
 
 
@@ -496,6 +497,13 @@ def test_a_base_path_of_the_wrong_shape_is_refused_at_start_up(export_dir, tmp_p
         message = str(exit.value.code)
         assert message.startswith("census serve: ") and words in message, message
         assert "\n" not in message
+
+
+def test_an_export_being_staged_is_not_a_base_path_of_the_wrong_shape(tmp_path):
+    """`export.publish` stages a version in a hidden folder inside the base directory (on
+    the target's own file system): a server started meanwhile waits for versions."""
+    (tmp_path / "census" / f"{export.STAGING_PREFIX}x1" / "version").mkdir(parents=True)
+    assert versions.layout(tmp_path / "census") == "versions"
 
 
 def test_no_request_fails_across_a_reload_under_load(server, base, export_dir):

@@ -27,6 +27,32 @@ def test_cluster_spec_pools_are_tensorflows_task_types(pool, role):
         "type": role, "index": 2, "trial": "7"}
 
 
+def test_the_environment_of_each_replica_reads_back_as_vertex_ai_means_it():
+    """What `replica_environment` writes for a chief + 2 workers + 1 ps + an evaluator, and
+    for one trial of a single-replica tuning job, read back by the trainer's own readers."""
+    cluster = {"chief": ["c:2222"], "worker": ["w0:2222", "w1:2222"], "ps": ["p:2222"],
+               "evaluator": ["e:2222"]}
+    for role, index in [("chief", 0), ("worker", 1), ("ps", 0), ("evaluator", 0)]:
+        environ = vertex_env.replica_environment(cluster, role, index, base_output_dir="gs://b/j")
+        assert vertex_env.read_cluster_spec(environ["CLUSTER_SPEC"]) == {
+            "type": role, "index": index, "trial": None}
+        assert sorted(json.loads(environ["CLUSTER_SPEC"])["cluster"]) == [
+            "workerpool0", "workerpool1", "workerpool2", "workerpool3"]
+        config = tf_config.read_tf_config(environ["TF_CONFIG"])
+        assert (config["type"], config["index"]) == (role, index)
+        assert "evaluator" not in json.loads(environ["TF_CONFIG"])["cluster"]
+        assert vertex_env.output_dirs(None, environ) == vertex_env.OutputDirs(
+            job_dir="gs://b/j/checkpoints", model_dir="gs://b/j/model",
+            tensorboard_dir="gs://b/j/logs")
+    trial = vertex_env.replica_environment({"chief": ["c:2222"]}, "chief", trial="4",
+                                           base_output_dir="/base/")
+    assert "TF_CONFIG" not in trial  # one replica: CLUSTER_SPEC only
+    assert vertex_env.trial_id(trial) == "4" == trial["CLOUD_ML_TRIAL_ID"]
+    assert trial["AIP_MODEL_DIR"] == "/base/4/model/"
+    with pytest.raises(ValueError, match="role must be one of"):
+        vertex_env.replica_environment(cluster, "master")
+
+
 @pytest.mark.parametrize("text, words", [
     ("{", "CLUSTER_SPEC is not valid JSON"),
     ('{"cluster": {}}', "CLUSTER_SPEC must be a JSON object with a `task`"),
@@ -59,7 +85,7 @@ def test_without_job_dir_the_aip_directories_are_used_as_they_are():
     dirs = vertex_env.output_dirs(None, dict(AIP, CLOUD_ML_TRIAL_ID="3"))
     assert dirs == vertex_env.OutputDirs(job_dir="gs://b/job/3/checkpoints",
                                          model_dir="gs://b/job/3/model",
-                                         tensorboard_dir="gs://b/job/3/logs/")
+                                         tensorboard_dir="gs://b/job/3/logs")
     no_logs = {k: v for k, v in AIP.items() if k != "AIP_TENSORBOARD_LOG_DIR"}
     assert vertex_env.output_dirs(None, no_logs).tensorboard_dir == "gs://b/job/3/checkpoints/logs"
 

@@ -14,6 +14,9 @@ prebuilt training containers page), and none was built for TensorFlow 2.18 or la
                    base_output_dir="gs://BUCKET/census/job1")
     write_yaml(job, "job.yaml"); print(gcloud_command(job, "us-central1", "job.yaml"))
     submit(job, project=None)   # without a project: prints what it would submit
+    container_run_command(image, args, vertex_env.replica_environment(...))  # docker run, here
+
+The image is built from the repository's Dockerfile (`docker build -t IMAGE .`).
 
 Nothing here needs credentials except `submit` with a project.
 """
@@ -112,13 +115,21 @@ def log_filter(job_id, task=None):
     return "\n".join(lines)
 
 
-def local_run_command(args, image):
-    """`gcloud ai custom-jobs local-run`: the trainer on this machine in Docker, in an image built
-    FROM `image` with this folder's code (`--local-package-path=.`), run as
-    `python -m census.task ARGS`: one container, no cluster, no trial (give it a --job-dir)."""
-    return shlex.join(["gcloud", "ai", "custom-jobs", "local-run",
-                       f"--executor-image-uri={image}", "--local-package-path=.",
-                       f"--python-module={TRAINER_COMMAND[-1]}", "--", *args])
+def container_run_command(image, args=(), environment=None, volumes=(), engine="docker",
+                          network="none", options=()):
+    """The command line (a list of str) that runs the course's `image` on this machine as
+    Vertex AI runs one replica: `engine run --rm --network none`, each `-e NAME=VALUE` of
+    `environment` (`vertex_env.replica_environment`), each `-v HOST:CONTAINER[:ro]` of
+    `volumes`, then `options`, the image and the trainer's `args` (its ENTRYPOINT is `python
+    -m census.task`). With no network the trainer reads the data and writes its outputs
+    through the volumes; `network=None` leaves the flag out (a podman pod's containers share
+    the pod's). `engine`: "docker" or "podman"."""
+    command = [engine, "run", "--rm", *(["--network", network] if network else [])]
+    for name, value in (environment or {}).items():
+        command += ["-e", f"{name}={value}"]
+    for volume in volumes:
+        command += ["-v", str(volume)]
+    return [*command, *options, image, *map(str, args)]
 
 
 def job_spec(layout, args, image, machine_types=None, display_name="census",

@@ -15,6 +15,7 @@ CLUSTER_SPEC) and the `CustomJobSpec.baseOutputDirectory` reference. Locally, `c
 gives its trials the same trial id and the same folder rule (`trial_dir`).
 """
 import dataclasses
+import json
 import os
 
 from census.distribute.tf_config import TFConfigError, read_json_variable, read_tf_config
@@ -55,6 +56,42 @@ def trial_id(environ=None):
         if trial not in (None, ""):
             return str(trial)
     return environ.get("CLOUD_ML_TRIAL_ID") or None
+
+
+def replica_environment(cluster, role, index=0, trial=None, base_output_dir=None):
+    """The variables Vertex AI sets on one replica of a custom job, as a dict of str: for a
+    container run as Vertex runs it (the course's image rehearsal, chapter 7).
+
+    `cluster`: every replica's "host:port" by role, {"chief": [...], "worker": [...], "ps":
+    [...], "evaluator": [...]} (roles of POOL_ROLES; empty ones may be left out). `role`,
+    `index`: this replica. `trial`: its trial id in a tuning job (str), or None.
+    `base_output_dir`: the job's base output directory (gs://… or a folder), or None.
+
+    CLUSTER_SPEC on every replica (its pools `workerpool0`… in POOL_ROLES order); TF_CONFIG
+    only when the job has more than one replica, its cluster without the evaluator (which
+    reads checkpoints and is no part of it); CLOUD_ML_TRIAL_ID in a trial; the AIP_*
+    directories under `<base>/` (a trial's under `<base>/<trial>/`). Sources: "Prepare
+    training code" (CLUSTER_SPEC, TF_CONFIG) and AI Platform's "TF_CONFIG and distributed
+    training" (no evaluator in the cluster). Raises ValueError for a role not in POOL_ROLES."""
+    if role not in POOL_ROLES:
+        raise ValueError(f"role must be one of {', '.join(POOL_ROLES)}, not {role!r}")
+    pools = {f"workerpool{POOL_ROLES.index(r)}": list(cluster[r]) for r in POOL_ROLES
+             if cluster.get(r)}
+    trial_field = {"trial": str(trial)} if trial else {}
+    environ = {"CLUSTER_SPEC": json.dumps({
+        "cluster": pools, "environment": "cloud",
+        "task": {"type": f"workerpool{POOL_ROLES.index(role)}", "index": index, **trial_field}})}
+    if sum(len(addresses) for addresses in pools.values()) > 1:
+        environ["TF_CONFIG"] = json.dumps({
+            "cluster": {r: list(a) for r, a in cluster.items() if a and r != "evaluator"},
+            "environment": "cloud", "task": {"type": role, "index": index, **trial_field}})
+    if trial:
+        environ["CLOUD_ML_TRIAL_ID"] = str(trial)
+    if base_output_dir:
+        root = trial_dir(base_output_dir, trial) if trial else str(base_output_dir).rstrip("/")
+        environ.update({name: f"{root}/{folder}/" for name, folder in zip(
+            AIP_DIRS, ("model", "checkpoints", "logs"))})
+    return environ
 
 
 def trial_dir(job_dir, trial):
@@ -103,4 +140,5 @@ def output_dirs(job_dir=None, environ=None):
                           "them for a job with a base output directory)")
     checkpoints = aip["AIP_CHECKPOINT_DIR"].rstrip("/")
     return OutputDirs(job_dir=checkpoints, model_dir=aip["AIP_MODEL_DIR"].rstrip("/"),
-                      tensorboard_dir=aip.get("AIP_TENSORBOARD_LOG_DIR", f"{checkpoints}/logs"))
+                      tensorboard_dir=aip.get("AIP_TENSORBOARD_LOG_DIR",
+                                              f"{checkpoints}/logs").rstrip("/"))

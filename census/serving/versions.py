@@ -72,7 +72,9 @@ def layout(base_path):
         raise LayoutError(f"no directory {path} ({expected})")
     if not gfile.isdir(path):
         raise LayoutError(f"{path} is a file, not a directory ({expected})")
-    names = {n.rstrip("/") for n in gfile.listdir(path)}
+    # hidden names aside: an export being staged there (`export.publish`), as TF Serving
+    # skips every name that is not a version number
+    names = {n.rstrip("/") for n in gfile.listdir(path) if not n.startswith(".")}
     if names & set(SAVED_MODEL_FILES):
         return "saved_model"
     if not names or any(n.isdigit() for n in names):
