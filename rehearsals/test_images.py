@@ -76,8 +76,7 @@ def image(repo_snapshot):
     missing = [package for tool, package in TOOLS.items() if not shutil.which(tool)]
     if missing:
         unavailable(f"not installed: {', '.join(missing)}")
-    info = subprocess.run(["podman", "info", "--format", "{{.Store.GraphDriverName}}"],
-                          capture_output=True, text=True, env=PODMAN_ENV)
+    info = subprocess.run(["podman", "info"], capture_output=True, text=True, env=PODMAN_ENV)
     if info.returncode:
         unavailable(f"podman cannot run here ({info.stderr.strip()[-300:]})")
     work = BUILD / "images"
@@ -114,7 +113,7 @@ def image(repo_snapshot):
         build_seconds = time.monotonic() - start
         size = int(podman("image", "inspect", "--format", "{{.Size}}", TRAINER).stdout)
         driver = podman("info", "--format", "{{.Store.GraphDriverName}}").stdout.strip()
-        disk = run(["du", "-sh", store]).stdout.split()[0]
+        disk = run(["du", "-sh", store]).stdout.split()[0]  # the run's own storage
         REPORT.append(
             f"course image {TRAINER}: base (mmdebstrap + import) {base_seconds:.0f} s, "
             f"wheelhouse {wheels_seconds:.0f} s ({dir_size(work / 'wheels') / 1e6:.0f} MB), "
@@ -151,11 +150,15 @@ def volumes(raw_dir, out):
     return [f"{raw_dir}:/data:ro", f"{out}:/out"]
 
 
+def in_container(command, timeout=900):
+    """Run a `vertex.container_run_command` line; its CompletedProcess."""
+    return run(command, timeout=timeout, env=PODMAN_ENV)
+
+
 def in_image(image, entrypoint, *args, mounts=()):
     """Run `entrypoint ARGS` in the image (no network); its CompletedProcess."""
-    return podman(*vertex.container_run_command(
-        image, args, volumes=mounts, engine="podman",
-        options=["--entrypoint", entrypoint])[1:])
+    return in_container(vertex.container_run_command(
+        image, args, volumes=mounts, engine="podman", options=["--entrypoint", entrypoint]))
 
 
 def test_the_image_holds_the_wheel_and_only_the_runtime_pins(image):
@@ -180,8 +183,8 @@ def test_one_replica_as_vertex_runs_it(image, raw_dir, tmp_path):
     environment = vertex_env.replica_environment({"chief": ["workerpool0-0:2222"]}, "chief",
                                                  base_output_dir="/out")
     assert "TF_CONFIG" not in environment
-    done = podman(*vertex.container_run_command(image, FLAGS, environment,
-                                                volumes(raw_dir, out), engine="podman")[1:])
+    done = in_container(vertex.container_run_command(image, FLAGS, environment,
+                                                     volumes(raw_dir, out), engine="podman"))
     assert final_metrics(done.stdout)["exports"] == ["/out/model"]
     assert "Traceback" not in done.stderr
     assert sorted(os.listdir(out)) == ["checkpoints", "logs", "model"]
