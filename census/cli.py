@@ -3,6 +3,7 @@
     census data                                           fetch, verify, clean, describe
     census train --job-dir JOB [trainer flags]            train and export (= python -m census.task)
     census predict --model-dir DIR --json-instances F     local prediction, as a table
+    census predict … --output-dir OUT                     a local batch prediction job
     census cluster [options] -- TRAINER FLAGS             a local cluster (chapter 7)
     census tune --config F [options] -- TRAINER FLAGS     a hyperparameter study (chapter 8)
     census serve --model-base-path JOB/export/census      TF Serving's REST API (chapter 9)
@@ -70,6 +71,16 @@ def parser():
                     "--tfrecord-instances is compressed (default: not compressed)")
     p_.add_argument("--format", choices=("table", "json"), default="table")
     p_.add_argument("--signature", default="serving_default")
+    batch = p_.add_argument_group("a batch job (chapter 10)", "With --output-dir, the "
+                                  "instances stream through the export (files of any size, "
+                                  "local or gs://) into a new folder of Vertex AI's batch "
+                                  "prediction layout; refused instances go to its errors files.")
+    batch.add_argument("--output-dir", help="where the job's folder prediction-MODEL-TIME goes "
+                       "(a folder or gs://BUCKET/…)")
+    batch.add_argument("--batch-size", type=flags.whole(1), default=64,
+                       help="instances per call of the signature (default 64)")
+    batch.add_argument("--model-name", default="census", help="MODEL in the folder's name "
+                       "(default census)")
     p_.set_defaults(run=run_predict)
 
     cluster_cli.add_command(sub)
@@ -97,6 +108,8 @@ def run_predict(args):
                                           ("tfrecord", args.tfrecord_instances)) if v)
     if not args.url or kind == "tfrecord":  # a server's client reads JSON and CSV without TF
         quiet.import_tensorflow()
+    if args.output_dir:
+        return run_batch(args, kind, path)
     try:
         items = predict.read_instances(path, kind, args.compression or "")
         if args.url:
@@ -112,6 +125,21 @@ def run_predict(args):
             print(json.dumps(row))
     else:
         print(predict.format_table(outputs))
+
+
+def run_batch(args, kind, path):
+    """`census predict --output-dir`: the local batch job, with a progress bar; its summary
+    on stdout; exit 1 with one sentence for a bad setting."""
+    from census.batch import local
+    if args.url:
+        sys.exit("census predict: --output-dir runs the export here; it takes --model-dir, "
+                 "not --url")
+    try:
+        print(local.run(args.model_dir, [path], args.output_dir, kind, args.compression or "",
+                        args.batch_size, args.model_name, signature=args.signature,
+                        progress=True))
+    except (local.PredictError, OSError) as e:
+        sys.exit(f"census predict: {e}")
 
 
 def main(argv=None):

@@ -37,7 +37,13 @@ WHAT_FITS = {
 
 
 class PredictError(ValueError):
-    """Instances that cannot be sent to the model; the message says which and why."""
+    """Instances that cannot be sent to the model; the message says which and why.
+    `instance`: the 1-based number of the instance at fault (None when it is not one
+    instance's fault), `reason`: the message without "instance N: "."""
+
+    def __init__(self, reason, instance=None):
+        super().__init__(reason if instance is None else f"instance {instance}: {reason}")
+        self.instance, self.reason = instance, reason
 
 
 def input_format(input_names):
@@ -164,14 +170,14 @@ def check_fields(n, instance):
     """One JSON instance (a dict of the 13 inputs) → the same dict with plain values, or a
     PredictError naming instance `n` and the field."""
     if not isinstance(instance, dict):
-        raise PredictError(f"instance {n}: expected a JSON object with the input fields")
+        raise PredictError("expected a JSON object with the input fields", n)
     unknown = sorted(set(instance) - set(schema.INPUT_COLUMNS))
     missing = [c for c in schema.INPUT_COLUMNS if c not in instance]
     if unknown:
-        raise PredictError(f"instance {n}: unknown field {unknown[0]!r} "
-                           f"(inputs are: {', '.join(schema.INPUT_COLUMNS)})")
+        raise PredictError(f"unknown field {unknown[0]!r} (inputs are: "
+                           f"{', '.join(schema.INPUT_COLUMNS)})", n)
     if missing:
-        raise PredictError(f"instance {n}: missing field {missing[0]!r}")
+        raise PredictError(f"missing field {missing[0]!r}", n)
     plain = {}
     for c in schema.INPUT_COLUMNS:
         value = instance[c]
@@ -184,7 +190,7 @@ def check_fields(n, instance):
             except ValueError as e:
                 problem = str(e)
         if problem:
-            raise PredictError(f"instance {n}: field {c!r} {problem}")
+            raise PredictError(f"field {c!r} {problem}", n)
         plain[c] = value
     return plain
 
@@ -193,14 +199,14 @@ def check_row(n, instance):
     """One CSV instance (a row string, or {"b64": …}) → the row, or a PredictError. What the
     row holds is checked with the others' (`check_rows`)."""
     if isinstance(instance, dict) and set(instance) != {"b64"}:
-        raise PredictError(f"instance {n}: this export (CSV format) takes a CSV row per "
-                           "instance, not an object with fields")
+        raise PredictError("this export (CSV format) takes a CSV row per "
+                           "instance, not an object with fields", n)
     try:
         row = _text(instance)
     except ValueError as e:
-        raise PredictError(f"instance {n}: {e}") from None
+        raise PredictError(str(e), n) from None
     if row is None:
-        raise PredictError(f"instance {n}: expected a CSV row (a string), got {instance!r}")
+        raise PredictError(f"expected a CSV row (a string), got {instance!r}", n)
     return row
 
 
@@ -216,16 +222,22 @@ def check_rows(rows):
     except inputs.RowError as e:
         row = rows[e.index]
         shown = repr(row if len(row) <= 200 else row[:200] + "…")
-        raise PredictError(f"instance {e.index + 1}: {e} (tf.io.decode_csv refuses the row "
-                           f"{shown})") from None
-    for n in range(1, len(rows) + 1):
+        raise PredictError(f"{e} (tf.io.decode_csv refuses the row {shown})",
+                           e.index + 1) from None
+    import numpy as np
+    flagged = np.zeros(len(rows), bool)  # a fast filter; `check_number` has the last word
+    for column in NUMBER_FIELDS:
+        low, high = schema.VALID_RANGES.get(column, (0, math.inf))
+        values = fields[column]
+        flagged |= ~(np.isfinite(values) & (values >= low) & (values <= high))
+    for n in np.flatnonzero(flagged) + 1:
         for column in NUMBER_FIELDS:
             number = float(str(fields[column][n - 1]))  # float32's shortest repr: 39.1
             problem = (check_number(column, number) if column in schema.NUMERIC_COLUMNS
                        else None if math.isfinite(number) and number >= 0
                        else f"must be a number of at least 0, got {number!r}")
             if problem:
-                raise PredictError(f"instance {n}: field {column!r} {problem}")
+                raise PredictError(f"field {column!r} {problem}", int(n))
     return rows
 
 
@@ -239,26 +251,26 @@ def check_example(n, instance):
         try:
             raw = b64_bytes(instance)
         except ValueError as e:
-            raise PredictError(f"instance {n}: {e}") from None
+            raise PredictError(str(e), n) from None
         if raw is None:
-            raise PredictError(f"instance {n}: this export (EXAMPLE format) takes a serialized "
-                               'tf.train.Example per instance, as {"b64": …} in JSON')
+            raise PredictError("this export (EXAMPLE format) takes a serialized "
+                               'tf.train.Example per instance, as {"b64": …} in JSON', n)
     try:
         example = tf.train.Example.FromString(raw)
     except Exception:  # noqa: BLE001 — protobuf's DecodeError and friends
-        raise PredictError(f"instance {n}: not a serialized tf.train.Example") from None
+        raise PredictError("not a serialized tf.train.Example", n) from None
     features = example.features.feature
     for c in schema.INPUT_COLUMNS:
         if c not in features:
-            raise PredictError(f"instance {n}: missing feature {c!r}")
+            raise PredictError(f"missing feature {c!r}", n)
         kind = "float_list" if c in schema.NUMERIC_COLUMNS else "bytes_list"
         feature = features[c]
         values = getattr(feature, kind).value
         if feature.WhichOneof("kind") != kind or len(values) != 1:
-            raise PredictError(f"instance {n}: feature {c!r} must hold one "
-                               f"{'float' if kind == 'float_list' else 'bytes'} value")
+            raise PredictError(f"feature {c!r} must hold one "
+                               f"{'float' if kind == 'float_list' else 'bytes'} value", n)
         if kind == "float_list" and (problem := check_number(c, values[0])):
-            raise PredictError(f"instance {n}: feature {c!r} {problem}")
+            raise PredictError(f"feature {c!r} {problem}", n)
     return raw
 
 
@@ -276,8 +288,8 @@ def check_examples(records):
         parse(serialized)
     except tf.errors.InvalidArgumentError:
         index, error = inputs.first_refused(parse, serialized)
-        raise PredictError(f"instance {index + 1}: tf.io.parse_example refuses it "
-                           f"({inputs.op_message(error)})") from None
+        raise PredictError(f"tf.io.parse_example refuses it ({inputs.op_message(error)})",
+                           index + 1) from None
     return records
 
 
@@ -295,16 +307,42 @@ def to_tensors(fmt, instances):
     """Checked instances → the keyword tensors of a signature of format `fmt` (JSON: 13
     tensors of shape (n,), float32 or string; CSV and EXAMPLE: one string tensor of shape
     (n,)). Raises PredictError naming the first bad instance (1-based) and field."""
+    tensors, _, refused = partition(fmt, list(instances))
+    if refused:
+        first = min(refused)
+        raise PredictError(refused[first], first + 1)
+    return tensors
+
+
+def partition(fmt, items):
+    """The instances of one batch of a batch job (a list, as `to_tensors` takes them), checked
+    one by one as `to_tensors` checks them, so that one bad instance never stops the others.
+    Returns (the keyword tensors of those that pass, shaped as `to_tensors` says; their
+    indices into `items`, a list of int; {index: reason (str)} of those refused)."""
     import tensorflow as tf
-    instances = list(instances)
+    check = {"JSON": check_fields, "CSV": check_row, "EXAMPLE": check_example}[fmt]
+    name = signature.SINGLE_INPUT.get(fmt)
+    passed, refused = [], {}
+    for index, item in enumerate(items):
+        try:
+            passed.append((index, check(index + 1, unnamed(item, name) if name else item)))
+        except PredictError as e:
+            refused[index] = e.reason
+    together = {"CSV": check_rows, "EXAMPLE": check_examples}.get(fmt)
+    while together and passed:  # the op that reads them all: drop each one it refuses
+        try:
+            together([value for _, value in passed])
+            break
+        except PredictError as e:
+            index, _ = passed.pop(e.instance - 1)
+            refused[index] = e.reason
+    indices, values = [i for i, _ in passed], [v for _, v in passed]
     if fmt == "JSON":
-        rows = [check_fields(n, i) for n, i in enumerate(instances, 1)]
-        return {c: tf.constant([r[c] for r in rows], dtype=schema.INPUT_DTYPES[c])
-                for c in schema.INPUT_COLUMNS}
-    check, name = {"CSV": check_row, "EXAMPLE": check_example}[fmt], signature.SINGLE_INPUT[fmt]
-    checked = [check(n, unnamed(i, name)) for n, i in enumerate(instances, 1)]
-    checked = {"CSV": check_rows, "EXAMPLE": check_examples}[fmt](checked)
-    return {name: tf.constant(checked, dtype=tf.string)}
+        tensors = {c: tf.constant([v[c] for v in values], dtype=schema.INPUT_DTYPES[c])
+                   for c in schema.INPUT_COLUMNS}
+    else:
+        tensors = {name: tf.constant(values, dtype=tf.string)}
+    return tensors, indices, refused
 
 
 def unnamed(instance, name):

@@ -34,12 +34,33 @@ def read_instances(path, kind="json", compression=""):
     line) or "tfrecord" (serialized tf.train.Example records; `compression` "", "GZIP" or
     "ZLIB"). Blank lines are skipped. Raises PredictError for a line that is not JSON, a
     TFRecord file it cannot read, or a file with no instance."""
-    if compression and kind != "tfrecord":
-        raise PredictError("--compression is for TFRecord files (--tfrecord-instances)")
+    check_compression(kind, compression)
     found = list(READERS[kind](path, **({"compression": compression} if compression else {})))
     if not found:
         raise PredictError(f"{path} holds no instances")
     return found
+
+
+def check_compression(kind, compression):
+    """PredictError unless `compression` ("", "GZIP", "ZLIB") is "" or `kind` is "tfrecord"."""
+    if compression and kind != "tfrecord":
+        raise PredictError("--compression is for TFRecord files (--tfrecord-instances)")
+
+
+def load_signature(model_dir, signature="serving_default", kind="json"):
+    """The export's signature function and its format (JSON, CSV or EXAMPLE), once checked
+    that it takes instances of `kind` ("json", "text", "tfrecord"). Raises PredictError, in
+    one sentence, for a missing signature or instances of a kind the export does not take."""
+    import tensorflow as tf
+    model = tf.saved_model.load(resolve_model_dir(model_dir))
+    if signature not in model.signatures:
+        raise PredictError(f"the export has no signature {signature!r} (it has: "
+                           f"{', '.join(sorted(model.signatures))})")
+    function = model.signatures[signature]
+    fmt = signature_format(function)
+    if kind not in FITS[fmt]:
+        raise PredictError(f"this export ({fmt} format) takes {instances.WHAT_FITS[fmt]}")
+    return function, fmt
 
 
 def signature_format(function):
@@ -51,15 +72,7 @@ def predict(model_dir, items, signature="serving_default", kind="json"):
     """Run the export's signature on `items` (what `read_instances(path, kind)` read);
     returns numpy arrays keyed like the outputs. Raises PredictError, in one sentence, for
     instances of a kind the export does not take, or a bad instance."""
-    import tensorflow as tf
-    model = tf.saved_model.load(resolve_model_dir(model_dir))
-    if signature not in model.signatures:
-        raise PredictError(f"the export has no signature {signature!r} (it has: "
-                           f"{', '.join(sorted(model.signatures))})")
-    function = model.signatures[signature]
-    fmt = signature_format(function)
-    if kind not in FITS[fmt]:
-        raise PredictError(f"this export ({fmt} format) takes {instances.WHAT_FITS[fmt]}")
+    function, fmt = load_signature(model_dir, signature, kind)
     outputs = function(**instances.to_tensors(fmt, items))
     return {k: v.numpy() for k, v in outputs.items()}
 

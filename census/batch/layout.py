@@ -1,0 +1,93 @@
+"""What a batch prediction job writes, and reading it back: the same code reads the local
+job's folder and Vertex AI's.
+
+    <output dir>/prediction-<model>-<create time>/       a new folder for every job
+        prediction.results-00000-of-00002               {"instance": …, "prediction": {…}}
+        prediction.results-00001-of-00002               one JSON object per line
+        prediction.errors_stats-00000-of-00001          {"instance": …, "error": {"status",
+                                                         "message"}}
+
+The folder and file names are those of Vertex AI's batch prediction page for custom-trained
+models (see `census.batch.vertex` for where the pages differ); a line of an errors file is
+PredictionResult's `{"instance", "error": {"status", "message"}}` (Vertex AI REST reference,
+Shared.Types/PredictionResult). The create time is UTC to the millisecond:
+2026_12_07T17_30_00_123Z (no colons: the name is a folder on Windows too).
+"""
+import json
+
+from census import gcs
+
+RESULTS = "prediction.results"
+ERRORS = "prediction.errors_stats"
+TIME_FORMAT = "%Y_%m_%dT%H_%M_%S"
+
+
+def folder_name(model_name, created):
+    """`prediction-<model_name>-<created>` (created: an aware datetime, written in UTC)."""
+    import datetime
+    utc = created.astimezone(datetime.timezone.utc)
+    return f"prediction-{model_name}-{utc.strftime(TIME_FORMAT)}_{utc.microsecond // 1000:03d}Z"
+
+
+def shard_name(prefix, index, count):
+    """`prefix-00000-of-00002`: shard `index` (0-based) of `count`."""
+    return f"{prefix}-{index:05d}-of-{count:05d}"
+
+
+def files(folder, prefix=RESULTS):
+    """The paths (or gs:// URIs) of `folder`'s files named `prefix-…`, in shard order."""
+    import os
+    listed = gcs.names(folder) if gcs.is_gcs(folder) else sorted(os.listdir(folder))
+    return [gcs.join(folder, n) for n in listed if n.startswith(prefix + "-")]
+
+
+def read(folder, prefix=RESULTS):
+    """Every line of `folder`'s `prefix` files (results by default; `ERRORS` for the errors),
+    as dicts, shard by shard. A local path or gs:// URI. Raises ValueError naming the file and
+    line of a line that is not a JSON object."""
+    for path in files(folder, prefix):
+        lines = gcs.read_lines(path) if gcs.is_gcs(path) else open(path, encoding="utf-8")
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {number}: not JSON ({e.msg})") from None
+                if not isinstance(value, dict):
+                    raise ValueError(f"{path} line {number}: not a JSON object")
+                yield value
+
+
+def key(instance):
+    """The instance as one string, the same for equal JSON values (keys sorted)."""
+    return json.dumps(instance, sort_keys=True)
+
+
+def score(results, labelled):
+    """Accuracy and exact AUC (`census.metrics.roc_auc`, on the logits) of the results lines
+    (`read(folder)`: dicts with "instance" and "prediction") against `labelled`, pairs
+    (instance as the job was given it, label 0 or 1). Lines are matched to labels by their
+    instance, not their order: Vertex AI keeps no order across its files. Equal instances get
+    equal predictions, so which of their labels each one takes changes no figure. Returns
+    {"accuracy", "auc", "rows", "unmatched"}: rows scored, and results with no label left."""
+    import collections
+
+    import numpy as np
+
+    from census.metrics import roc_auc
+    labels = collections.defaultdict(list)
+    for instance, label in labelled:
+        labels[key(instance)].append(int(label))
+    scored, unmatched = [], 0
+    for line in results:
+        left = labels.get(key(line["instance"]))
+        if not left:
+            unmatched += 1
+            continue
+        prediction = line["prediction"]
+        scored.append((left.pop(), prediction["class_ids"][0], prediction["logits"][0]))
+    if not scored:
+        raise ValueError("no results line matches a labelled instance")
+    truth, classes, logits = (np.array(column) for column in zip(*scored))
+    return {"accuracy": float(np.mean(truth == classes)), "auc": roc_auc(truth, logits),
+            "rows": len(scored), "unmatched": unmatched}
