@@ -57,6 +57,7 @@ def load_signature(model_dir, signature="serving_default", kind="json"):
         raise PredictError(f"the export has no signature {signature!r} (it has: "
                            f"{', '.join(sorted(model.signatures))})")
     function = model.signatures[signature]
+    function.loaded_model = model  # its variables live as long as the function is used
     fmt = signature_format(function)
     if kind not in FITS[fmt]:
         raise PredictError(f"this export ({fmt} format) takes {instances.WHAT_FITS[fmt]}")

@@ -13,16 +13,17 @@ everything; a refused instance goes to the errors files with its file, line and 
 the job goes on. Inputs and the output folder may be gs:// URIs (`census.gcs`: an input is
 copied to a local temporary file first; the files are uploaded whole at the end).
 """
-import base64
+import concurrent.futures
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import tempfile
 import time
 
 from census import gcs, instances, predict
-from census.batch import layout
+from census.batch import batches, layout
 from census.instances import PredictError
 
 SHARD_ROWS = 100_000  # lines per results or errors file
@@ -78,23 +79,30 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
         staging = scratch if gcs.is_gcs(folder) else folder
         results = _Shards(staging, layout.RESULTS, shard_rows)
         errors = _Shards(staging, layout.ERRORS, shard_rows)
-        with tqdm(unit=" instances", disable=not progress, desc="batch prediction") as bar:
+        predictor = batches.Predictor(function, fmt, kind)
+        with tqdm(unit=" instances", disable=not progress, desc="batch prediction") as bar, \
+                concurrent.futures.ThreadPoolExecutor(1) as pool:
             for path in input_paths:
                 local = path
                 if gcs.is_gcs(path):
                     local = os.path.join(scratch, "input")
                     gcs.download(path, local)
-                try:
-                    for numbered in _batches(local, kind, compression, batch_size):
-                        done = _predict(function, fmt, kind, path, numbered, results, errors)
-                        for key, value in zip(("predicted", "errors"), done):
-                            counts[key] += value
-                        counts["rows"] += len(numbered)
-                        bar.update(len(numbered))
+                read = (batches.record_batches(local, compression, batch_size)
+                        if kind == "tfrecord" else batches.line_batches(local, batch_size))
+                pending = None  # the batch being predicted while the next one is read
+                for first, batch in itertools.chain(_guarded(read), [(None, None)]):
+                    ahead = first and (first, batch, pool.submit(predictor.fast, batch))
+                    if pending:
+                        done = _write(predictor, path, *pending, results, errors)
+                        counts["predicted"] += done[0]
+                        counts["errors"] += done[1]
+                        counts["rows"] += sum(done)
+                        bar.update(sum(done))
                         bar.set_postfix(refused=counts["errors"], refresh=False)
-                except PredictError as e:  # a file that cannot be read to its end
-                    errors.write([_error_line(None, str(e), "DATA_LOSS")])
-                    counts["errors"] += 1
+                    pending = ahead
+                    if isinstance(batch, PredictError):  # a file that cannot be read on
+                        errors.write(batches.error_line(None, str(batch), "DATA_LOSS").encode())
+                        counts["errors"] += 1
         written = results.finish() + errors.finish()
         for part, name in written:
             if gcs.is_gcs(folder):
@@ -128,7 +136,7 @@ def write_instances(csv_path, path, kind="json"):
                 if kind == "tfrecord":
                     raw = instances.to_example(instance)
                     out.write(raw)
-                    instance = json.loads(_echo(kind, raw))
+                    instance = json.loads(batches.echo(kind, raw))
                 else:
                     out.write(json.dumps(instance))
             labelled.append((instance, label))
@@ -178,92 +186,27 @@ def _new_folder(output_dir, model_name):
     raise PredictError(f"no new folder name free in {output_dir}")
 
 
-def _batches(path, kind, compression, batch_size):
-    """Lists of (number, raw bytes) of the file `path`, up to `batch_size` each: its lines
-    (1-based line numbers; blank lines skipped, line ends and a byte order mark dropped) or
-    TFRecord records (1-based). Raises PredictError naming the file where it cannot go on."""
-    import tensorflow as tf
-
-    from census import inputs
-    dataset = (tf.data.TFRecordDataset([path], compression_type=compression)
-               if kind == "tfrecord" else tf.data.TextLineDataset([path]))
-    number = 0
+def _guarded(read):
+    """The batches of `read`, then (None, the PredictError) if it stops on one."""
     try:
-        for batch in dataset.batch(batch_size).prefetch(2).as_numpy_iterator():
-            numbered = []
-            for raw in batch:
-                number += 1
-                if kind != "tfrecord":
-                    raw = raw.rstrip(b"\r")
-                    if number == 1:
-                        raw = raw.removeprefix(b"\xef\xbb\xbf")
-                    if not raw.strip():
-                        continue
-                numbered.append((number, raw))
-            yield numbered
-    except tf.errors.OpError as e:
-        what = "record" if kind == "tfrecord" else "line"
-        raise PredictError(f"{path}: cannot be read after {what} {number} "
-                           f"({inputs.op_message(e)})") from None
+        yield from read
+    except PredictError as e:
+        yield None, e
 
 
-def _instance(kind, raw):
-    """A raw line or record → (the instance, its echo as JSON text); ValueError(reason)."""
-    if kind == "tfrecord":
-        return raw, _echo(kind, raw)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"not UTF-8 text ({e.reason})") from None
-    if kind == "text":
-        return text, json.dumps(text)
-    try:
-        return json.loads(text), text.strip()
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e.msg})") from None
-
-
-def _echo(kind, raw):
-    """A record as TF Serving's {"b64": …}; a line as its JSON value when it is one (strict
-    JSON: no NaN), else its text as a JSON string (how refused lines are shown)."""
-    if kind == "tfrecord":
-        return json.dumps({"b64": base64.b64encode(raw).decode()})
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        return json.dumps(json.loads(text), allow_nan=False)
-    except ValueError:
-        return json.dumps(text)
-
-
-def _error_line(echo, message, status="INVALID_ARGUMENT"):
-    """An errors file's line: PredictionResult's instance and error (status, message)."""
-    error = json.dumps({"status": status, "message": message})
-    return f'{{"instance": {echo or "null"}, "error": {error}}}'
-
-
-def _predict(function, fmt, kind, path, numbered, results, errors):
-    """Check and predict one batch, write its lines; returns (predicted, refused)."""
-    what = "record" if kind == "tfrecord" else "line"
-    items, echoes, kept, refused = [], [], [], []
-    for number, raw in numbered:
-        try:
-            item, echo = _instance(kind, raw)
-        except ValueError as e:
-            refused.append((number, raw, str(e)))
-            continue
-        items.append(item)
-        echoes.append(echo)
-        kept.append((number, raw))
-    tensors, passed, reasons = instances.partition(fmt, items) if items else ({}, [], {})
-    for index, reason in reasons.items():
-        refused.append((*kept[index], reason))
-    if passed:
-        outputs = {k: v.numpy() for k, v in function(**tensors).items()}
-        results.write(f'{{"instance": {echoes[i]}, "prediction": {json.dumps(row)}}}'
-                      for i, row in zip(passed, predict.rows(outputs)))
-    errors.write(_error_line(_echo(kind, raw), f"{path} {what} {number}: {reason}")
-                 for number, raw, reason in sorted(refused))
-    return len(passed), len(refused)
+def _write(predictor, path, first, batch, fast, results, errors):
+    """Write one batch's lines (the fast path's, else the slow path's); returns (number
+    predicted, number refused)."""
+    text = fast.result()
+    if text is not None:
+        results.write(text)
+        return text.count(b"\n") + 1, 0
+    text, refused, predicted = predictor.slow(path, first, batch)
+    if text:
+        results.write(text)
+    if refused:
+        errors.write("\n".join(refused).encode())
+    return predicted, len(refused)
 
 
 class _Shards:
@@ -274,19 +217,26 @@ class _Shards:
         self.folder, self.prefix, self.shard_rows = folder, prefix, shard_rows
         self.parts, self.file, self.lines = [], None, 0
 
-    def write(self, lines):
-        for line in lines:
+    def write(self, text):
+        """Write lines (bytes, joined by \\n, no last line end)."""
+        while text:
             if self.file is None or self.lines == self.shard_rows:
                 self._next()
-            self.file.write(line + "\n")
-            self.lines += 1
+            end = -1
+            for _ in range(self.shard_rows - self.lines):  # the lines that still fit
+                end = text.find(b"\n", end + 1)
+                if end < 0:
+                    break
+            head, text = (text, b"") if end < 0 else (text[:end], text[end + 1:])
+            self.file.write(head + b"\n")
+            self.lines += head.count(b"\n") + 1
 
     def _next(self):
         if self.file is not None:
             self.file.close()
         self.parts.append(os.path.join(self.folder,
                                        f".{self.prefix}-{len(self.parts):05d}.part"))
-        self.file, self.lines = open(self.parts[-1], "w", encoding="utf-8"), 0
+        self.file, self.lines = open(self.parts[-1], "wb"), 0
 
     def finish(self):
         """Close the last part; (part path, final name) of each, in order."""
