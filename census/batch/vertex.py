@@ -1,51 +1,63 @@
 """Batch prediction on Vertex AI: today's `gcloud ml-engine jobs submit prediction`.
 
-    2017 (Cloud ML Engine)                        today (Vertex AI)
-    gcloud ml-engine jobs submit prediction JOB   model = Model.upload(artifact_uri=gs://…/<ts>/)
-      --model-dir gs://…/export/census/<ts>       job = model.batch_predict(
+    2017 (Cloud ML Engine, the census sample)     today (Vertex AI)
+    (the model version deployed in chapter 9)     model = Model.upload(artifact_uri=gs://…/<ts>/)
+    gcloud ml-engine jobs submit prediction JOB   job = model.batch_predict(
+      --model census --version v1                   job_display_name=…,
       --data-format TEXT                            instances_format="jsonl",
-      --input-paths gs://…/test.json                gcs_source=gs://…/test.json,
-      --output-path gs://…/predictions              gcs_destination_prefix=gs://…/predictions,
-      --max-worker-count 10                         machine_type=…, starting_replica_count=1,
-                                                    max_replica_count=1)
-    (results in --output-path)                    job.output_info.gcs_output_directory
+      --input-paths gs://…/census.json              gcs_source=gs://…/census.json,
+      --output-path $GCS_JOB_DIR/predictions        gcs_destination_prefix=gs://…/predictions,
+      --region us-central1                          machine_type=…, starting_replica_count=1,
+      (--max-worker-count 10, --batch-size 64)      max_replica_count=1, batch_size=64)
+    prediction.results-* in --output-path         a new folder per job:
+                                                  job.output_info.gcs_output_directory
                                                   model.delete()
 
-No gcloud command creates a batch prediction job today: `gcloud ai` has no
-`batch-prediction-jobs` group (Cloud SDK 528.0.0, all release tracks). The equivalent of the SDK
-call is the REST call `POST https://REGION-aiplatform.googleapis.com/v1/projects/PROJECT/
-locations/REGION/batchPredictionJobs` with the job as its JSON body: `describe` prints it as curl
-(https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs/create).
-There is no autoscaling to a worker count as in 2017: the job starts `starting_replica_count`
-machines and may grow to `max_replica_count`.
+The model needs no endpoint: the job starts its own machines and stops them when it ends. In
+2017 the service chose how many workers, up to `--max-worker-count` (default 10), and fed
+TensorFlow `--batch-size` records at a time (default 64; https://cloud.google.com/sdk/gcloud/
+reference/ml-engine/jobs/submit/prediction). Today the job starts `starting_replica_count`
+machines of `machine_type`, may be scaled up to `max_replica_count`, and sends a replica
+`batch_size` instances at a time (default 64; the SDK's docstring of Model.batch_predict).
 
-What the job writes (what is known, and where it comes from):
-- A new folder `<gcs_destination_prefix>/prediction-<model display name>-<create time>` per job,
-  named in `job.output_info.gcs_output_directory`. The SDK's docstring and the REST reference of
-  OutputConfig.gcs_destination give the time as `YYYY-MM-DDThh:mm:ss.sssZ`; folders of real jobs
-  read `2021_08_17T01_39_36_439Z` and `2025_03_25T06_28_43_123Z` (underscores; both listings come
-  from AutoML tabular jobs in public code, found with the `search` tool; the BigQuery dataset of
-  a job is documented with that form, `YYYY_MM_DDThh_mm_ss_sssZ`). We follow the real listings.
-- Results: `prediction.results-00000-of-0000N` files (`.csv` added for csv output), as the
-  batch-prediction page for custom-trained models lists them
-  (https://cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions) and as code
-  reading real jobs finds them. The SDK's docstring and the REST reference say
-  `predictions_0001.<extension>`: no reader of a real job's output that we found sees that name.
-  Each JSON line holds the instance as sent and the model's answer for it:
-  `{"instance": {…}, "prediction": …}` (PredictionResult, "a line of JSONL in the batch
-  prediction output file", https://cloud.google.com/vertex-ai/docs/reference/rest/Shared.Types/PredictionResult,
-  which documents `key` instead of `instance` when an instanceConfig.keyField is set).
-- Errors: `prediction.errors_stats-00000-of-0000N`, always written (empty when nothing failed:
-  the SDK's own end-to-end test, tests/system/aiplatform/test_e2e_tabular.py in
-  googleapis/python-aiplatform). For a custom-trained model each line is an aggregate, a Python
-  tuple of a message and how many instances it failed: `('Post request fails. Cannot get
-  predictions. Error: Exceeded retries: Non-OK result 504 …', 16)` (Vertex AI's troubleshooting
-  page, https://cloud.google.com/vertex-ai/docs/general/troubleshooting, "Exceeded retries
-  error"; the same form in https://github.com/googleapis/python-aiplatform/issues/2666). The
-  SDK's docstring (`errors_0001.<ext>`: each failed instance followed by an `error`
-  google.rpc.Status of code and message) and PredictionResult's `error` (`{"status",
-  "message"}`) describe per-instance lines; we found no custom-model job that writes them.
-  Which instance failed is therefore not in the files: `job.completion_stats` counts them.
+No gcloud command creates a batch prediction job: `gcloud ai` has no `batch-prediction-jobs`
+group (Cloud SDK 528.0.0, every release track). The SDK's call is the REST call `POST
+https://REGION-aiplatform.googleapis.com/v1/projects/PROJECT/locations/REGION/
+batchPredictionJobs` with the job as its JSON body, which `describe` prints as curl
+(https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs/create).
+
+What a job writes, and where that is known from (Google's pages and its SDK disagree):
+- A new folder per job, `<gcs_destination_prefix>/prediction-<model display name>-<create
+  time>`, named in `job.output_info.gcs_output_directory`. The SDK's docstring and the REST
+  reference of OutputConfig.gcs_destination write the time `YYYY-MM-DDThh:mm:ss.sssZ`; the
+  folders of real jobs read `2021_08_17T01_39_36_439Z`, `2025_03_25T06_28_43_123Z` (found in
+  public code with the `search` tool; both from AutoML tabular models), the form the same
+  reference gives for a job's BigQuery dataset (`YYYY_MM_DDThh_mm_ss_sssZ`). We follow the
+  real folders (census.course.vertex_recorder.folder_time).
+- Results: `prediction.results-00000-of-00001`, … (`.csv` added for csv output): the names in
+  public code reading real jobs' folders (custom containers and AutoML alike) and, as the
+  issue quotes it, in Google's page for custom-trained models
+  (https://cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions; the stored copies
+  we could read stop before its output section). The SDK's docstring and the REST reference say
+  `predictions_0001.<extension>`: we found no real job's folder with that name. Each JSON line
+  is the instance as sent and the model's answer for it, `{"instance": {…}, "prediction": …}`
+  (PredictionResult, "a line of JSONL in the batch prediction output file",
+  https://docs.cloud.google.com/gemini-enterprise-agent-platform/reference/rest/Shared.Types/PredictionResult;
+  `key` instead of `instance` when instanceConfig.keyField is set).
+- Errors: `prediction.errors_stats-00000-of-00001`, written even when empty (the SDK's
+  end-to-end test against the service, tests/system/aiplatform/test_e2e_tabular.py in
+  googleapis/python-aiplatform: "always 2 files … 1 with errors, 1 with predictions"). For a
+  custom-trained model a line is an aggregate, the repr of a Python tuple of a message and the
+  number of instances it failed: `('Post request fails. Cannot get predictions. Error: Exceeded
+  retries: Non-OK result 504 (upstream request timeout) from server, retry=3,
+  elapsed=600.04s.', 16)` (Vertex AI's troubleshooting page,
+  https://cloud.google.com/vertex-ai/docs/general/troubleshooting, "Exceeded retries error";
+  the same form read from a real job's bucket in
+  https://github.com/googleapis/python-aiplatform/issues/2666). The per-instance error lines of
+  the SDK's docstring (`errors_0001.<ext>`: the instance and an `error` google.rpc.Status of
+  code and message) and of PredictionResult (`"error": {"status", "message"}`) we found in no
+  custom-model job's output. So the files do not say which instance failed:
+  `job.completion_stats` counts the successful, failed and incomplete ones.
 
 Everything here needs a Google Cloud project: without one, `run` says so and does nothing. The
 tests point the real SDK at a local recorder of the Vertex REST API and check what it sends.
@@ -58,7 +70,7 @@ from census.serving.vertex import DEFAULT_LOCATION, DEFAULT_MACHINE_TYPE, PREDIC
 # Vertex AI's input formats for a batch prediction job from Cloud Storage (BigQuery aside).
 INSTANCES_FORMATS = ("jsonl", "csv", "tf-record", "tf-record-gzip", "file-list")
 PREDICTIONS_FORMAT = "jsonl"  # {"instance", "prediction"} lines: what the course reads back
-BATCH_SIZE = 64  # instances per request to a replica: Vertex AI's default (the SDK's docstring)
+BATCH_SIZE = 64  # instances per request to a replica: the default, in 2017 and today
 BODY_PATH = "batch_prediction_job.json"
 
 
