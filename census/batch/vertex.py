@@ -63,9 +63,8 @@ Everything here needs a Google Cloud project: without one, `run` says so and doe
 tests point the real SDK at a local recorder of the Vertex REST API and check what it sends.
 """
 import json
-import os
 
-from census.serving.vertex import DEFAULT_LOCATION, DEFAULT_MACHINE_TYPE, PREDICTION_IMAGE
+from census.serving import vertex as serving  # its init, upload and defaults
 
 # Vertex AI's input formats for a batch prediction job from Cloud Storage (BigQuery aside).
 INSTANCES_FORMATS = ("jsonl", "csv", "tf-record", "tf-record-gzip", "file-list")
@@ -80,7 +79,7 @@ def uris(gcs_source):
 
 
 def batch_predict(model, gcs_source, gcs_destination_prefix, instances_format="jsonl",
-                  machine_type=DEFAULT_MACHINE_TYPE, starting_replica_count=1,
+                  machine_type=serving.DEFAULT_MACHINE_TYPE, starting_replica_count=1,
                   max_replica_count=1, batch_size=BATCH_SIZE, job_display_name="census-batch"):
     """Run a batch prediction job of `model` (an `aiplatform.Model`) on `gcs_source` (a gs://
     URI, or a list of them, in `instances_format`) and wait for it to end; returns the SDK's
@@ -94,7 +93,7 @@ def batch_predict(model, gcs_source, gcs_destination_prefix, instances_format="j
 
 
 def request_body(model_name, gcs_source, gcs_destination_prefix, instances_format="jsonl",
-                 machine_type=DEFAULT_MACHINE_TYPE, starting_replica_count=1,
+                 machine_type=serving.DEFAULT_MACHINE_TYPE, starting_replica_count=1,
                  max_replica_count=1, batch_size=BATCH_SIZE, job_display_name="census-batch"):
     """The BatchPredictionJob that `batch_predict` creates, as the REST API's JSON body
     (`model_name`: `projects/P/locations/L/models/ID@VERSION`)."""
@@ -152,27 +151,22 @@ def check_request(artifact_uri, body):
 
 
 def run(artifact_uri, gcs_source, gcs_destination_prefix, project=None,
-        location=DEFAULT_LOCATION, credentials=None, api_endpoint=None, api_transport=None,
-        image_uri=PREDICTION_IMAGE, display_name="census", keep=False, **options):
+        location=serving.DEFAULT_LOCATION, credentials=None, api_endpoint=None, api_transport=None,
+        image_uri=serving.PREDICTION_IMAGE, display_name="census", keep=False, **options):
     """Upload the export at `artifact_uri` (gs://…/<timestamp>/), run a batch prediction job on
     `gcs_source` into a new folder under `gcs_destination_prefix`, delete the model (unless
     `keep`). `options`: `batch_predict`'s. Returns {"model", "job", "output_directory",
     "completion_stats"}. Guarded: with no project (the argument, or $GOOGLE_CLOUD_PROJECT when
     it is None) it prints why it skips and returns None. Raises ValueError for an argument
     Vertex AI would refuse, RuntimeError if the job fails."""
-    from census.serving.vertex import init, upload
-    if project is None:
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    project = serving.project_or_skip(project, "Vertex AI batch prediction")
     if not project:
-        print("Vertex AI batch prediction skipped: no Google Cloud project given "
-              "(set PROJECT, or $GOOGLE_CLOUD_PROJECT, and log in with "
-              "`gcloud auth application-default login`).")
         return None
     check_request(artifact_uri, request_body("", gcs_source, gcs_destination_prefix, **options))
-    init(project, location, credentials, api_endpoint, api_transport)
+    serving.init(project, location, credentials, api_endpoint, api_transport)
     model = None
     try:
-        model = upload(artifact_uri, display_name, image_uri)
+        model = serving.upload(artifact_uri, display_name, image_uri)
         job = batch_predict(model, gcs_source, gcs_destination_prefix, **options)
         stats = job.completion_stats
         return {"model": model.resource_name, "job": job.resource_name,
