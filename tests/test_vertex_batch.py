@@ -9,6 +9,8 @@ import pytest
 
 from census.batch import vertex as batch
 from census.course.vertex_recorder import VertexRecorder, folder_time
+from conftest import REPO
+from gcs_emulator import fake_gcs_server
 
 PROJECT = "course-project"
 PARENT = f"projects/{PROJECT}/locations/us-central1"
@@ -124,3 +126,34 @@ def test_guarded_without_a_project(monkeypatch, capsys):
 def test_folder_time_is_the_create_time_to_the_millisecond():
     assert folder_time("2026-01-01T00:00:00Z") == "2026_01_01T00_00_00_000Z"
     assert folder_time("2026-03-04T05:06:07.891234567Z") == "2026_03_04T05_06_07_891Z"
+
+
+def test_the_job_output_reads_back_from_the_folder_it_names(recorder, tmp_path, monkeypatch):
+    """The folder `run` returns is the one the SDK's own reader (BatchPredictionJob.
+    iter_outputs, google-cloud-storage) lists in a Cloud Storage emulator holding a folder in
+    Vertex AI's layout; an older job's folder beside it stays out."""
+    from google.cloud import aiplatform
+    instances = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines()]
+    results = [{"instance": i, "prediction": {"classes": [" <=50K", " >50K"]}}
+               for i in instances]
+    folder = f"{PREFIX}/prediction-census-{folder_time('2026-01-01T00:00:00Z')}"
+    seed = tmp_path / "seed"
+    for path, text in [
+            (f"{folder}/prediction.results-00000-of-00001",
+             "".join(json.dumps(r) + "\n" for r in results)),
+            (f"{folder}/prediction.errors_stats-00000-of-00001", ""),
+            (f"{PREFIX}/prediction-census-2025_12_31T23_59_59_999Z/"
+             "prediction.results-00000-of-00001", "{}\n")]:
+        file = seed / path.removeprefix("gs://")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
+    with fake_gcs_server(seed, log_path=tmp_path / "fake-gcs.log") as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        result = run(recorder)
+        assert result["output_directory"] == folder
+        blobs = list(aiplatform.BatchPredictionJob(result["job"]).iter_outputs())
+        names = sorted(blob.name.rsplit("/", 1)[1] for blob in blobs)
+        assert names == ["prediction.errors_stats-00000-of-00001",
+                         "prediction.results-00000-of-00001"]
+        [read] = [b.download_as_text().splitlines() for b in blobs if "results" in b.name]
+    assert [json.loads(line) for line in read] == results
