@@ -82,6 +82,10 @@ def test_describe_prints_the_request_the_sdk_sends(recorder, options):
     url = urllib.parse.urlsplit(words[-1])
     assert url.scheme == "https" and url.netloc == "us-central1-aiplatform.googleapis.com"
     assert url.path == create["path"]
+    # The SDK's Model, as the chapter holds it, names the same version.
+    from google.cloud import aiplatform
+    model = aiplatform.Model(create["body"]["model"].split("@")[0])
+    assert batch.describe(model, SOURCES, PREFIX, **options) == text
 
 
 def test_the_model_is_deleted_when_the_job_fails(fresh_aiplatform):
