@@ -18,7 +18,7 @@ EXPORT = "gs://course-bucket/job/export/census/1795640000"
 SOURCES = ("gs://course-bucket/batch/test-1.json", "gs://course-bucket/batch/test-2.json")
 PREFIX = "gs://course-bucket/batch/predictions"
 STATS = {"successfulCount": 16280, "failedCount": 1, "incompleteCount": 0}
-# None of them a default, so that each is seen to reach the request.
+# Each but the format differs from its default, so that each is seen to reach the request.
 OPTIONS = {"instances_format": "jsonl", "machine_type": "n1-standard-4",
            "starting_replica_count": 2, "max_replica_count": 3, "batch_size": 1024,
            "job_display_name": "census-test-split"}
