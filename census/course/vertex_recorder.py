@@ -18,10 +18,13 @@ state for the SDK's follow-up GETs: `…/models:upload` stores the model (versio
 `POST …/endpoints` the endpoint, `…:deployModel` / `…:undeployModel` change its deployed
 models and traffic split, and DELETE moves a resource to `deleted` (refused while an endpoint
 still has deployed models). GET returns the last resource stored at that path (jobs as
-succeeded; `models/1@1` is model 1), else `{"name": …}`. `respond(method, path_regex, fn)`
+succeeded; `models/1@1` is model 1), else `{"name": …}`; a succeeded batch prediction job into
+Cloud Storage names its output folder (`outputInfo.gcsOutputDirectory`, where the real service
+writes; nothing is written here) and its `completionStats`. `respond(method, path_regex, fn)`
 overrides an answer: `fn(request) -> (status, body_dict)`. The server stops when the block ends.
 """
 import copy
+import datetime
 import http.server
 import itertools
 import json
@@ -40,14 +43,27 @@ OPERATION_TYPES = {"upload": ("UploadModelResponse", "UploadModelOperationMetada
                    "deployModel": ("DeployModelResponse", "DeployModelOperationMetadata"),
                    "undeployModel": ("UndeployModelResponse", "UndeployModelOperationMetadata")}
 
+
+def folder_time(create_time):
+    """A job's createTime (RFC 3339, `2026-01-01T00:00:00Z`) as batch prediction names its
+    output folder with it: `2026_01_01T00_00_00_000Z` (milliseconds; the form of real jobs'
+    folders, see census.batch.vertex)."""
+    t = datetime.datetime.fromisoformat(create_time)
+    return f"{t:%Y_%m_%dT%H_%M_%S}_{t.microsecond // 1000:03d}Z"
+
+
 class VertexRecorder:
     """The stand-in: `endpoint` (its http://127.0.0.1:PORT address, for `aiplatform.init(
     api_endpoint=…, api_transport="rest")`), `requests` (every one received, in order: dicts
     of method, path, query, body, headers), `find`, `respond`; `start`/`stop` or a `with`
-    block. Jobs it creates read back as `job_state`."""
+    block. Jobs it creates read back as `job_state`; batch prediction jobs that succeeded with
+    `completion_stats` (CompletionStats' fields: successfulCount, failedCount, …)."""
 
-    def __init__(self, job_state="JOB_STATE_SUCCEEDED"):
+    def __init__(self, job_state="JOB_STATE_SUCCEEDED", completion_stats=None):
         self.requests, self.resources, self.job_state = [], {}, job_state
+        # what batch prediction jobs report as done: nothing, as the stand-in runs no model
+        self.completion_stats = completion_stats or {"successfulCount": 0, "failedCount": 0,
+                                                     "incompleteCount": 0}
         self.deleted = {}  # resources removed by DELETE (the SDK may read them once more)
         self._ids, self._overrides, self._lock = itertools.count(1), [], threading.Lock()
         self._server = self._thread = None
@@ -132,6 +148,8 @@ class VertexRecorder:
                                      or {"name": name})
             if resource.get("state", "").startswith("JOB_STATE_"):
                 resource["state"] = self.job_state
+                if self.job_state == "JOB_STATE_SUCCEEDED":
+                    resource.update(self._batch_outputs(resource))
             return 200, resource
         if method == "DELETE":
             if self.resources.get(name, {}).get("deployedModels"):
@@ -143,6 +161,20 @@ class VertexRecorder:
             return 200, self._act(name, collection, request["body"] or {})
         return 404, {"error": {"code": 404, "message": f"no route for {method} {path}",
                                "status": "NOT_FOUND"}}
+
+    def _batch_outputs(self, job):
+        """What a batch prediction job into Cloud Storage reports once it has succeeded: its
+        new folder, `<outputUriPrefix>/prediction-<model display name>-<create time>`, and its
+        counts (`completion_stats`); nothing for other jobs."""
+        prefix = job.get("outputConfig", {}).get("gcsDestination", {}).get("outputUriPrefix")
+        if not prefix:
+            return {}
+        name = job.get("model", "").split("@")[0]
+        model = self.resources.get(name) or self.deleted.get(name) or {}
+        folder = (f"{prefix.rstrip('/')}/prediction-{model.get('displayName', 'model')}-"
+                  f"{folder_time(job['createTime'])}")
+        return {"outputInfo": {"gcsOutputDirectory": folder},
+                "completionStats": {k: str(v) for k, v in self.completion_stats.items()}}
 
     def _act(self, name, collection, body):
         """Carry out a create or an action on models and endpoints; the finished operation."""

@@ -26,6 +26,18 @@ DEFAULT_LOCATION = "us-central1"
 DEFAULT_MACHINE_TYPE = "n1-standard-2"
 
 
+def project_or_skip(project, what):
+    """The Google Cloud project to use: `project`, or $GOOGLE_CLOUD_PROJECT when it is None.
+    Without one, prints that `what` is skipped and why, and returns None."""
+    if project is None:
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        print(f"{what} skipped: no Google Cloud project given (set PROJECT, or "
+              f"$GOOGLE_CLOUD_PROJECT, and log in with `gcloud auth application-default login`).")
+        return None
+    return project
+
+
 def init(project, location=DEFAULT_LOCATION, credentials=None, api_endpoint=None,
          api_transport=None):
     """`aiplatform.init` with the course's settings (endpoint and transport for the tests)."""
@@ -89,12 +101,8 @@ def run(artifact_uri, instances, project=None, location=DEFAULT_LOCATION, creden
         machine_type=DEFAULT_MACHINE_TYPE, display_name="census", keep=False):
     """Upload, deploy, predict and clean up. Guarded: with no project (the argument, or
     $GOOGLE_CLOUD_PROJECT when it is None) it prints why it skips and returns None."""
-    if project is None:
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    project = project_or_skip(project, "Vertex AI deployment")
     if not project:
-        print("Vertex AI deployment skipped: no Google Cloud project given "
-              "(set PROJECT, or $GOOGLE_CLOUD_PROJECT, and log in with "
-              "`gcloud auth application-default login`).")
         return None
     if not str(artifact_uri).startswith("gs://"):
         raise ValueError(f"Vertex AI reads models from Cloud Storage: artifact_uri must be "
