@@ -7,8 +7,8 @@ import urllib.parse
 
 import pytest
 
-from census.batch import vertex as batch
-from census.course.vertex_recorder import VertexRecorder, folder_time
+from census.batch import layout, vertex as batch
+from census.course.vertex_recorder import VertexRecorder
 from conftest import REPO
 from gcs_emulator import fake_gcs_server
 
@@ -127,9 +127,14 @@ def test_guarded_without_a_project(monkeypatch, capsys):
     assert out.count("Vertex AI batch prediction skipped: no Google Cloud project given") == 2
 
 
-def test_folder_time_is_the_create_time_to_the_millisecond():
-    assert folder_time("2026-01-01T00:00:00Z") == "2026_01_01T00_00_00_000Z"
-    assert folder_time("2026-03-04T05:06:07.891234567Z") == "2026_03_04T05_06_07_891Z"
+def test_a_folder_is_named_with_the_create_time_to_the_millisecond():
+    import datetime
+    utc = datetime.timezone.utc
+    assert layout.folder_name("census", datetime.datetime(2026, 1, 1, tzinfo=utc)) == \
+        "prediction-census-2026_01_01T00_00_00_000Z"
+    berlin = datetime.timezone(datetime.timedelta(hours=1))
+    assert layout.folder_name("m", datetime.datetime(2026, 3, 4, 6, 6, 7, 891999, berlin)) == \
+        "prediction-m-2026_03_04T05_06_07_891Z"
 
 
 def test_the_job_output_reads_back_from_the_folder_it_names(recorder, tmp_path, monkeypatch):
@@ -140,7 +145,7 @@ def test_the_job_output_reads_back_from_the_folder_it_names(recorder, tmp_path, 
     instances = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines()]
     results = [{"instance": i, "prediction": {"classes": [" <=50K", " >50K"]}}
                for i in instances]
-    folder = f"{PREFIX}/prediction-census-{folder_time('2026-01-01T00:00:00Z')}"
+    folder = f"{PREFIX}/prediction-census-2026_01_01T00_00_00_000Z"
     seed = tmp_path / "seed"
     for path, text in [
             (f"{folder}/prediction.results-00000-of-00001",
@@ -161,3 +166,41 @@ def test_the_job_output_reads_back_from_the_folder_it_names(recorder, tmp_path, 
                          "prediction.results-00000-of-00001"]
         [read] = [b.download_as_text().splitlines() for b in blobs if "results" in b.name]
     assert [json.loads(line) for line in read] == results
+
+
+def test_the_jobs_folder_is_read_back_and_scored_as_the_local_jobs(recorder, export_dir,
+                                                                  census_files, tmp_path,
+                                                                  monkeypatch):
+    """The stand-in service runs the job it is sent with the local batch job (the export it
+    was given, the sources and output prefix of the request, on a Cloud Storage emulator),
+    and names its folder from the job's create time as Vertex AI does; the folder `run`
+    returns is read back and scored by the same code as the local job's."""
+    import datetime
+
+    from census.batch import local
+    given = tmp_path / "seed" / "course-bucket" / "batch" / "test.jsonl"
+    given.parent.mkdir(parents=True)
+    labelled = local.write_instances(census_files.test, given, "json")
+
+    def create(request):  # what the service does with the job: run it
+        body = request["body"]
+        done = local.run(export_dir, body["inputConfig"]["gcsSource"]["uris"],
+                         body["outputConfig"]["gcsDestination"]["outputUriPrefix"],
+                         batch_size=int(body["manualBatchTuningParameters"]["batchSize"]))
+        created = datetime.datetime.strptime(done.folder.rsplit("-", 1)[1] + "+0000",
+                                             "%Y_%m_%dT%H_%M_%S_%fZ%z")
+        job = dict(body, name=f"{PARENT}/batchPredictionJobs/7", state="JOB_STATE_PENDING",
+                   createTime=created.isoformat(timespec="milliseconds"))
+        recorder.resources[job["name"]] = job
+        return 200, job
+    recorder.respond("POST", r"/batchPredictionJobs$", create)
+    with fake_gcs_server(tmp_path / "seed", log_path=tmp_path / "gcs.log") as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        result = run(recorder, sources="gs://course-bucket/batch/test.jsonl", batch_size=1024)
+        folder = result["output_directory"]
+        assert folder.startswith(f"{PREFIX}/prediction-census-")
+        scores = layout.score(layout.read(folder), labelled)
+        assert list(layout.read(folder, layout.ERRORS)) == []
+    here = local.run(export_dir, [given], tmp_path / "here", batch_size=1024)
+    assert scores == layout.score(layout.read(here.folder), labelled)
+    assert scores["rows"] == len(labelled) and scores["unmatched"] == 0

@@ -26,10 +26,12 @@ STATUS = "INVALID_ARGUMENT"  # google.rpc.Code name of a refused instance
 
 def line_batches(path, batch_size):
     """(number of the first line, list of up to `batch_size` lines as bytes, line ends kept)
-    of the local file `path`."""
+    of the local file `path`; a byte order mark at its start dropped (it marks the encoding)."""
     with open(path, "rb") as lines:
         number = 1
         while batch := list(itertools.islice(lines, batch_size)):
+            if number == 1:
+                batch[0] = batch[0].removeprefix(b"\xef\xbb\xbf")
             yield number, batch
             number += len(batch)
 
@@ -41,29 +43,44 @@ def record_batches(path, compression, batch_size):
     import tensorflow as tf
 
     from census import inputs
+    records = tf.data.TFRecordDataset([path], compression_type=compression)
     number = 1
     try:
-        for batch in tf.data.TFRecordDataset([path], compression_type=compression).batch(
-                batch_size).prefetch(2):
+        for batch in records.batch(batch_size).prefetch(2):
             yield number, batch
             number += int(batch.shape[0])
+        return
+    except tf.errors.OpError:  # the batch that failed: its records up to the failure
+        pass
+    readable = []
+    try:
+        for record in records.skip(number - 1):
+            readable.append(record.numpy())
     except tf.errors.OpError as e:
+        if readable:
+            yield number, readable
+        number += len(readable)
         hint = "; is it compressed? (--compression)" if not compression else ""
         raise PredictError(f"{path}: cannot be read after record {number - 1} "
                            f"({inputs.op_message(e)}{hint})") from None
 
 
-def echo(kind, raw):
-    """How a results or errors line shows an instance: a record as TF Serving's {"b64": …};
-    a line as its JSON value when it is one (strict JSON: no NaN), else as a JSON string."""
+def echo(kind, raw, valid=False):
+    """How a results or errors line shows an instance, as JSON text: a record as TF Serving's
+    {"b64": …}; a CSV row (text) as a JSON string; a JSON line as it is when `valid` (it
+    passed the checks), else as its JSON value when it is one (strict JSON: no NaN), else as
+    a JSON string of its text."""
     if kind == "tfrecord":
         return json.dumps({"b64": base64.b64encode(raw).decode()})
-    text = raw.decode("utf-8", errors="replace").strip()
+    text = raw.decode("utf-8", errors="replace")
+    if kind == "text":
+        return json.dumps(text.rstrip("\r\n"))
+    if valid:
+        return text.strip()
     try:
-        return json.dumps(json.loads(text), allow_nan=False) if kind == "json" else \
-            json.dumps(text)
+        return json.dumps(json.loads(text), allow_nan=False)
     except ValueError:
-        return json.dumps(text)
+        return json.dumps(text.strip())
 
 
 def error_line(echoed, message, status=STATUS):
@@ -82,10 +99,11 @@ class Predictor:
         import tensorflow as tf
         self.function, self.fmt, self.kind = function, fmt, kind
         self.name = signature.SINGLE_INPUT.get(fmt)
-        self.lines = tf.function(self._lines)
+        self.lines = tf.function(self._lines, reduce_retracing=True)
+        self.shown = tf.function(self._shown, reduce_retracing=True)
         # the inputs arrive as the export takes them, or as rows / records it reads first
         native = {"text": "CSV", "tfrecord": "EXAMPLE"}.get(kind) == fmt
-        self.checked = tf.function(self._checked) if native else None
+        self.checked = tf.function(self._checked, reduce_retracing=True) if native else None
 
     # --- the fast path ---------------------------------------------------------------------
     def fast(self, batch):
@@ -96,7 +114,7 @@ class Predictor:
                 tensors = self._json_columns(batch)
                 if tensors is None:
                     return None
-                return self.lines(tensors, tf.constant(batch)).numpy()
+                return self.lines(tensors, self.shown(tf.constant(batch))).numpy()
             if self.checked is None:
                 return None
             passed, text = self.checked(tf.constant(batch) if isinstance(batch, list) else batch)
@@ -151,26 +169,30 @@ class Predictor:
             low, high = schema.VALID_RANGES.get(c, (0.0, float("inf")))
             x = numbers[c]
             passed &= tf.reduce_all(tf.math.is_finite(x) & (x >= low) & (x <= high))
-        return passed, self._lines({self.name: raw}, raw)
+        return passed, self._lines({self.name: raw}, self._shown(raw))
 
-    def _lines(self, tensors, raw):
-        """Predict `tensors` (the signature's inputs) and write each instance's results line,
-        its echo made from `raw` (the lines or records as read); all lines joined by \\n."""
+    def _shown(self, raw):
+        """The fast path's echoes of lines or records `raw` as JSON text, as `echo` writes
+        them (a JSON line as it is; a CSV row, of printable ASCII, quoted)."""
         import tensorflow as tf
-        outputs = self.function(**tensors)
         if self.kind == "tfrecord":
             b64 = tf.strings.regex_replace(tf.strings.regex_replace(
                 tf.io.encode_base64(raw, pad=True), "-", "+"), "_", "/")
-            shown = tf.strings.join(['{"b64": "', b64, '"}'])
-        else:
-            shown = tf.strings.strip(raw)
-            if self.kind == "text":
-                shown = tf.strings.join(['"', _escaped(shown), '"'])
+            return tf.strings.join(['{"b64": "', b64, '"}'])
+        if self.kind == "json":
+            return tf.strings.strip(raw)
+        return tf.strings.join(['"', _quoted(raw), '"'])  # a row without its line end
+
+    def _lines(self, tensors, shown):
+        """Predict `tensors` (the signature's inputs) and write each instance's results line,
+        `shown` (a string tensor of JSON texts) as its instance; all lines joined by \\n."""
+        import tensorflow as tf
+        outputs = self.function(**tensors)
         parts = []
         for key in signature.OUTPUT_KEYS:
             values = outputs[key]
-            if values.dtype == tf.string:
-                values = tf.strings.join(['"', _escaped(values), '"'])
+            if values.dtype == tf.string:  # the classes: the labels of the model's vocabulary
+                values = tf.strings.join(['"', _quoted(values), '"'])
             else:
                 values = tf.strings.as_string(values, precision=9, shortest=True) \
                     if values.dtype.is_floating else tf.strings.as_string(values)
@@ -188,7 +210,7 @@ class Predictor:
         items, kept, errors = [], [], []
         for number, raw in enumerate(raws, first):
             try:
-                item = self._item(raw, number == 1)
+                item = self._item(raw)
             except ValueError as e:
                 errors.append((number, raw, str(e)))
                 continue
@@ -201,21 +223,16 @@ class Predictor:
             errors.append((*kept[index], reason))
         text = b""
         if passed:
-            raw = [kept[i][1] for i in passed]
-            if self.kind != "tfrecord":
-                raw = [r.removeprefix(b"\xef\xbb\xbf") if n == 1 else r
-                       for (n, _), r in zip((kept[i] for i in passed), raw)]
-            text = self.lines(tensors, tf.constant(raw)).numpy()
+            shown = [echo(self.kind, kept[i][1], valid=True) for i in passed]
+            text = self.lines(tensors, tf.constant(shown)).numpy()
         lines = [error_line(echo(self.kind, raw), f"{path} {what} {number}: {reason}")
                  for number, raw, reason in sorted(errors)]
         return text, lines, len(passed)
 
-    def _item(self, raw, first_line):
+    def _item(self, raw):
         """A line or record as an instance; None for a blank line; ValueError(reason)."""
         if self.kind == "tfrecord":
             return raw
-        if first_line:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte order mark marks the encoding
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -233,12 +250,8 @@ class Predictor:
 _INPUTS = set(schema.INPUT_COLUMNS)
 
 
-def _escaped(strings):
-    """A string tensor's values escaped for a JSON string: backslash, quote, and the control
-    characters JSON forbids raw (as \\u00XX)."""
+def _quoted(strings):
+    """A string tensor's values with backslash and quote escaped, for a JSON string (of
+    printable ASCII: other characters are the slow path's, written by Python's `json`)."""
     import tensorflow as tf
-    strings = tf.strings.regex_replace(strings, r'(["\\])', r"\\\1")
-    for code in range(32):
-        pattern = f"\\x{code:02x}"
-        strings = tf.strings.regex_replace(strings, pattern, f"\\\\u{code:04x}")
-    return strings
+    return tf.strings.regex_replace(strings, r'(["\\])', r"\\\1")

@@ -4,14 +4,16 @@ job's folder and Vertex AI's.
     <output dir>/prediction-<model>-<create time>/       a new folder for every job
         prediction.results-00000-of-00002               {"instance": …, "prediction": {…}}
         prediction.results-00001-of-00002               one JSON object per line
-        prediction.errors_stats-00000-of-00001          {"instance": …, "error": {"status",
-                                                         "message"}}
+        prediction.errors_stats-00000-of-00001          written even when empty
 
-The folder and file names are those of Vertex AI's batch prediction page for custom-trained
-models (see `census.batch.vertex` for where the pages differ); a line of an errors file is
-PredictionResult's `{"instance", "error": {"status", "message"}}` (Vertex AI REST reference,
-Shared.Types/PredictionResult). The create time is UTC to the millisecond:
-2026_12_07T17_30_00_123Z (no colons: the name is a folder on Windows too).
+The names are those of real Vertex AI jobs' folders (where Google's pages disagree, and what
+was found: `census.batch.vertex`); the create time is UTC to the millisecond,
+2026_12_07T17_30_00_123Z (no colons: the name is a folder on Windows too). The errors files
+differ: Vertex AI writes one line per kind of failure for a custom-trained model, a Python
+tuple of a message and a count, `('Post request fails. …', 16)`, and does not say which
+instances failed. The local job writes a line per refused instance, in the form of Vertex
+AI's PredictionResult: `{"instance": …, "error": {"status": "INVALID_ARGUMENT", "message":
+"test.json line 7: field 'age' must be …"}}`. `read` reads both.
 """
 import json
 
@@ -43,19 +45,27 @@ def files(folder, prefix=RESULTS):
 
 def read(folder, prefix=RESULTS):
     """Every line of `folder`'s `prefix` files (results by default; `ERRORS` for the errors),
-    as dicts, shard by shard. A local path or gs:// URI. Raises ValueError naming the file and
-    line of a line that is not a JSON object."""
+    as dicts, shard by shard, from a local path or gs:// URI. A Vertex AI errors line
+    `('message', n)` reads as {"error": {"message": …}, "count": n}. Raises ValueError naming
+    the file and line of a line that is neither."""
+    import ast
     for path in files(folder, prefix):
         lines = gcs.read_lines(path) if gcs.is_gcs(path) else open(path, encoding="utf-8")
         for number, line in enumerate(lines, 1):
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
                 try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path} line {number}: not JSON ({e.msg})") from None
-                if not isinstance(value, dict):
-                    raise ValueError(f"{path} line {number}: not a JSON object")
-                yield value
+                    message, count = ast.literal_eval(line.strip())
+                    value = {"error": {"message": str(message)}, "count": int(count)}
+                except (ValueError, SyntaxError, TypeError):
+                    value = None
+            if not isinstance(value, dict):
+                raise ValueError(f"{path} line {number}: not a JSON object, nor a (message, "
+                                 "count) pair")
+            yield value
 
 
 def key(instance):

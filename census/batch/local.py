@@ -13,6 +13,7 @@ everything; a refused instance goes to the errors files with its file, line and 
 the job goes on. Inputs and the output folder may be gs:// URIs (`census.gcs`: an input is
 copied to a local temporary file first; the files are uploaded whole at the end).
 """
+import collections
 import concurrent.futures
 import dataclasses
 import datetime
@@ -28,6 +29,7 @@ from census.instances import PredictError
 
 SHARD_ROWS = 100_000  # lines per results or errors file
 KINDS = ("json", "text", "tfrecord")  # as census predict's --json/--text/--tfrecord-instances
+WORKERS = 2  # batches predicted at once (TensorFlow's calls release the GIL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +83,7 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
         errors = _Shards(staging, layout.ERRORS, shard_rows)
         predictor = batches.Predictor(function, fmt, kind)
         with tqdm(unit=" instances", disable=not progress, desc="batch prediction") as bar, \
-                concurrent.futures.ThreadPoolExecutor(1) as pool:
+                concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
             for path in input_paths:
                 local = path
                 if gcs.is_gcs(path):
@@ -89,17 +91,17 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
                     gcs.download(path, local)
                 read = (batches.record_batches(local, compression, batch_size)
                         if kind == "tfrecord" else batches.line_batches(local, batch_size))
-                pending = None  # the batch being predicted while the next one is read
+                pending = collections.deque()  # batches being predicted, in input order
                 for first, batch in itertools.chain(_guarded(read), [(None, None)]):
-                    ahead = first and (first, batch, pool.submit(predictor.fast, batch))
-                    if pending:
-                        done = _write(predictor, path, *pending, results, errors)
+                    if first:
+                        pending.append((first, batch, pool.submit(predictor.fast, batch)))
+                    while pending and (len(pending) > WORKERS or not first):
+                        done = _write(predictor, path, *pending.popleft(), results, errors)
                         counts["predicted"] += done[0]
                         counts["errors"] += done[1]
                         counts["rows"] += sum(done)
                         bar.update(sum(done))
                         bar.set_postfix(refused=counts["errors"], refresh=False)
-                    pending = ahead
                     if isinstance(batch, PredictError):  # a file that cannot be read on
                         errors.write(batches.error_line(None, str(batch), "DATA_LOSS").encode())
                         counts["errors"] += 1

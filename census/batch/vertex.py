@@ -33,7 +33,7 @@ What a job writes, and where that is known from (Google's pages and its SDK disa
   folders of real jobs read `2021_08_17T01_39_36_439Z`, `2025_03_25T06_28_43_123Z` (found in
   public code with the `search` tool; both from AutoML tabular models), the form the same
   reference gives for a job's BigQuery dataset (`YYYY_MM_DDThh_mm_ss_sssZ`). We follow the
-  real folders (census.course.vertex_recorder.folder_time).
+  real folders (census.batch.layout.folder_name).
 - Results: `prediction.results-00000-of-00001`, … (`.csv` added for csv output): the names in
   public code reading real jobs' folders (custom containers and AutoML alike) and, as the
   issue quotes it, in Google's page for custom-trained models

@@ -32,6 +32,8 @@ import re
 import threading
 import urllib.parse
 
+from census.batch import layout
+
 # Collections whose create call returns the resource itself rather than an operation.
 JOB_COLLECTIONS = {"customJobs", "hyperparameterTuningJobs", "trainingPipelines",
                    "batchPredictionJobs", "nasJobs"}
@@ -42,14 +44,6 @@ OPERATION_TYPES = {"upload": ("UploadModelResponse", "UploadModelOperationMetada
                    "endpoints": ("Endpoint", "CreateEndpointOperationMetadata"),
                    "deployModel": ("DeployModelResponse", "DeployModelOperationMetadata"),
                    "undeployModel": ("UndeployModelResponse", "UndeployModelOperationMetadata")}
-
-
-def folder_time(create_time):
-    """A job's createTime (RFC 3339, `2026-01-01T00:00:00Z`) as batch prediction names its
-    output folder with it: `2026_01_01T00_00_00_000Z` (milliseconds; the form of real jobs'
-    folders, see census.batch.vertex)."""
-    t = datetime.datetime.fromisoformat(create_time)
-    return f"{t:%Y_%m_%dT%H_%M_%S}_{t.microsecond // 1000:03d}Z"
 
 
 class VertexRecorder:
@@ -171,8 +165,8 @@ class VertexRecorder:
             return {}
         name = job.get("model", "").split("@")[0]
         model = self.resources.get(name) or self.deleted.get(name) or {}
-        folder = (f"{prefix.rstrip('/')}/prediction-{model.get('displayName', 'model')}-"
-                  f"{folder_time(job['createTime'])}")
+        created = datetime.datetime.fromisoformat(job["createTime"])
+        folder = f"{prefix.rstrip('/')}/{layout.folder_name(model.get('displayName'), created)}"
         return {"outputInfo": {"gcsOutputDirectory": folder},
                 "completionStats": {k: str(v) for k, v in self.completion_stats.items()}}
 
