@@ -1,4 +1,4 @@
-"""The nine chapters: committed cleanly, generated badges and setup cells, executed in smoke mode
+"""The chapters: committed cleanly, generated badges and setup cells, executed in smoke mode
 with papermill, checked with nbval, served by JupyterLab, and TensorBoard's command works."""
 import json
 import os
