@@ -98,7 +98,7 @@ def wheelhouse(folder, snapshot):
 @pytest.mark.parametrize("name", READY)
 def test_chapter_runs_on_colab(colab, name):
     params = chapters.parameters(name, smoke=True)
-    if name == "06_saved_model_cli":  # its stand-alone path (make test runs the other one)
+    if name in chapters.MODEL_CHAPTER_USERS:  # the stand-alone path (make test runs the other)
         params["MODEL_DIR"] = "jobs/no-such-export"
     env = dict(colab["env"])
     if name == "07_cloud_training":  # as on a Colab runtime that cannot make a namespace

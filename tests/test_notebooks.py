@@ -1,4 +1,4 @@
-"""The nine chapters: committed cleanly, generated badges and setup cells, executed in smoke mode
+"""The chapters: committed cleanly, generated badges and setup cells, executed in smoke mode
 with papermill, checked with nbval, served by JupyterLab, and TensorBoard's command works."""
 import json
 import os
@@ -275,8 +275,9 @@ def test_the_smoke_run_as_a_whole(smoke_run):
         assert set(results[model]) >= {"validation", "test"}, results[model]
     assert results["lightgbm"]["validation"]["auc"] > 0.9
     assert results["export"].startswith(f"{SMOKE_ROOT}/04_specs/export/census/")
-    # With chapter 4 run first, chapter 6 inspects its export instead of training one.
+    # With chapter 4 run first, chapters 6 and 10 use its export instead of training one.
     assert not (REPO / SMOKE_ROOT / "06_saved_model_cli" / "export").exists()
+    assert not (REPO / SMOKE_ROOT / "10_batch_prediction" / "model").exists()
 
 
 @pytest.mark.slow

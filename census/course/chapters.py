@@ -61,6 +61,12 @@ CHAPTERS = (
             "`census serve` (TF Serving's REST API), what carries over to a Vertex AI endpoint, "
             "versions, load; Model.upload / deploy / predict in plain SDK code.",
             colab_extras=("colab",)),
+    Chapter("10_batch_prediction",
+            "Batch prediction: the test split as a job, locally and on Vertex AI",
+            "`census predict --output-dir`: the test split as JSON lines through the export, "
+            "Vertex AI's output layout read back and scored; refused instances in the errors "
+            "files; the 2017 `jobs submit prediction` beside `Model.batch_predict`.",
+            colab_extras=("colab",)),
 )
 
 
@@ -71,6 +77,9 @@ BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
 
 
 MODEL_CHAPTER = "04_specs"  # later chapters reuse its export when it exists
+
+
+MODEL_CHAPTER_USERS = ("06_saved_model_cli", "10_batch_prediction")  # they take MODEL_DIR
 
 
 RESULTS_FILE = "results.json"  # chapter 4 writes its metrics here, in its job dir
@@ -109,6 +118,6 @@ def parameters(name, smoke=False, job_root=None):
     if job_root is None:
         return {"SMOKE": smoke}
     params = {"SMOKE": smoke, "JOB_DIR": f"{job_root}/{name}"}
-    if name == "06_saved_model_cli":
+    if name in MODEL_CHAPTER_USERS:
         params["MODEL_DIR"] = f"{job_root}/{MODEL_CHAPTER}/export/census"
     return params

@@ -12,6 +12,7 @@ precise, the last one giving the fix:
 One module per chapter's topic, each listing its checks in `__all__`; every check is named
 here too.
 """
+from census.course.checks.batch import check_predict_csv_rows, check_refusals
 from census.course.checks.cluster import (
                                        check_replica_role,
                                        check_tf_config,
@@ -52,4 +53,6 @@ __all__ = [
     "check_study_spec", "check_run_study", "check_final_score",
     # chapter 9: serving
     "check_predict_with_retries", "check_predict_frame",
+    # chapter 10: batch prediction
+    "check_refusals", "check_predict_csv_rows",
 ]
