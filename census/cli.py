@@ -128,8 +128,8 @@ def run_predict(args):
 
 
 def run_batch(args, kind, path):
-    """`census predict --output-dir`: the local batch job, with a progress bar; its summary
-    on stdout; exit 1 with one sentence for a bad setting."""
+    """`census predict --output-dir`: the local batch job, with a progress bar in a terminal;
+    its summary on stdout; exit 1 with one sentence for a bad setting."""
     from census.batch import local
     if args.url:
         sys.exit("census predict: --output-dir runs the export here; it takes --model-dir, "
@@ -137,7 +137,7 @@ def run_batch(args, kind, path):
     try:
         print(local.run(args.model_dir, [path], args.output_dir, kind, args.compression or "",
                         args.batch_size, args.model_name, signature=args.signature,
-                        progress=True))
+                        progress=None))
     except (local.PredictError, OSError) as e:
         sys.exit(f"census predict: {e}")
 

@@ -173,9 +173,9 @@ def test_each_run_writes_a_new_folder_and_bad_settings_write_nothing(export_dir,
         assert not (tmp_path / "none").exists()
 
 
-def test_census_predict_output_dir(export_dir, tmp_path):
-    """The command line: a progress bar on stderr, the summary on stdout; one sentence for a
-    mistake."""
+def test_census_predict_output_dir(export_dir, tmp_path, capsys):
+    """The command line: the summary on stdout, a progress bar only in a terminal (not in a
+    notebook's `!` output); one sentence for a mistake. The bar counts the refused."""
     given = tmp_path / "people.jsonl"
     given.write_text("\n".join([GOOD, "{oops", GOOD]) + "\n")
     done = run_census("predict", "--model-dir", export_dir, "--json-instances", given,
@@ -184,7 +184,10 @@ def test_census_predict_output_dir(export_dir, tmp_path):
     assert re.fullmatch(r"3 instances: 2 predicted, 1 refused, in [\d.]+ s \([\d,]+ "
                         rf"instances/s\) -> {re.escape(str(tmp_path / 'out'))}/"
                         rf"{FOLDER.pattern}\n", done.stdout), done.stdout
-    assert "batch prediction: " in done.stderr and "refused=1" in done.stderr
+    assert "batch prediction" not in done.stderr
+    local.run(export_dir, [given], tmp_path / "out", batch_size=2, progress=True)
+    bar = capsys.readouterr().err
+    assert "batch prediction: 3 instances [" in bar and "refused=1" in bar, bar
     with pytest.raises(SystemExit) as exit:
         cli.main(["predict", "--url", "http://127.0.0.1:1", "--json-instances", str(given),
                   "--output-dir", str(tmp_path / "x")])

@@ -56,7 +56,8 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
     `kind`: "json", "text" or "tfrecord", compressed as `compression` says: "", "GZIP",
     "ZLIB") with the export at `model_dir`, `batch_size` at a time, into a new folder
     `prediction-<model_name>-<UTC time>` under `output_dir` (a path or gs:// URI).
-    `progress`: a tqdm bar on stderr (instances, instances/s, refused). Returns a BatchResult.
+    `progress`: a tqdm bar on stderr (instances, instances/s, refused); None: when stderr is
+    a terminal (tqdm's `disable=None`; a notebook's `!` output is not). Returns a BatchResult.
     Raises PredictError, before anything is written, for an export that does not take
     instances of `kind`, a missing input or a bad setting; a bad instance, or a file that
     cannot be read to its end, is a line of the errors files instead."""
@@ -82,7 +83,8 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
         results = _Shards(staging, layout.RESULTS, shard_rows)
         errors = _Shards(staging, layout.ERRORS, shard_rows)
         predictor = batches.Predictor(function, fmt, kind)
-        with tqdm(unit=" instances", disable=not progress, desc="batch prediction") as bar, \
+        with tqdm(unit=" instances", disable=None if progress is None else not progress,
+                  desc="batch prediction") as bar, \
                 concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
             for path in input_paths:
                 local = path
