@@ -64,6 +64,8 @@ BAD_JSON = [  # (line, reason): the reasons `census predict` gives, now an error
     (json.dumps({**PEOPLE[0], "hours_per_week": True}),
      "field 'hours_per_week' must be a number, got True"),
     (GOOD.replace('"age": 25', '"age": NaN'), "field 'age' is out of the float32 range"),
+    (GOOD.replace('"capital_gain": 0', '"capital_gain": 1' + "0" * 400),
+     "field 'capital_gain' is out of the float32 range"),
     (GOOD.replace('" Private"', '"\\ud800"'), "field 'workclass' not Unicode text"),
     ("{not json", "not valid JSON (Expecting property name"),
     ("[1, 2]", "expected a JSON object with the input fields"),
@@ -92,6 +94,7 @@ def test_bad_instances_become_errors_lines_and_the_job_goes_on(export_dir, tmp_p
             assert error["error"]["message"].startswith(where + reason), error
         assert errors[0]["instance"] == {**PEOPLE[0], "age": -3}
         assert errors[5]["instance"] == BAD_JSON[5][0]  # not strict JSON: shown as its text
+        assert errors[6]["instance"]["capital_gain"] == 10 ** 400
         results = list(layout.read(result.folder))
         assert [r["instance"] for r in results] == [PEOPLE[0]] * 4
 
@@ -219,3 +222,33 @@ def test_gs_in_and_out_on_a_cloud_storage_emulator(export_dir, census_files, tmp
     local_run = local.run(export_dir, [given], tmp_path / "local", batch_size=1024)
     assert scores == layout.score(layout.read(local_run.folder), labelled)
     assert scores["rows"] == len(labelled)
+
+
+def test_a_folder_is_read_and_scored_whatever_its_order_and_number_style(tmp_path):
+    """Vertex AI keeps no order across files and may echo 25 as 25.0; its errors lines are
+    (message, count) pairs. Equal instances with different labels score the same whichever
+    label each takes."""
+    people = [{"age": 25, "gender": " Male"}, {"age": 52, "gender": " Female"},
+              {"age": 25, "gender": " Male"}]
+    labelled = list(zip(people, [0, 1, 1]))
+    lines = [{"instance": {"age": 52.0, "gender": " Female"},
+              "prediction": {"class_ids": [1], "logits": [2.0]}},
+             {"instance": people[0], "prediction": {"class_ids": [0], "logits": [-1.0]}},
+             {"instance": people[0], "prediction": {"class_ids": [0], "logits": [-1.0]}},
+             {"instance": {"age": 99}, "prediction": {"class_ids": [0], "logits": [0.0]}}]
+    folder = tmp_path / "prediction-census-2026_01_01T00_00_00_000Z"
+    folder.mkdir()
+    for name, part in (("prediction.results-00001-of-00002", lines[:1]),
+                       ("prediction.results-00000-of-00002", lines[1:])):
+        (folder / name).write_text("".join(json.dumps(line) + "\n" for line in part))
+    (folder / "prediction.errors_stats-00000-of-00001").write_text(
+        "('Post request fails. Cannot get predictions.', 16)\n")
+    read = list(layout.read(str(folder)))
+    assert read == lines[1:] + lines[:1]  # shard order
+    assert layout.score(read, labelled) == {"accuracy": 2 / 3, "auc": 0.75, "rows": 3,
+                                            "unmatched": 1}
+    assert list(layout.read(str(folder), layout.ERRORS)) == [
+        {"error": {"message": "Post request fails. Cannot get predictions."}, "count": 16}]
+    (folder / "prediction.results-00001-of-00002").write_text("[1]\n")
+    with pytest.raises(ValueError, match="00001-of-00002 line 1: not a JSON object"):
+        list(layout.read(str(folder)))

@@ -91,9 +91,10 @@ def error_line(echoed, message, status=STATUS):
 
 class Predictor:
     """Predicts batches of one kind of input ("json", "text" or "tfrecord") with a loaded
-    signature `function` of export format `fmt`. `fast(first, batch)` → the results lines
-    (bytes, joined) or None when the batch must go `slow(path, first, batch)` → (results
-    lines as bytes or b"", [errors lines], number predicted)."""
+    signature `function` of export format `fmt`. `fast(batch)` → the results lines (bytes,
+    joined) or None when the batch must go `slow(path, first, batch)` → (results lines as
+    bytes or b"", [errors lines], number predicted). A batch: a list of lines (bytes) or a
+    string tensor of records, as `line_batches` and `record_batches` give them."""
 
     def __init__(self, function, fmt, kind):
         import tensorflow as tf
@@ -119,8 +120,8 @@ class Predictor:
                 return None
             passed, text = self.checked(tf.constant(batch) if isinstance(batch, list) else batch)
             return text.numpy() if passed else None
-        except (tf.errors.InvalidArgumentError, UnicodeError, ValueError, TypeError):
-            return None
+        except (tf.errors.InvalidArgumentError, ValueError, OverflowError):
+            return None  # not JSON, not UTF-8, an integer of 400 digits, a row the op refuses
 
     def _json_columns(self, lines):
         """The 13 input tensors of a batch of JSON lines when every line is an object that

@@ -69,8 +69,15 @@ def read(folder, prefix=RESULTS):
 
 
 def key(instance):
-    """The instance as one string, the same for equal JSON values (keys sorted)."""
-    return json.dumps(instance, sort_keys=True)
+    """The instance as one string, the same for equal JSON values: keys sorted, and 39 the
+    same as 39.0 (a service may echo a number either way)."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return json.dumps(plain(instance), sort_keys=True)
 
 
 def score(results, labelled):
