@@ -197,7 +197,8 @@ class Predictor:
             else:
                 values = tf.strings.as_string(values, precision=9, shortest=True) \
                     if values.dtype.is_floating else tf.strings.as_string(values)
-            joined = tf.strings.reduce_join(values, axis=1, separator=", ")
+            joined = values[:, 0] if values.shape[1] == 1 else \
+                tf.strings.reduce_join(values, axis=1, separator=", ")
             parts += [f'"{key}": [' if not parts else f'], "{key}": [', joined]
         lines = tf.strings.join(['{"instance": ', shown, ', "prediction": {', *parts, "]}}"])
         return tf.strings.reduce_join(lines, separator="\n")
