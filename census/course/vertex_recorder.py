@@ -1,6 +1,6 @@
 """A local stand-in for the Vertex AI REST API that records what the real SDK sends.
 
-Where no Google Cloud project is given, the chapters (7, 8, 9), the exercises' checks and the
+Where no Google Cloud project is given, the chapters (7, 8, 9, 10), the exercises' checks and the
 tests send the real `google-cloud-aiplatform` SDK's requests here instead, and read them back:
 the service itself cannot run outside Google Cloud.
 
