@@ -50,33 +50,51 @@ def background_runs_started(request):
 
 
 @pytest.fixture(scope="session")
-def smoke_run(uci_dir, tmp_path_factory):
-    """The chapters' one smoke run (tests/smoke.py), in a subprocess; `smoke_run()` waits for it
-    and returns {notebook name: failure text or ""}."""
-    import smoke
-    process = smoke.start(uci_dir, tmp_path_factory.mktemp("smoke-cache"))
-    yield lambda: smoke.results(process)
-    if process.poll() is None:
-        process.kill()
-    process.wait()
+def background():
+    """The background runs' workers, half the machine's cores (one on two): the runs queue for
+    them in BACKGROUND's order, and the other half is the tests'. Each run keeps a core busy
+    (a notebook's kernel), so that more at once would only slow the tests down."""
+    from concurrent.futures import ThreadPoolExecutor
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")  # (Linux's)
+             else os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(max(1, cores // 2))
+    yield pool
+    pool.shutdown(cancel_futures=True)  # (a run not started yet is not started at the end)
 
 
 @pytest.fixture(scope="session")
-def graded(raw_dir, tmp_path_factory):
-    """Every solution and exercise notebook in smoke mode, graded as `census exercises grade`
-    grades them, one at a time, in a thread beside the other tests; `graded()` waits for it and
-    returns {(folder name, chapter): census.course.exercises.Result}."""
-    from concurrent.futures import ThreadPoolExecutor
+def smoke_run(uci_dir, tmp_path_factory, background):
+    """The chapters' one smoke run (tests/smoke.py), in a subprocess, queued for `background`;
+    `smoke_run()` waits for it and returns {notebook name: failure text or ""}."""
+    import smoke
+    cache, started = tmp_path_factory.mktemp("smoke-cache"), []
 
+    def run():
+        started.append(smoke.start(uci_dir, cache))
+        return smoke.results(started[-1])
+    done = background.submit(run)
+    yield lambda: done.result(timeout=3600)
+    done.cancel()
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def graded(raw_dir, tmp_path_factory, background):
+    """Every solution and exercise notebook in smoke mode, graded as `census exercises grade`
+    grades them, one at a time, queued for `background`; `graded()` waits for it and returns
+    {(folder name, chapter): census.course.exercises.Result}."""
     from census.course import exercises
     shutil.rmtree(REPO / "jobs" / "test-grading", ignore_errors=True)  # no earlier run's state
     env = {"CENSUS_DATA_DIR": str(raw_dir),
            "CENSUS_CACHE_DIR": str(tmp_path_factory.mktemp("grading-cache"))}
-    with ThreadPoolExecutor(1) as pool:
-        run = pool.submit(exercises.grade, [exercises.solutions(), exercises.exercises_dir()],
-                          smoke=True, job_root="jobs/test-grading", out_dir="build/test-grading",
-                          echo=lambda line: None, env=env)
-        yield lambda: {(r.student, r.chapter): r for r in run.result(timeout=1800)}
+    run = background.submit(exercises.grade, [exercises.solutions(), exercises.exercises_dir()],
+                            smoke=True, job_root="jobs/test-grading",
+                            out_dir="build/test-grading", echo=lambda line: None, env=env)
+    yield lambda: {(r.student, r.chapter): r for r in run.result(timeout=3600)}
+    run.cancel()
 
 
 REPO = Path(__file__).resolve().parents[1]

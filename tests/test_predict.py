@@ -21,11 +21,10 @@ def test_census_predict_prints_the_gcloud_table(export_dir):
         assert class_id in ([0], [1]) and repr(schema.LABELS[class_id[0]])[1:-1] in row
 
 
-def test_json_format_and_base_dir(export_dir):
-    done = run_census("predict", "--model-dir", export_dir.parent, "--json-instances",
-                      TEST_JSON, "--format", "json")
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
+def test_json_format_and_base_dir(export_dir, capsys):
+    cli.main(["predict", "--model-dir", str(export_dir.parent), "--json-instances",
+              str(TEST_JSON), "--format", "json"])  # in this process: the command's main
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [sorted(r) for r in rows] == [sorted(signature.OUTPUT_KEYS)] * 2
     assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 for r in rows)
 
@@ -87,13 +86,18 @@ def test_a_bad_value_among_good_ones_names_its_instance(export_dir, tmp_path):
 
 
 def test_invalid_json_and_missing_model(export_dir, tmp_path):
+    """In this process (the command's main): each is the exit message, one line (status 1, no
+    traceback); the command's own exit status is test_a_bad_value_among_good_ones'."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"age": 3}\n{oops\n')
-    done = run_census("predict", "--model-dir", export_dir, "--json-instances", bad)
-    assert done.returncode == 1 and "line 2: not valid JSON" in done.stderr
-    done = run_census("predict", "--model-dir", tmp_path, "--json-instances", TEST_JSON)
-    assert done.returncode == 1 and "no SavedModel in" in done.stderr
-    assert "Traceback" not in done.stderr
+    for model_dir, path, words in [(export_dir, bad, "line 2: not valid JSON"),
+                                   (tmp_path, TEST_JSON, "no SavedModel in")]:
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["predict", "--model-dir", str(model_dir), "--json-instances",
+                      str(path)])
+        message = exit.value.code
+        assert isinstance(message, str) and "\n" not in message and words in message
+        assert message.startswith("census predict: ")
 
 
 # --- every export format, with the input kind that fits it -----------------------------------

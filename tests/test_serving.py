@@ -615,46 +615,50 @@ def test_fuzz_malformed_requests_never_break_the_server(server, local):
 
 # --- the process and the client -----------------------------------------------------------
 
-def test_serve_process_and_client_table(base, export_dir, tmp_path):
-    """`census serve` as its own process (on a free port), and `predict_url` against it prints
-    the same table as local prediction."""
+@pytest.fixture(scope="module")
+def serve_process(base):
+    """`census serve` as its own process (on a free port), for the tests of the process and of
+    the command line; its URL. It stops cleanly at the end: uvicorn shuts down on SIGTERM,
+    then re-raises the signal (-15 is a clean exit)."""
     port = processes.free_port()
     proc = serving_process.start_process(base, port=port)
     try:
-        url = f"http://127.0.0.1:{port}"
-        remote = client.predict_url(url, INSTANCES)
-        local_outputs = predict.predict(str(export_dir), INSTANCES)
-        assert predict.format_table(remote) == predict.format_table(local_outputs)
-        with pytest.raises(predict.PredictError, match="HTTP 404: .*Latest\\(other\\)"):
-            client.predict_url(url, INSTANCES, model="other")
-        table = predict.format_table(local_outputs)
-        for where, signature_name in [("/v1/endpoints/1/deployedModels/2:predict", None),
-                                      ("/v1/endpoints/1/deployedModels/2:predict", "predict"),
-                                      ("/v1/endpoints/1/deployedModels/2:rawPredict", None),
-                                      ("/v1/models/census", "predict"),  # census serve's line
-                                      ("/v1/models/census/versions/1/", None)]:
-            outputs = client.predict_url(url + where, INSTANCES, signature=signature_name)
-            assert predict.format_table(outputs) == table, where
+        yield f"http://127.0.0.1:{port}"
     finally:
-        # uvicorn shuts down on SIGTERM, then re-raises the signal: -15 is a clean exit
         assert serving_process.stop_process(proc) in (0, -15)
 
 
-def test_census_serve_and_census_predict_url_cli(base, export_dir):
-    port = processes.free_port()
-    proc = serving_process.start_process(base, port=port)  # `python -m census serve`
-    try:
-        done = run_census("predict", "--url", f"http://127.0.0.1:{port}",
-                          "--json-instances", "test.json")
-        assert done.returncode == 0, done.stderr
-        local_done = run_census("predict", "--model-dir", export_dir,
-                                "--json-instances", "test.json")
-        assert done.stdout == local_done.stdout and done.stdout.startswith("CLASS_IDS")
-        vertex = run_census("predict", "--url", f"http://127.0.0.1:{port}/v1/endpoints/1/"
-                            "deployedModels/2:predict", "--json-instances", "test.json")
-        assert vertex.returncode == 0 and vertex.stdout == local_done.stdout, vertex.stderr
-    finally:
-        serving_process.stop_process(proc)
+def test_serve_process_and_client_table(serve_process, export_dir):
+    """`census serve` as its own process, and `predict_url` against it prints the same table
+    as local prediction."""
+    url = serve_process
+    remote = client.predict_url(url, INSTANCES)
+    local_outputs = predict.predict(str(export_dir), INSTANCES)
+    assert predict.format_table(remote) == predict.format_table(local_outputs)
+    with pytest.raises(predict.PredictError, match="HTTP 404: .*Latest\\(other\\)"):
+        client.predict_url(url, INSTANCES, model="other")
+    table = predict.format_table(local_outputs)
+    for where, signature_name in [("/v1/endpoints/1/deployedModels/2:predict", None),
+                                  ("/v1/endpoints/1/deployedModels/2:predict", "predict"),
+                                  ("/v1/endpoints/1/deployedModels/2:rawPredict", None),
+                                  ("/v1/models/census", "predict"),  # census serve's line
+                                  ("/v1/models/census/versions/1/", None)]:
+        outputs = client.predict_url(url + where, INSTANCES, signature=signature_name)
+        assert predict.format_table(outputs) == table, where
+
+
+def test_census_serve_and_census_predict_url_cli(serve_process, export_dir, capsys):
+    """`census predict --url` (the command, a process of its own) prints what `census predict
+    --model-dir` prints (the same `main`, in this process: no second TensorFlow start-up)."""
+    cli.main(["predict", "--model-dir", str(export_dir), "--json-instances",
+              str(REPO / "test.json")])
+    local_out = capsys.readouterr().out
+    done = run_census("predict", "--url", serve_process, "--json-instances", "test.json")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == local_out and done.stdout.startswith("CLASS_IDS")
+    vertex = run_census("predict", "--url", f"{serve_process}/v1/endpoints/1/"
+                        "deployedModels/2:predict", "--json-instances", "test.json")
+    assert vertex.returncode == 0 and vertex.stdout == local_out, vertex.stderr
 
 
 @pytest.mark.parametrize("url,words", [

@@ -31,9 +31,7 @@ def add_command(subparsers):
 
 def run(args):
     """Run the study; print its table and best trial; exit 1 if no trial succeeded."""
-    from census import quiet
-    quiet.import_tensorflow()  # (copying the best export needs it) without its start-up notes
-    from census.tuning import local, study
+    from census.tuning import local, study  # (TensorFlow only once a trial has an export)
     try:
         config = study.read_config(args.config)
         table = local.tune(config, args.trainer_args, args.max_trials, args.parallel_trials,

@@ -32,7 +32,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from census import export, processes, quiet
+from census import processes, quiet
 from census.config import as_config, changes, split_job_dir
 from census.distribute import vertex_env
 from census.tuning.study import (
@@ -361,6 +361,8 @@ def keep_best(optuna_study, job_dir):
     best = best_trial(optuna_study)
     if best is None:
         return None
+    quiet.import_tensorflow()  # (export reads and copies with tf.io.gfile: gs:// too)
+    from census import export
     trial_dir = best.user_attrs["job_dir"]
     versions = export.list_versions(os.path.join(trial_dir, "export", "census"))
     info = {"trial": best.user_attrs["trial_id"], "value": best.value,
