@@ -56,12 +56,16 @@ def test_the_scrub_check_finds_what_a_run_leaves_behind(tmp_path):
     code[1].outputs.append(nbformat.v4.new_output("error", ename="ValueError", evalue="x",
                                                   traceback=["ValueError: x"]))
     code[2].outputs.append(nbformat.v4.new_output("stream", text=f"saved to {REPO}/jobs/x\n"))
+    frames = ["\rjob: 0 rows", "\rjob: 64 rows", "\rjob: 128 rows\r\ndone\r\n"]
+    code[3].outputs += [nbformat.v4.new_output("stream", text=f) for f in frames]
+    bar_cell = nb.cells.index(code[3])
     path = tmp_path / "01_data.ipynb"
     nbformat.write(nb, path)
     problems = runner.unscrubbed(path)
     assert problems[0] == "notebook metadata ['papermill']"
     assert any("an error output" in p for p in problems)
     assert any("a machine path in the output" in p for p in problems)
+    assert any("carriage returns (a progress bar's frames)" in p for p in problems)
     assert problems[-1].startswith("not run top to bottom once")
     done = subprocess.run([sys.executable, "-m", "census", "course", "check", str(path)],
                           capture_output=True, text=True, timeout=120)
@@ -69,6 +73,8 @@ def test_the_scrub_check_finds_what_a_run_leaves_behind(tmp_path):
     code[1].outputs.pop()
     nbformat.write(runner.scrub(nb), path)
     assert runner.unscrubbed(path) == []
+    assert nbformat.read(path, as_version=4).cells[bar_cell].outputs[-1].text.endswith(
+        "job: 128 rows\r\ndone\r\n")  # the bar's last frame, as a terminal shows it
 
 
 @pytest.mark.parametrize("name", chapters.NAMES)

@@ -6,6 +6,7 @@ import atexit
 import functools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -144,6 +145,7 @@ def scrub(nb):
         if cell.cell_type == "code":
             count += 1
             cell.execution_count = count
+            cell.outputs = as_a_terminal_shows(cell.outputs)
             for output in cell.outputs:
                 if "execution_count" in output:
                     output["execution_count"] = count
@@ -151,6 +153,26 @@ def scrub(nb):
                     output.text = without_machine_paths(output.text)
     nb.cells = cells
     return nb
+
+
+def as_a_terminal_shows(outputs):
+    """A cell's outputs with consecutive stream outputs of one stream joined, and each line
+    as a terminal leaves it: the text after its last carriage return (a progress bar's last
+    frame, not every frame)."""
+    joined = []
+    for output in outputs:
+        if (output.output_type == "stream" and joined
+                and joined[-1].output_type == "stream" and joined[-1].name == output.name):
+            joined[-1].text += output.text
+        else:
+            joined.append(output)
+    for output in joined:
+        if output.output_type == "stream":
+            output.text = FRAMES.sub("", output.text)
+    return joined
+
+
+FRAMES = re.compile(r"[^\n]*\r(?!\n)")  # a line's text up to its last carriage return
 
 
 MAX_TEXT_OUTPUT = 12_000  # characters per text output of a committed chapter
@@ -193,6 +215,8 @@ def unscrubbed(path):
                                 f"({MACHINE_PATH.search(text).group(0)!r})")
             if "token=" in text:
                 problems.append(f"{where}: a token in the output")
+            if FRAMES.search(text):
+                problems.append(f"{where}: carriage returns (a progress bar's frames)")
             problems += [f"{where}: an image of {len(value):,} characters" for key, value
                          in output.get("data", {}).items()
                          if key.startswith("image/") and len(value) >= MAX_IMAGE]
