@@ -12,6 +12,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from census.batch import layout
 from conftest import REPO
 
 
@@ -88,7 +89,11 @@ def test_readme_command_line_section_runs_as_written(raw_dir, tmp_path):
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
-        if command.startswith("census predict"):
+        if command.startswith("census predict") and "--output-dir" in command:
+            assert done.stdout.startswith("2 instances: 2 predicted, 0 refused"), done.stdout
+            [folder] = (tmp_path / "jobs" / "quick" / "predictions").iterdir()
+            assert len(list(layout.read(str(folder)))) == 2
+        elif command.startswith("census predict"):
             assert done.stdout.startswith("CLASS_IDS")
 
 

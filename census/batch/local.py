@@ -3,15 +3,16 @@ prediction`, run on this machine, writing what Vertex AI's batch prediction writ
 
     census predict --model-dir JOB/export/census --json-instances test.jsonl --output-dir out
 
-Instances stream through the export: `tf.data` reads the files (`TextLineDataset`,
-`TFRecordDataset`) `batch_size` at a time, each batch is checked instance by instance as
-`census predict` checks them (`census.instances.partition`) and the signature runs on those
-that pass. Memory stays flat whatever the input's size. Every run writes a new folder
-(`census.batch.layout`): results files, a new one every `shard_rows` lines, written under
-hidden names and renamed into place (`-NNNNN-of-NNNNN`) only once the job has read
-everything; a refused instance goes to the errors files with its file, line and reason, and
-the job goes on. Inputs and the output folder may be gs:// URIs (`census.gcs`: an input is
-copied to a local temporary file first; the files are uploaded whole at the end).
+Instances stream through the export `batch_size` at a time (`census.batch.batches`: lines
+read by Python, TFRecord files by `tf.data`), each batch checked as `census predict` checks
+instances, in one TensorFlow call with the signature when all pass, else instance by
+instance; two batches are predicted at once. Memory stays flat whatever the input's size.
+Every run writes a new folder (`census.batch.layout`): results files, a new one every
+`shard_rows` lines, written under hidden names and renamed into place (`-NNNNN-of-NNNNN`)
+only once the job has read everything; a refused instance goes to the errors files with its
+file, line and reason, and the job goes on. Inputs and the output folder may be gs:// URIs
+(`census.gcs`: an input is copied to a local temporary file first; the files are uploaded
+whole at the end).
 """
 import collections
 import concurrent.futures
@@ -56,8 +57,8 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
     `kind`: "json", "text" or "tfrecord", compressed as `compression` says: "", "GZIP",
     "ZLIB") with the export at `model_dir`, `batch_size` at a time, into a new folder
     `prediction-<model_name>-<UTC time>` under `output_dir` (a path or gs:// URI).
-    `progress`: a tqdm bar on stderr (instances, instances/s, refused); None: when stderr is
-    a terminal (tqdm's `disable=None`; a notebook's `!` output is not). Returns a BatchResult.
+    `progress`: a tqdm bar on stderr (instances, instances/s, refused); None: only when
+    stderr is a terminal (tqdm's `disable=None`). Returns a BatchResult.
     Raises PredictError, before anything is written, for an export that does not take
     instances of `kind`, a missing input or a bad setting; a bad instance, or a file that
     cannot be read to its end, is a line of the errors files instead."""
