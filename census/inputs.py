@@ -37,6 +37,12 @@ def _defaults(columns):
     return [schema.CSV_DEFAULTS[schema.CSV_COLUMNS.index(c)] for c in columns]
 
 
+def required_defaults(columns):
+    """`_defaults` with every number field required (an empty one is refused): what
+    `check_rows` decodes with, and the batch job's in-graph check (`census.batch.batches`)."""
+    return [tf.zeros([0]) if isinstance(d[0], float) else d for d in _defaults(columns)]
+
+
 class RowError(ValueError):
     """A row `tf.io.decode_csv` refuses: `index` (0-based, among the rows checked); `str()`
     is the op's reason, the field named."""
@@ -55,7 +61,7 @@ def check_rows(rows, columns=schema.CSV_COLUMNS):
     {column: numpy array (n,)}: float32 for numbers, bytes for strings. Raises RowError for
     the first row the op refuses: one decode for all rows and, only when that fails,
     `first_refused` to find it."""
-    defaults = [tf.zeros([0]) if isinstance(d[0], float) else d for d in _defaults(columns)]
+    defaults = required_defaults(columns)
     rows = tf.convert_to_tensor(rows, tf.string)
     try:
         fields = tf.io.decode_csv(rows, record_defaults=defaults)

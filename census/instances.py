@@ -26,6 +26,9 @@ from census import schema, signature
 
 NUMBER_FIELDS = tuple(c for c in signature.CSV_FIELDS
                       if c in schema.NUMERIC_COLUMNS + schema.UNUSED_COLUMNS)
+# (low, high) of each number field: a census answer's (`schema.VALID_RANGES`); fnlwgt, a
+# sampling weight, at least 0. The vectorized filters use them; `check_number` has the last word.
+RANGES = {c: schema.VALID_RANGES.get(c, (0.0, math.inf)) for c in NUMBER_FIELDS}
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
 WHAT_FITS = {
     "JSON": "JSON objects with the 13 inputs (--json-instances)",
@@ -227,7 +230,7 @@ def check_rows(rows):
     import numpy as np
     flagged = np.zeros(len(rows), bool)  # a fast filter; `check_number` has the last word
     for column in NUMBER_FIELDS:
-        low, high = schema.VALID_RANGES.get(column, (0, math.inf))
+        low, high = RANGES[column]
         values = fields[column]
         flagged |= ~(np.isfinite(values) & (values >= low) & (values <= high))
     for n in np.flatnonzero(flagged) + 1:

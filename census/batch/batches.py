@@ -111,7 +111,7 @@ class Predictor:
         """The whole batch's results lines, or None."""
         import tensorflow as tf
         try:
-            if self.kind == "json":
+            if self.kind == "json" and self.fmt == "JSON":
                 tensors = self._json_columns(batch)
                 if tensors is None:
                     return None
@@ -129,8 +129,8 @@ class Predictor:
         import numpy as np
         import tensorflow as tf
         values = [json.loads(line) for line in lines]
-        if self.fmt != "JSON" or not all(type(v) is dict and len(v) == len(schema.INPUT_COLUMNS)
-                                         and v.keys() == _INPUTS for v in values):
+        if not all(type(v) is dict and len(v) == len(schema.INPUT_COLUMNS)
+                   and v.keys() == _INPUTS for v in values):
             return None
         tensors = {}
         for c in schema.INPUT_COLUMNS:
@@ -139,7 +139,7 @@ class Predictor:
                 if not set(map(type, column)) <= {int, float}:
                     return None
                 numbers = np.array(column, np.float64)
-                low, high = schema.VALID_RANGES[c]
+                low, high = instances.RANGES[c]
                 if not (np.isfinite(numbers).all() and (numbers >= low).all()
                         and (numbers <= high).all()):
                     return None
@@ -159,15 +159,14 @@ class Predictor:
         if self.fmt == "CSV":
             raw = tf.strings.regex_replace(raw, "\r?\n$", "")
             passed = tf.reduce_all(tf.strings.regex_full_match(raw, "[ -~]+"))
-            defaults = [tf.zeros([0]) if isinstance(d[0], float) else d
-                        for d in inputs._defaults(signature.CSV_FIELDS)]
-            fields = dict(zip(signature.CSV_FIELDS, tf.io.decode_csv(raw, defaults)))
+            fields = dict(zip(signature.CSV_FIELDS, tf.io.decode_csv(
+                raw, inputs.required_defaults(signature.CSV_FIELDS))))
             numbers = {c: fields[c] for c in instances.NUMBER_FIELDS}
         else:
             numbers = export.example_receiver()[1](raw)
             passed = tf.constant(True)
         for c in (instances.NUMBER_FIELDS if self.fmt == "CSV" else schema.NUMERIC_COLUMNS):
-            low, high = schema.VALID_RANGES.get(c, (0.0, float("inf")))
+            low, high = instances.RANGES[c]
             x = numbers[c]
             passed &= tf.reduce_all(tf.math.is_finite(x) & (x >= low) & (x <= high))
         return passed, self._lines({self.name: raw}, self._shown(raw))

@@ -50,8 +50,7 @@ def read(folder, prefix=RESULTS):
     the file and line of a line that is neither."""
     import ast
     for path in files(folder, prefix):
-        lines = gcs.read_lines(path) if gcs.is_gcs(path) else open(path, encoding="utf-8")
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(_lines(path), 1):
             if not line.strip():
                 continue
             try:
@@ -66,6 +65,15 @@ def read(folder, prefix=RESULTS):
                 raise ValueError(f"{path} line {number}: not a JSON object, nor a (message, "
                                  "count) pair")
             yield value
+
+
+def _lines(path):
+    """The lines of a local file (closed once read) or of a gs:// object, streamed."""
+    if gcs.is_gcs(path):
+        yield from gcs.read_lines(path)
+        return
+    with open(path, encoding="utf-8") as lines:
+        yield from lines
 
 
 def key(instance):
