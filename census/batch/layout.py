@@ -88,29 +88,37 @@ def key(instance):
     return json.dumps(plain(instance), sort_keys=True)
 
 
-def score(results, labelled):
-    """Accuracy and exact AUC (`census.metrics.roc_auc`, on the logits) of the results lines
-    (`read(folder)`: dicts with "instance" and "prediction") against `labelled`, pairs
-    (instance as the job was given it, label 0 or 1). Lines are matched to labels by their
-    instance, not their order: Vertex AI keeps no order across its files. Equal instances get
-    equal predictions, so which of their labels each one takes changes no figure. Returns
-    {"accuracy", "auc", "rows", "unmatched"}: rows scored, and results with no label left."""
+def matched(results, labelled):
+    """(label, results line) for each line of `results` (`read(folder)`: dicts with
+    "instance" and "prediction") whose instance is among `labelled`, pairs (instance as the
+    job was given it, label 0 or 1); None for the label of a line with none left. Lines are
+    matched by their instance, not their order: Vertex AI keeps no order across its files.
+    Equal instances get equal predictions, so which of their labels each takes changes no
+    figure."""
     import collections
-
-    import numpy as np
-
-    from census.metrics import roc_auc
     labels = collections.defaultdict(list)
     for instance, label in labelled:
         labels[key(instance)].append(int(label))
-    scored, unmatched = [], 0
     for line in results:
         left = labels.get(key(line["instance"]))
-        if not left:
+        yield (left.pop() if left else None), line
+
+
+def score(results, labelled):
+    """Accuracy and exact AUC (`census.metrics.roc_auc`, on the logits) of the results lines
+    against `labelled`, matched as `matched` does. Returns {"accuracy", "auc", "rows",
+    "unmatched"}: rows scored, and results with no label left. Raises ValueError if no line
+    matches."""
+    import numpy as np
+
+    from census.metrics import roc_auc
+    scored, unmatched = [], 0
+    for label, line in matched(results, labelled):
+        if label is None:
             unmatched += 1
             continue
         prediction = line["prediction"]
-        scored.append((left.pop(), prediction["class_ids"][0], prediction["logits"][0]))
+        scored.append((label, prediction["class_ids"][0], prediction["logits"][0]))
     if not scored:
         raise ValueError("no results line matches a labelled instance")
     truth, classes, logits = (np.array(column) for column in zip(*scored))
