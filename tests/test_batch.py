@@ -67,6 +67,8 @@ BAD_JSON = [  # (line, reason): the reasons `census predict` gives, now an error
     (GOOD.replace('"capital_gain": 0', '"capital_gain": 1' + "0" * 400),
      "field 'capital_gain' is out of the float32 range"),
     (GOOD.replace('" Private"', '"\\ud800"'), "field 'workclass' not Unicode text"),
+    (GOOD.replace('"capital_gain": 0', '"capital_gain": 3.5e38'),  # beyond float32
+     "field 'capital_gain' is out of the float32 range"),
     ("{not json", "not valid JSON (Expecting property name"),
     ("[1, 2]", "expected a JSON object with the input fields"),
 ]
@@ -114,6 +116,42 @@ def test_the_fast_path_writes_what_the_slow_path_writes(exports, export_dir, tmp
         assert predictor.slow("f", 1, batch) == (fast, [], len(batch)), kind
 
 
+PERSON = PEOPLE[0]
+JSON_LAYOUTS = [  # (a line, whether the fast path reads a batch of such lines in the graph)
+    (GOOD, True),
+    (json.dumps(PERSON, separators=(",", ":")), True),
+    (json.dumps(PERSON, separators=(" ,\t", " :  ")), True),
+    (json.dumps(dict(reversed(PERSON.items()))), True),  # the keys in another order
+    (GOOD.replace('"age": 25', '"age": 2.5e1').replace('"capital_loss": 0',
+                                                       '"capital_loss": 0.0'), True),
+    (json.dumps({**PERSON, "workclass": "age", "race": 'a{b}: c, d'}), True),
+    (GOOD.replace('"capital_loss": 0', '"capital_loss": -0'), False),  # a sign
+    (GOOD.replace('"capital_gain": 0', '"capital_gain": 1234567890123456'), False),
+    (GOOD.replace('" Private"', '" Priv\\u0061te"'), False),  # an escape
+    (GOOD.replace('" Private"', '" Bogot\u00e1"'), False),  # not ASCII
+    (GOOD.replace('" Private"', '{"b64": "IFByaXZhdGU="}'), False),
+    (GOOD.replace('{"age": 25', '{"age": 99, "age": 25'), False),  # a key twice
+]
+
+
+def test_json_lines_read_in_the_graph_as_pythons_json_reads_them(export_dir):
+    """JSON lines written plainly, whatever their spacing and key order, are read by the
+    fast path's regular expression; every other line is left to Python's `json`. Either
+    way, a batch's results are those of the slow path, byte for byte."""
+    function, fmt = predict.load_signature(str(export_dir), kind="json")
+    predictor = batches.Predictor(function, fmt, "json")
+    for line, plain in JSON_LAYOUTS:
+        same_order = list(json.loads(line)) == list(PERSON)
+        for batch, fast_path in (
+                ([f"{line}\n".encode(), f"{line}\r\n".encode(), line.encode()], plain),
+                ([f"{GOOD}\n".encode(), line.encode()], plain and same_order)):
+            fast = predictor.fast(batch)
+            slow = predictor.slow("f", 1, batch)
+            assert slow[1:] == ([], len(batch)), line  # all predicted
+            assert (fast is not None) == fast_path, line
+            assert fast is None or fast == slow[0], line
+
+
 def test_every_input_kind_and_export_format(exports, tmp_path):
     """CSV rows (text) into the CSV export, Examples (TFRecord, plain and GZIP) into the
     EXAMPLE export, with a refused one each; a TFRecord file cut short ends in a DATA_LOSS
@@ -154,6 +192,27 @@ def test_every_input_kind_and_export_format(exports, tmp_path):
     *_, lost = layout.read(result.folder, layout.ERRORS)
     assert lost["error"]["status"] == "DATA_LOSS" and lost["instance"] is None
     assert lost["error"]["message"].startswith(f"{cut}: cannot be read after record 2 (")
+
+
+def test_a_number_beyond_float32_is_refused_in_every_kind(exports, export_dir, tmp_path):
+    """A number no float32 holds (3.5e38, infinity) is an errors line for every input kind:
+    the fast path leaves it to the slow path, which refuses it."""
+    import tensorflow as tf
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / "people.jsonl").write_text(GOOD.replace('"capital_gain": 0',
+                                                    '"capital_gain": 3.5e38') + "\n")
+    (huge / "rows.csv").write_text(ROW.replace(", 2174,", ", 3.5e38,") + "\n")
+    with tf.io.TFRecordWriter(str(huge / "people.tfrecord")) as writer:
+        writer.write(instances.to_example({**instances.check_fields(1, PERSON),
+                                           "capital_gain": float("inf")}))
+    for model, kind, name in ((export_dir, "json", "people.jsonl"),
+                              (exports["CSV"], "text", "rows.csv"),
+                              (exports["EXAMPLE"], "tfrecord", "people.tfrecord")):
+        result = local.run(model, [huge / name], tmp_path / kind, kind=kind)
+        assert (result.predicted, result.errors) == (0, 1), kind
+        [error] = layout.read(result.folder, layout.ERRORS)
+        assert "capital_gain" in error["error"]["message"], error
 
 
 def test_each_run_writes_a_new_folder_and_bad_settings_write_nothing(export_dir, tmp_path):

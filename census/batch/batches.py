@@ -5,16 +5,19 @@ Reading: lines are read with Python's buffered file reading, records with
 dataset element per line: it delivered 140,000-200,000 lines/s here, slower than the model
 itself at 1,024 instances a call, where Python reads 2,000,000.
 
-Predicting (`Predictor`): a fast path does each batch in one TensorFlow call: the checks of
-`census.instances` as vectorized ops (CSV rows and Examples are read by the export's own
-`tf.io.decode_csv` / `tf.io.parse_example`; the numbers' ranges compared at once), the
-signature, and the output lines joined (`tf.strings`). JSON objects are parsed by Python's
-`json`, their 13 columns checked at once. A batch the fast path does not take whole (a bad
-instance, a blank line, text that is not printable ASCII) goes the slow path: instance by
-instance (`census.instances.partition`), the refused ones becoming errors lines. Both paths
+Predicting (`Predictor`): a fast path does each batch in one TensorFlow call, traced once: the
+checks of `census.instances` as vectorized ops, the signature, and the output lines joined
+(`tf.strings`). CSV rows and Examples are read by the export's own `tf.io.decode_csv` /
+`tf.io.parse_example`; JSON lines written plainly (the layout of the batch's first line: the
+13 inputs, numbers without sign, strings of printable ASCII without escapes) are matched
+whole by one regular expression and cut at their double quotes. The numbers' ranges are
+compared at once. A batch the fast path does not take whole (a bad instance, a blank line,
+an escape, a line laid out otherwise) goes the slow path: instance by instance (Python's
+`json`, `census.instances.partition`), the refused ones becoming errors lines. Both paths
 write the same results lines (floats with 9 significant digits: a float32 read back exactly).
 """
 import base64
+import functools
 import itertools
 import json
 
@@ -46,7 +49,9 @@ def record_batches(path, compression, batch_size):
     records = tf.data.TFRecordDataset([path], compression_type=compression)
     number = 1
     try:
-        for batch in records.batch(batch_size).prefetch(2):
+        options = tf.data.Options()
+        options.autotune.enabled = False  # 720,000 records/s here at 64 a batch, not 320,000
+        for batch in records.batch(batch_size).with_options(options):
             yield number, batch
             number += int(batch.shape[0])
         return
@@ -100,65 +105,62 @@ class Predictor:
         import tensorflow as tf
         self.function, self.fmt, self.kind = function, fmt, kind
         self.name = signature.SINGLE_INPUT.get(fmt)
-        self.lines = tf.function(self._lines, reduce_retracing=True)
-        self.shown = tf.function(self._shown, reduce_retracing=True)
-        # the inputs arrive as the export takes them, or as rows / records it reads first
-        native = {"text": "CSV", "tfrecord": "EXAMPLE"}.get(kind) == fmt
-        self.checked = tf.function(self._checked, reduce_retracing=True) if native else None
+        string = tf.TensorSpec([None], tf.string)
+        inputs = {self.name: string} if self.name else {
+            c: tf.TensorSpec([None], schema.INPUT_DTYPES[c]) for c in schema.INPUT_COLUMNS}
+        self.lines = tf.function(self._lines, input_signature=[inputs, string])  # slow path
+        # the fast path's one call, traced now: lines or records in, results lines out
+        native = {"json": "JSON", "text": "CSV", "tfrecord": "EXAMPLE"}[kind] == fmt
+        layout = [tf.TensorSpec([], tf.string), tf.TensorSpec([None], tf.int32),
+                  tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)]
+        self.checked = tf.function(self._checked, input_signature=[string] + (
+            layout if kind == "json" else [])).get_concrete_function() if native else None
+        if self.checked is not None:  # its first run builds the graph's kernels: now, once
+            self.checked(tf.constant([], tf.string), *_json_layout(schema.INPUT_COLUMNS)
+                         if kind == "json" else ())
 
     # --- the fast path ---------------------------------------------------------------------
     def fast(self, batch):
         """The whole batch's results lines, or None."""
         import tensorflow as tf
-        try:
-            if self.kind == "json" and self.fmt == "JSON":
-                tensors = self._json_columns(batch)
-                if tensors is None:
-                    return None
-                return self.lines(tensors, self.shown(tf.constant(batch))).numpy()
-            if self.checked is None:
-                return None
-            passed, text = self.checked(tf.constant(batch) if isinstance(batch, list) else batch)
-            return text.numpy() if passed else None
-        except (tf.errors.InvalidArgumentError, ValueError, OverflowError):
-            return None  # not JSON, not UTF-8, an integer of 400 digits, a row the op refuses
-
-    def _json_columns(self, lines):
-        """The 13 input tensors of a batch of JSON lines when every line is an object that
-        `instances.check_fields` passes as it is, else None."""
-        import numpy as np
-        import tensorflow as tf
-        values = [json.loads(line) for line in lines]
-        if not all(type(v) is dict and len(v) == len(schema.INPUT_COLUMNS)
-                   and v.keys() == _INPUTS for v in values):
+        if self.checked is None:
             return None
-        tensors = {}
-        for c in schema.INPUT_COLUMNS:
-            column = [v[c] for v in values]
-            if c in schema.NUMERIC_COLUMNS:
-                if not set(map(type, column)) <= {int, float}:
-                    return None
-                numbers = np.array(column, np.float64)
-                low, high = instances.RANGES[c]
-                if not (np.isfinite(numbers).all() and (numbers >= low).all()
-                        and (numbers <= high).all()):
-                    return None
-                tensors[c] = tf.constant(numbers, tf.float32)
-            else:
-                if set(map(type, column)) != {str}:
-                    return None
-                tensors[c] = tf.constant(column, tf.string)  # UnicodeEncodeError: slow path
-        return tensors
+        layout = ()
+        if self.kind == "json":
+            layout = self._json_layout(batch[0])
+            if layout is None:
+                return None
+        elif self.kind == "text":
+            batch = [line.rstrip(b"\r\n") for line in batch]
+        try:
+            passed, text = self.checked(tf.constant(batch) if isinstance(batch, list)
+                                        else batch, *layout)
+        except tf.errors.InvalidArgumentError:
+            return None  # a row the op refuses, a line of another layout, an overflow
+        return text.numpy() if passed else None
 
-    def _checked(self, raw):
-        """CSV rows or serialized Examples → (whether every one passes the checks, their
-        results lines joined). An op that refuses one raises InvalidArgumentError."""
+    def _json_layout(self, line):
+        """`_json_layout` of JSON lines laid out as `line`, or None for a line that is not
+        an object of the 13 inputs."""
+        try:
+            keys = tuple(json.loads(line))
+        except (ValueError, TypeError):
+            return None
+        return _json_layout(keys) if len(keys) == len(_INPUTS) and set(keys) == _INPUTS \
+            else None
+
+    def _checked(self, raw, *layout):
+        """JSON lines, CSV rows (without line ends) or serialized Examples → (whether every
+        one passes the checks, their results lines joined). An op that refuses one raises
+        InvalidArgumentError."""
         import tensorflow as tf
 
         from census import inputs
+        if self.kind == "json":
+            passed, tensors = _json_inputs(raw, *layout)
+            return passed, self._lines(tensors, tf.strings.strip(raw))
         if self.fmt == "CSV":
-            raw = tf.strings.regex_replace(raw, "\r?\n$", "")
-            passed = tf.reduce_all(tf.strings.regex_full_match(raw, "[ -~]+"))
+            passed = tf.reduce_all(tf.strings.regex_full_match(raw, _PLAIN))
             fields = dict(zip(signature.CSV_FIELDS, tf.io.decode_csv(
                 raw, inputs.required_defaults(signature.CSV_FIELDS))))
             numbers = {c: fields[c] for c in instances.NUMBER_FIELDS}
@@ -172,16 +174,14 @@ class Predictor:
         return passed, self._lines({self.name: raw}, self._shown(raw))
 
     def _shown(self, raw):
-        """The fast path's echoes of lines or records `raw` as JSON text, as `echo` writes
-        them (a JSON line as it is; a CSV row, of printable ASCII, quoted)."""
+        """The fast path's echoes of CSV rows or records `raw` as JSON text, as `echo`
+        writes them."""
         import tensorflow as tf
         if self.kind == "tfrecord":
             b64 = tf.strings.regex_replace(tf.strings.regex_replace(
                 tf.io.encode_base64(raw, pad=True), "-", "+"), "_", "/")
             return tf.strings.join(['{"b64": "', b64, '"}'])
-        if self.kind == "json":
-            return tf.strings.strip(raw)
-        return tf.strings.join(['"', _quoted(raw), '"'])  # a row without its line end
+        return tf.strings.join(['"', raw, '"'])  # a row as _PLAIN passes it: no escapes
 
     def _lines(self, tensors, shown):
         """Predict `tensors` (the signature's inputs) and write each instance's results line,
@@ -249,6 +249,53 @@ class Predictor:
 
 
 _INPUTS = set(schema.INPUT_COLUMNS)
+_STRINGS = [c for c in schema.INPUT_COLUMNS if c not in schema.NUMERIC_COLUMNS]
+_PLAIN = r'[ !#-\[\]-~]+'  # printable ASCII without " and \: a JSON string without escapes
+_WS = "[ \t\r\n]*"  # JSON's whitespace
+_NUMBER = r"(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_STRING = f'"{_PLAIN[:-1]}*"'
+
+
+@functools.lru_cache(maxsize=16)
+def _json_layout(keys):
+    """How the fast path reads JSON lines of the 13 inputs in the order `keys` (a tuple of
+    str): (a regular expression that such a line matches whole, where its numbers and where
+    its strings are among its pieces between double quotes, how many pieces it has), as
+    tensors. The expression takes numbers without sign and with at most 15 digits before
+    the point (a float64 holds them exactly, as Python's `json` reads them), strings of
+    printable ASCII without quote or backslash (a JSON string that is its own text)."""
+    import tensorflow as tf
+    pairs, at, where = [], 1, {}  # piece 0 is what comes before the first key
+    for key in keys:
+        number = key in schema.NUMERIC_COLUMNS
+        pairs.append(f'"{key}"{_WS}:{_WS}{_NUMBER if number else _STRING}')
+        where[key] = at + (1 if number else 2)
+        at += 2 if number else 4  # the key, [":", the string,] what follows
+    pattern = f"{_WS}{{{_WS}{f'{_WS},{_WS}'.join(pairs)}{_WS}}}{_WS}"
+    return (tf.constant(pattern), tf.constant([where[c] for c in schema.NUMERIC_COLUMNS]),
+            tf.constant([where[c] for c in _STRINGS]), tf.constant(at))
+
+
+def _json_inputs(raw, pattern, numbers_at, strings_at, pieces):
+    """JSON lines of one layout (`_json_layout`) → (whether every line has it,
+    with numbers in their ranges; the 13 input tensors, as Python's `json` and
+    `instances.check_fields` make them). Lines of another layout may raise
+    InvalidArgumentError instead."""
+    import tensorflow as tf
+    passed = tf.reduce_all(tf.strings.regex_full_match(raw, pattern))
+    split = tf.reshape(tf.strings.split(raw, '"').flat_values, [tf.size(raw), pieces])
+    numbers = tf.strings.strip(tf.gather(split, numbers_at, axis=1))  # ': 39,' or ':39}'
+    length = tf.strings.length(numbers)
+    numbers = tf.strings.to_number(tf.strings.strip(tf.strings.substr(
+        numbers, tf.ones_like(length), length - 2)), tf.float64)
+    low, high = zip(*(instances.RANGES[c] for c in schema.NUMERIC_COLUMNS))
+    high = [min(h, instances.FLOAT32_MAX) for h in high]  # what a float32 holds
+    passed &= tf.reduce_all((numbers >= low) & (numbers <= high))
+    tensors = dict(zip(schema.NUMERIC_COLUMNS, tf.unstack(tf.cast(numbers, tf.float32),
+                                                          len(low), axis=1)))
+    strings = tf.gather(split, strings_at, axis=1)
+    return passed, {**tensors, **dict(zip(_STRINGS, tf.unstack(strings, len(_STRINGS),
+                                                                axis=1)))}
 
 
 def _quoted(strings):

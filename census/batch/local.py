@@ -6,7 +6,7 @@ prediction`, run on this machine, writing what Vertex AI's batch prediction writ
 Instances stream through the export `batch_size` at a time (`census.batch.batches`: lines
 read by Python, TFRecord files by `tf.data`), each batch checked as `census predict` checks
 instances, in one TensorFlow call with the signature when all pass, else instance by
-instance; two batches are predicted at once. Memory stays flat whatever the input's size.
+instance; `WORKERS` batches are predicted at once. Memory stays flat whatever the input's size.
 Every run writes a new folder (`census.batch.layout`): results files, a new one every
 `shard_rows` lines, written under hidden names and renamed into place (`-NNNNN-of-NNNNN`)
 only once the job has read everything; a refused instance goes to the errors files with its
@@ -30,13 +30,16 @@ from census.instances import PredictError
 
 SHARD_ROWS = 100_000  # lines per results or errors file
 KINDS = ("json", "text", "tfrecord")  # as census predict's --json/--text/--tfrecord-instances
-WORKERS = 2  # batches predicted at once (TensorFlow's calls release the GIL)
+WORKERS = 3  # batches predicted at once (TensorFlow's calls release the GIL; 3 kept the
+# 2 cores here busier than 2)
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
     """What a job did: its `folder` (path or gs:// URI), instances read (`rows`),
-    `predicted` and refused (`errors`), `seconds` of wall time, and the `files` it wrote."""
+    `predicted` and refused (`errors`), `seconds` of wall time from the first instance read
+    to the last file written (the export loaded and traced before), and the `files` it
+    wrote."""
     folder: str
     rows: int
     predicted: int
@@ -76,6 +79,7 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
     if not input_paths or missing:
         raise PredictError(f"no such input file: {missing[0]}" if missing else "no input files")
     function, fmt = predict.load_signature(model_dir, signature, kind)
+    predictor = batches.Predictor(function, fmt, kind)  # traces its functions
     start = time.perf_counter()
     counts = {"rows": 0, "predicted": 0, "errors": 0}
     with tempfile.TemporaryDirectory(prefix="census-batch-") as scratch:
@@ -83,7 +87,6 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
         staging = scratch if gcs.is_gcs(folder) else folder
         results = _Shards(staging, layout.RESULTS, shard_rows)
         errors = _Shards(staging, layout.ERRORS, shard_rows)
-        predictor = batches.Predictor(function, fmt, kind)
         with tqdm(unit=" instances", disable=None if progress is None else not progress,
                   desc="batch prediction") as bar, \
                 concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
@@ -106,7 +109,7 @@ def run(model_dir, input_paths, output_dir, kind="json", compression="", batch_s
                         bar.update(sum(done))
                         bar.set_postfix(refused=counts["errors"], refresh=False)
                     if isinstance(batch, PredictError):  # a file that cannot be read on
-                        errors.write(batches.error_line(None, str(batch), "DATA_LOSS").encode())
+                        errors.write(batches.error_line(None, str(batch), "DATA_LOSS").encode(), 1)
                         counts["errors"] += 1
         written = results.finish() + errors.finish()
         for part, name in written:
@@ -204,13 +207,11 @@ def _write(predictor, path, first, batch, fast, results, errors):
     predicted, number refused)."""
     text = fast.result()
     if text is not None:
-        results.write(text)
-        return text.count(b"\n") + 1, 0
+        results.write(text, len(batch))
+        return len(batch), 0
     text, refused, predicted = predictor.slow(path, first, batch)
-    if text:
-        results.write(text)
-    if refused:
-        errors.write("\n".join(refused).encode())
+    results.write(text, predicted)
+    errors.write("\n".join(refused).encode(), len(refused))
     return predicted, len(refused)
 
 
@@ -222,19 +223,19 @@ class _Shards:
         self.folder, self.prefix, self.shard_rows = folder, prefix, shard_rows
         self.parts, self.file, self.lines = [], None, 0
 
-    def write(self, text):
-        """Write lines (bytes, joined by \\n, no last line end)."""
-        while text:
+    def write(self, text, count):
+        """Write `count` lines (bytes, joined by \\n, no last line end)."""
+        while count:
             if self.file is None or self.lines == self.shard_rows:
                 self._next()
-            end = -1
-            for _ in range(self.shard_rows - self.lines):  # the lines that still fit
-                end = text.find(b"\n", end + 1)
-                if end < 0:
-                    break
-            head, text = (text, b"") if end < 0 else (text[:end], text[end + 1:])
-            self.file.write(head + b"\n")
-            self.lines += head.count(b"\n") + 1
+            fit = min(count, self.shard_rows - self.lines)
+            end = len(text)
+            if fit < count:  # the end of the last line that fits
+                end = -1
+                for _ in range(fit):
+                    end = text.find(b"\n", end + 1)
+            self.file.write(text[:end] + b"\n")
+            text, count, self.lines = text[end + 1:], count - fit, self.lines + fit
 
     def _next(self):
         if self.file is not None:
