@@ -605,3 +605,42 @@ def test_predict_frame_passes_when_right(server, test_frame, capsys):
 ])
 def test_predict_frame_wrong_answers(server, test_frame, wrong, fix):
     assert leads_then_tells(fails(checks.check_predict_frame, wrong, server, test_frame), fix)
+
+
+def retiring(guard=True, give=True, delete=True, undeploy=True):
+    """retire with knobs for each mistake: no default guard, the share not given to the
+    default version, no delete from the registry, no undeploy."""
+    def retire(endpoint, model, version_id):
+        aliases = {v.version_id: list(v.version_aliases)
+                   for v in model.versioning_registry.list_versions()}
+        if guard and "default" in aliases[version_id]:
+            raise ValueError("the default version")
+        default = next(v for v, names in aliases.items() if "default" in names)
+        deployed = {d.model_version_id: d.id for d in endpoint.list_models()}
+        split = dict(endpoint.traffic_split)
+        share = split.pop(deployed[version_id], 0)
+        if give:
+            split[deployed[default]] = split.get(deployed[default], 0) + share
+        if undeploy:
+            endpoint.undeploy(deployed[version_id], traffic_split=split)
+        if delete:
+            model.versioning_registry.delete_version(version_id)
+    return retire
+
+
+def test_retire_passes_when_right(capsys):
+    from google.cloud.aiplatform import initializer
+    before = dict(vars(initializer.global_config))
+    checks.check_retire(retiring())
+    assert "✓ version 2 retired" in capsys.readouterr().out
+    assert dict(vars(initializer.global_config)) == before  # the SDK left as it was
+
+
+@pytest.mark.parametrize("wrong, fix", [
+    (retiring(guard=False), "raise ValueError when 'default'"),
+    (retiring(give=False), "undeploy(id, traffic_split={…: 100})"),
+    (retiring(delete=False), "delete_version(version_id)"),
+    (retiring(undeploy=False), "undeploy it from the endpoint first"),
+])
+def test_retire_wrong_answers(wrong, fix):
+    assert leads_then_tells(fails(checks.check_retire, wrong), fix)

@@ -361,7 +361,8 @@ def test_a_request_that_breaks_the_model_fails_alone(tmp_path):
 def test_waits_for_a_version_then_loads_new_ones_and_pins(export_dir, tmp_path, local):
     base = tmp_path / "export" / "census"
     base.mkdir(parents=True)
-    with serving_process.BackgroundServer(base, poll_seconds=0.1, wait=False) as s, \
+    with serving_process.BackgroundServer(base, poll_seconds=0.1, wait=False,
+                                          keep_versions=2) as s, \
             httpx.Client(base_url=s.url, timeout=30) as c:
         wait_for(lambda: s.server.started, what="server start")
         r = c.post("/v1/models/census:predict", json={"instances": INSTANCES})
@@ -413,6 +414,22 @@ def test_waits_for_a_version_then_loads_new_ones_and_pins(export_dir, tmp_path, 
         wait_for(lambda: s.watcher.get(9) is not None, what="9 loaded without a restart")
         close(c.post("/v1/models/census/versions/9:predict", json={"instances": INSTANCES})
               .json()["predictions"], local)
+
+
+def test_by_default_only_the_newest_version_stays_loaded(export_dir, tmp_path):
+    """TF Serving's default policy, `latest { num_versions: 1 }`: once version 2 serves,
+    version 1 is unloaded and pinning it is a 404."""
+    base = tmp_path / "export" / "census"
+    publish(export_dir, base, 1)
+    with serving_process.BackgroundServer(base, poll_seconds=0.1) as s, \
+            httpx.Client(base_url=s.url, timeout=30) as c:
+        assert c.post("/v1/models/census/versions/1:predict",
+                      json={"instances": INSTANCES}).status_code == 200
+        publish(export_dir, base, 2)
+        wait_for(lambda: s.watcher.latest().number == 2, what="version 2")
+        wait_for(lambda: s.watcher.get(1) is None, what="1 unloaded")
+        r = c.post("/v1/models/census/versions/1:predict", json={"instances": INSTANCES})
+        assert r.status_code == 404 and s.watcher.status()[1][0] == "END"
 
 
 def copy_the_rest(export_dir, version_dir):

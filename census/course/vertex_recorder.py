@@ -13,12 +13,20 @@ the service itself cannot run outside Google Cloud.
 A real `http.server` on 127.0.0.1 in a daemon thread. It records every request and answers
 with minimal valid resources: creating a job (customJobs, hyperparameterTuningJobs, ...)
 returns the job with a name and a state; anything else that creates or acts returns a
-long-running operation that is already `done: true`. Models and endpoints keep just enough
-state for the SDK's follow-up GETs: `…/models:upload` stores the model (version 1),
-`POST …/endpoints` the endpoint, `…:deployModel` / `…:undeployModel` change its deployed
-models and traffic split, and DELETE moves a resource to `deleted` (refused while an endpoint
-still has deployed models). GET returns the last resource stored at that path (jobs as
-succeeded; `models/1@1` is model 1), else `{"name": …}`; a succeeded batch prediction job into
+long-running operation that is already `done: true`. Models and endpoints keep the state
+the service keeps, and refuse what it refuses (400 FAILED_PRECONDITION or INVALID_ARGUMENT):
+`…/models:upload` stores a model, or with `parentModel` its next version; its version
+aliases are unique within the model and exactly one version holds `default` (the first
+version, or one uploaded or merged with it: `…@V:mergeVersionAliases`, which cannot take it
+away); `models/M` is its default version, `models/M@V` a version by id or alias,
+`models/M:listVersions` all of them. `POST …/endpoints` stores an endpoint; `…:deployModel`,
+`…:undeployModel` and PATCH change its deployed models and traffic split, which must name
+deployed models and add up to 100 (the key "0" is the model being deployed; a deployed model
+keeps no traffic when it goes). DELETE moves a resource to `deleted`: refused for an endpoint
+with deployed models, a model or version deployed somewhere, and a model's default or last
+version (Vertex AI's model-alias and delete-model pages, cloud.google.com/vertex-ai/docs/
+model-registry/model-alias and …/delete-model). GET returns the last resource stored at that
+path (jobs as succeeded), else `{"name": …}`; a succeeded batch prediction job into
 Cloud Storage names its output folder (`outputInfo.gcsOutputDirectory`, where the real service
 writes; nothing is written here) and its `completionStats`. `respond(method, path_regex, fn)`
 overrides an answer: `fn(request) -> (status, body_dict)`. The server stops when the block ends.
@@ -59,6 +67,8 @@ class VertexRecorder:
         self.completion_stats = completion_stats or {"successfulCount": 0, "failedCount": 0,
                                                      "incompleteCount": 0}
         self.deleted = {}  # resources removed by DELETE (the SDK may read them once more)
+        self.versions = {}  # model name → {version id: the version}; resources[name] is the
+        # model's default version
         self._ids, self._overrides, self._lock = itertools.count(1), [], threading.Lock()
         self._server = self._thread = None
 
@@ -137,7 +147,15 @@ class VertexRecorder:
         if method == "GET":
             if "/operations/" in name:
                 return 200, {"name": name, "done": True}
-            name = name.split("@")[0]  # a model version, models/1@1
+            if name.endswith(":listVersions"):
+                base = name.removesuffix(":listVersions")
+                return 200, {"models": [copy.deepcopy(v) for _, v in
+                                        sorted(self.versions.get(base, {}).items())]}
+            if "@" in name:  # a model version, by id or alias: models/1@2, models/1@default
+                version = self._version(name)
+                if version is None:
+                    return _error(404, "NOT_FOUND", f"no model version {name}")
+                return 200, copy.deepcopy(version)
             resource = copy.deepcopy(self.resources.get(name) or self.deleted.get(name)
                                      or {"name": name})
             if resource.get("state", "").startswith("JOB_STATE_"):
@@ -147,12 +165,22 @@ class VertexRecorder:
             return 200, resource
         if method == "DELETE":
             if self.resources.get(name, {}).get("deployedModels"):
-                return 400, {"error": {"code": 400, "status": "FAILED_PRECONDITION",
-                                       "message": "endpoint still has deployed models"}}
+                return _error(400, "FAILED_PRECONDITION", "endpoint still has deployed models")
+            base, _, version = name.removesuffix(":deleteVersion").partition("@")
+            if base in self.versions:
+                problem = self._delete_model(base, version)
+                if problem:
+                    return _error(400, "FAILED_PRECONDITION", problem)
+                return 200, self._operation(name, metadata="DeleteOperationMetadata")
             self.deleted[name] = self.resources.pop(name, {"name": name})
             return 200, self._operation(name, metadata="DeleteOperationMetadata")
+        if method == "PATCH" and name in self.resources:
+            return self._update(name, request["body"] or {}, request["query"])
+        if method == "POST" and name.endswith(":mergeVersionAliases"):
+            return self._merge_aliases(name.removesuffix(":mergeVersionAliases"),
+                                       (request["body"] or {}).get("versionAliases", []))
         if method in ("POST", "PATCH"):
-            return 200, self._act(name, collection, request["body"] or {})
+            return self._act(name, collection, request["body"] or {})
         return 404, {"error": {"code": 404, "message": f"no route for {method} {path}",
                                "status": "NOT_FOUND"}}
 
@@ -171,16 +199,27 @@ class VertexRecorder:
                 "completionStats": {k: str(v) for k, v in self.completion_stats.items()}}
 
     def _act(self, name, collection, body):
-        """Carry out a create or an action on models and endpoints; the finished operation."""
+        """Carry out a create or an action on models and endpoints: (status, the finished
+        operation, or an error)."""
         base, _, verb = name.partition(":")
         kind = verb or collection
         if kind not in OPERATION_TYPES:
-            return self._operation(base)
+            return 200, self._operation(base)
         if kind == "upload":
-            model = dict(body.get("model", {}), name=f"{base}/{next(self._ids)}", versionId="1",
-                         supportedDeploymentResourcesTypes=["DEDICATED_RESOURCES"])
-            self.resources[model["name"]] = model
-            response = {"model": model["name"], "modelVersionId": "1"}
+            model_name = body.get("parentModel") or f"{base}/{next(self._ids)}"
+            if body.get("parentModel") and model_name not in self.versions:
+                return _error(404, "NOT_FOUND", f"no model {model_name} to add a version to")
+            versions = self.versions.setdefault(model_name, {})
+            version_id = str(len(versions) + sum(  # the deleted ones' ids are not reused
+                d.startswith(model_name + "@") for d in self.deleted) + 1)
+            aliases = list(body.get("model", {}).get("versionAliases", []))
+            if not versions and "default" not in aliases:  # a new model's first version
+                aliases.insert(0, "default")
+            versions[version_id] = dict(
+                body.get("model", {}), name=model_name, versionId=version_id,
+                versionAliases=[], supportedDeploymentResourcesTypes=["DEDICATED_RESOURCES"])
+            self._move_aliases(model_name, version_id, aliases)
+            response = {"model": model_name, "modelVersionId": version_id}
         elif kind == "endpoints":
             endpoint = dict(body, name=f"{base}/{next(self._ids)}", deployedModels=[],
                             trafficSplit={})
@@ -189,23 +228,143 @@ class VertexRecorder:
         else:
             endpoint = self.resources.setdefault(base, {"name": base})
             deployed_models = endpoint.setdefault("deployedModels", [])
-            split = body.get("trafficSplit", {})
             response = {}
             if kind == "deployModel":  # traffic split key "0" means the model being deployed
-                deployed = dict(body["deployedModel"], id=str(next(self._ids)))
+                version = self._version(body["deployedModel"].get("model", ""))
+                if version is None:
+                    return _error(404, "NOT_FOUND", "no such model (version) to deploy: "
+                                  f"{body['deployedModel'].get('model')}")
+                deployed = dict(body["deployedModel"], id=str(next(self._ids)),
+                                modelVersionId=version["versionId"])
+                split = {deployed["id"] if k == "0" else k: v
+                         for k, v in body.get("trafficSplit", {"0": 100}).items()}
+                problem = _split_problem(split, [d["id"] for d in deployed_models]
+                                         + [deployed["id"]])
+                if problem:
+                    return _error(400, "INVALID_ARGUMENT", problem)
                 deployed_models.append(deployed)
-                split = {deployed["id"] if k == "0" else k: v for k, v in split.items()}
                 response = {"deployedModel": copy.deepcopy(deployed)}
             else:
-                deployed_models[:] = [d for d in deployed_models
-                                      if d["id"] != body.get("deployedModelId")]
+                gone = body.get("deployedModelId")
+                left = [d for d in deployed_models if d["id"] != gone]
+                split = body.get("trafficSplit")
+                if split is None:
+                    split = {k: v for k, v in endpoint.get("trafficSplit", {}).items()
+                             if k != gone}
+                problem = _split_problem(split, [d["id"] for d in left]) if left else None
+                if problem:
+                    return _error(400, "FAILED_PRECONDITION",
+                                  f"undeploying {gone} leaves a traffic split that {problem}")
+                deployed_models[:] = left
+                split = split if left else {}
             endpoint["trafficSplit"] = split
         response_type, metadata = OPERATION_TYPES[kind]
-        return self._operation(base, {"@type": TYPE_PREFIX + response_type, **response},
-                               metadata)
+        return 200, self._operation(base, {"@type": TYPE_PREFIX + response_type, **response},
+                                    metadata)
+
+    def _update(self, name, body, query):
+        """PATCH of an endpoint (UpdateEndpoint: the fields its updateMask names, camelCase
+        or snake_case); the endpoint, or a 400 for a traffic split the service refuses."""
+        resource = self.resources[name]
+        fields = [f for mask in query.get("updateMask", []) for f in mask.split(",")]
+        for field in fields:
+            key = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field)
+            if key == "trafficSplit":
+                problem = _split_problem(body.get("trafficSplit", {}),
+                                         [d["id"] for d in resource.get("deployedModels", [])])
+                if problem:
+                    return _error(400, "INVALID_ARGUMENT", problem)
+            resource[key] = copy.deepcopy(body.get(key))
+        return 200, copy.deepcopy(resource)
+
+    # --- model versions ---------------------------------------------------------------------
+    def _version(self, name):
+        """The stored version that `models/M`, `models/M@ID` or `models/M@ALIAS` names."""
+        base, _, wanted = name.partition("@")
+        versions = self.versions.get(base, {})
+        wanted = wanted or "default"
+        if wanted in versions:
+            return versions[wanted]
+        return next((v for v in versions.values() if wanted in v["versionAliases"]), None)
+
+    def _move_aliases(self, model_name, version_id, aliases):
+        """Give version `version_id` `aliases` ("-alias" takes one away), taking each from
+        the version that held it; resources[model] follows the `default` alias."""
+        versions = self.versions[model_name]
+        for alias in aliases:
+            if alias.startswith("-"):
+                versions[version_id]["versionAliases"].remove(alias[1:])
+                continue
+            for version in versions.values():
+                if alias in version["versionAliases"]:
+                    version["versionAliases"].remove(alias)
+            versions[version_id]["versionAliases"].append(alias)
+        self.resources[model_name] = self._version(model_name)
+
+    def _merge_aliases(self, name, aliases):
+        """MergeVersionAliases: (status, the version, or an error)."""
+        version = self._version(name)
+        if version is None:
+            return _error(404, "NOT_FOUND", f"no model version {name}")
+        held = version["versionAliases"]
+        for alias in aliases:
+            if alias == "-default":
+                return _error(400, "FAILED_PRECONDITION", "the default alias cannot be taken "
+                              "away, only moved: give it to another version")
+            if alias.startswith("-") and alias[1:] not in held:
+                return _error(400, "INVALID_ARGUMENT",
+                              f"version {version['versionId']} has no alias {alias[1:]!r}")
+            if not re.fullmatch(r"-?[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]", alias):
+                return _error(400, "INVALID_ARGUMENT", f"not a version alias: {alias!r}")
+        self._move_aliases(name.partition("@")[0], version["versionId"], aliases)
+        return 200, copy.deepcopy(version)
+
+    def _delete_model(self, base, version_id):
+        """DeleteModel (all versions) or DeleteModelVersion: None, or why it is refused."""
+        versions = self.versions[base]
+        doomed = [version_id] if version_id else list(versions)
+        if version_id:
+            version = self._version(f"{base}@{version_id}")
+            if version is None:
+                return f"no model version {base}@{version_id}"
+            doomed = [version["versionId"]]
+            if "default" in version["versionAliases"]:
+                return "the default version cannot be deleted: move the default alias first"
+            if len(versions) == 1:
+                return "the last version cannot be deleted: delete the model"
+        for endpoint in list(self.resources.values()):
+            for deployed in endpoint.get("deployedModels", []):
+                deployed_base, _, _ = deployed.get("model", "").partition("@")
+                if deployed_base == base and deployed.get("modelVersionId") in doomed:
+                    return (f"version {deployed['modelVersionId']} is deployed on "
+                            f"{endpoint['name']}: undeploy it first")
+        if version_id:
+            self.deleted[f"{base}@{doomed[0]}"] = versions.pop(doomed[0])
+        else:
+            del self.versions[base]
+            self.deleted[base] = self.resources.pop(base)
+        return None
 
     def _operation(self, base, response=None, metadata="GenericOperationMetadata"):
         """A long-running operation that has already finished."""
         return {"name": f"{base}/operations/{next(self._ids)}", "done": True,
                 "metadata": {"@type": TYPE_PREFIX + metadata},
                 "response": response or {"@type": "type.googleapis.com/google.protobuf.Empty"}}
+
+
+def _split_problem(split, deployed_ids):
+    """Why the service refuses `split` (deployed model id → percent) on an endpoint with
+    `deployed_ids`, or None: unknown ids, a percent outside 0-100, a sum other than 100."""
+    unknown = sorted(set(split) - set(deployed_ids))
+    if unknown:
+        return f"names models not deployed here: {', '.join(unknown)}"
+    if any(not isinstance(v, int) or not 0 <= v <= 100 for v in split.values()):
+        return "holds a percent that is not a whole number from 0 to 100"
+    if sum(split.values()) != 100:
+        return f"adds up to {sum(split.values())}, not 100"
+    return None
+
+
+def _error(status, code, message):
+    """(HTTP status, a google.rpc error body) as Vertex AI's REST API answers."""
+    return status, {"error": {"code": status, "status": code, "message": message}}

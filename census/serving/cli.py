@@ -43,8 +43,9 @@ class ServeConfig:
                        f"{DEFAULT_PORT}")
     poll_seconds: float = option(1.0, flags.number(above=0), "how often to look for new "
                                  "versions")
-    keep_versions: int = option(2, flags.whole(1), "how many of the newest versions stay "
-                                "loaded (pinnable)")
+    keep_versions: int = option(1, flags.whole(1), "how many of the newest versions stay "
+                                "loaded, to be pinned (TF Serving's `latest { num_versions }`, "
+                                "1 by default there too)")
     max_batch_rows: int = option(512, flags.whole(1))
     model_threads: int = option(1, flags.whole(1), "model calls that may run at once (each in "
                                 "its own worker thread)")

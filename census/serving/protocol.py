@@ -43,6 +43,8 @@ DIFFERENCES = (
     "Serving needs a classify signature); a CSV export refuses it",
     ":regress gets a 400: the model is a classifier",
     "version labels (/labels/NAME) and the gRPC API are not served",
+    "the version policy is TF Serving's `latest { num_versions: N }` (--keep-versions N, 1 by "
+    "default as there); its `all` and `specific` policies are not offered",
     "a wrong method gets a 405 naming the right one, and a trailing slash is the same route "
     "(TF Serving answers both with a 400, Malformed request)",
     "a version that fails to load (one copied in pieces) is tried again when its files change, "

@@ -4,7 +4,8 @@
 `saved_model.pb`. The newest is loaded in the watcher's thread, warmed up, and only then
 swapped in; the previous version serves until that moment, and requests already holding it
 finish on it. The newest `keep` versions stay loaded (TF Serving's `latest { num_versions }`
-policy), so a pinned version can still be asked for.
+policy, whose default keeps 1), so a pinned older version can still be asked for when
+`keep` > 1.
 
 A version copied in pieces (`gsutil cp` and `cp -r` write `saved_model.pb` before
 `variables/`: tensorflow/serving#631, #1086) fails to load until it is whole: it is tried
@@ -172,7 +173,7 @@ class ModelWatcher:
     `keep` loaded versions. `latest()` and `get(n)` are safe to call from any thread. Raises
     LayoutError for a `base_path` that is neither a base directory nor a SavedModel."""
 
-    def __init__(self, base_path, name=DEFAULT_MODEL_NAME, keep=2, poll_seconds=1.0,
+    def __init__(self, base_path, name=DEFAULT_MODEL_NAME, keep=1, poll_seconds=1.0,
                  loader=load_version, max_retry_seconds=MAX_RETRY_SECONDS):
         self.base_path, self.name, self.keep = str(base_path).rstrip("/"), name, keep
         self.poll_seconds, self.loader = poll_seconds, loader

@@ -5,8 +5,18 @@
     gcloud ml-engine models create census        Model.upload(artifact_uri=gs://…/<ts>/, image)
     gcloud ml-engine versions create v1 …        Endpoint.create() + model.deploy(endpoint, …)
     gcloud ml-engine predict --model census …    endpoint.predict(instances=[…])
+    gcloud ml-engine versions create v2 …        Model.upload(parent_model=…) + deploy beside
+                                                 v1 with a share of the traffic (`roll_out`)
+    gcloud ml-engine versions set-default v2     the `default` alias, all traffic (`promote`)
     gcloud ml-engine versions delete v1          endpoint.undeploy_all(); endpoint.delete()
-                                                 model.delete()
+                                                 model.delete() (every version)
+
+Autoscaling: in 2017 online prediction scaled its nodes with traffic, down to zero after a few
+idle minutes unless a minimum was set (the 2017 post). A Vertex AI deployed model runs
+between `min_replica_count`, at least 1, and `max_replica_count` replicas, scaled on CPU use
+(60% by default); scaling to zero when idle (`min_replica_count=0` with an idle scale-down
+period) is a Preview feature (cloud.google.com/vertex-ai/docs/predictions/autoscaling). The
+course deploys on 1 to 2 replicas.
 
 Everything here needs a Google Cloud project: without one, `run` says so and does nothing (the
 course's notebooks pass `PROJECT = ""`). The tests point the real SDK at a local recorder of the
@@ -61,23 +71,60 @@ def stage_export(version_dir, gcs_uri):
     return export.publish(version_dir, base, version)
 
 
-def upload(artifact_uri, display_name="census", image_uri=PREDICTION_IMAGE, parent_model=None):
-    """Register the SavedModel directory as a Model (a new version of `parent_model`, if given:
-    the 2017 `versions create`)."""
+REPLICAS = (1, 2)  # (min_replica_count, max_replica_count) of a deployed model
+
+
+def upload(artifact_uri, display_name="census", image_uri=PREDICTION_IMAGE, parent_model=None,
+           version_aliases=(), is_default_version=True):
+    """Register the SavedModel directory as a Model, or as the next version of
+    `parent_model` (a Model's resource name: the 2017 `versions create`); the new version
+    holds `version_aliases` (and `default` when `is_default_version`; a model's first
+    version always does). Returns the aiplatform.Model of that version."""
     from google.cloud import aiplatform
     return aiplatform.Model.upload(display_name=display_name, artifact_uri=artifact_uri,
                                    serving_container_image_uri=image_uri,
-                                   parent_model=parent_model, sync=True)
+                                   parent_model=parent_model,
+                                   version_aliases=list(version_aliases) or None,
+                                   is_default_version=is_default_version, sync=True)
 
 
 def deploy(model, endpoint=None, display_name="census", machine_type=DEFAULT_MACHINE_TYPE,
-           traffic_percentage=100):
-    """Deploy `model` to `endpoint` (a new one if None); returns the endpoint."""
+           traffic_percentage=100, replicas=REPLICAS):
+    """Deploy `model` (a version) to `endpoint` (a new one if None) on `replicas` (min, max)
+    machines, with `traffic_percentage` of the endpoint's traffic (the models already there
+    share the rest in proportion); returns the endpoint."""
     from google.cloud import aiplatform
     endpoint = endpoint or aiplatform.Endpoint.create(display_name=display_name, sync=True)
-    model.deploy(endpoint=endpoint, machine_type=machine_type, min_replica_count=1,
-                 max_replica_count=1, traffic_percentage=traffic_percentage, sync=True)
+    model.deploy(endpoint=endpoint, machine_type=machine_type, min_replica_count=replicas[0],
+                 max_replica_count=replicas[1], traffic_percentage=traffic_percentage,
+                 sync=True)
     return endpoint
+
+
+def roll_out(model, artifact_uri, endpoint, traffic_percentage=20, image_uri=PREDICTION_IMAGE,
+             machine_type=DEFAULT_MACHINE_TYPE):
+    """Upload `artifact_uri` as the next version of `model`, aliased `candidate` (`default`
+    stays where it is), and deploy it on `endpoint` beside what serves there with
+    `traffic_percentage` of the traffic: a canary. Returns the new version."""
+    version = upload(artifact_uri, model.display_name, image_uri, model.resource_name,
+                     version_aliases=["candidate"], is_default_version=False)
+    deploy(version, endpoint, machine_type=machine_type, traffic_percentage=traffic_percentage)
+    return version
+
+
+def promote(endpoint, model, version_id):
+    """Make version `version_id` of `model` the one that answers (the 2017 `versions
+    set-default`): it takes the `default` alias and all of `endpoint`'s traffic, and every
+    other deployed model is undeployed. Raises ValueError if that version is not deployed
+    on `endpoint`."""
+    deployed = {d.id: d.model_version_id for d in endpoint.list_models()}
+    mine = [i for i, v in deployed.items() if v == str(version_id)]
+    if not mine:
+        raise ValueError(f"version {version_id} is not deployed on {endpoint.resource_name}")
+    model.versioning_registry.add_version_aliases(["default"], version=str(version_id))
+    endpoint.update(traffic_split={mine[0]: 100})
+    for other in deployed.keys() - {mine[0]}:
+        endpoint.undeploy(other)
 
 
 def predict(endpoint, instances):

@@ -30,7 +30,11 @@ from census.course.checks.export import (
 )
 from census.course.checks.inputs import check_balanced_input_fn, check_frame_input_fn
 from census.course.checks.model import check_compare_cross, check_deep_model, check_predict_people
-from census.course.checks.serving import check_predict_frame, check_predict_with_retries
+from census.course.checks.serving import (
+                                       check_predict_frame,
+                                       check_predict_with_retries,
+                                       check_retire,
+)
 from census.course.checks.training import check_eval_spec, check_train_spec, check_train_with_keras
 from census.course.checks.tuning import check_final_score, check_run_study, check_study_spec
 
@@ -52,7 +56,7 @@ __all__ = [
     # chapter 8: tuning
     "check_study_spec", "check_run_study", "check_final_score",
     # chapter 9: serving
-    "check_predict_with_retries", "check_predict_frame",
+    "check_predict_with_retries", "check_predict_frame", "check_retire",
     # chapter 10: batch prediction
     "check_refusals", "check_predict_csv_rows",
 ]

@@ -1,8 +1,12 @@
-"""Checks for chapter 9's exercises: a REST client that retries, and a columnar request.
+"""Checks for chapter 9's exercises: a REST client that retries, a columnar request, and
+retiring a model version on Vertex AI.
 
 The checks talk to the real `census serve` started by the notebook, and to small scripted
 HTTP servers of their own (stdlib `http.server`, 127.0.0.1 only) that answer 503, 429 or 400
-on cue, so that every branch of the learner's client meets a real HTTP exchange."""
+on cue, so that every branch of the learner's client meets a real HTTP exchange. The Vertex
+AI check drives the real google-cloud-aiplatform SDK against the course's local stand-in for
+the service (`census.course.vertex_recorder`), which keeps models, versions and endpoints as
+the service does and refuses what it refuses."""
 import http.server
 import json
 import math
@@ -13,7 +17,7 @@ from census import processes
 from census.course.checks.core import CheckFailed, NotAnswered, call, expect, passed
 from census.schema import HIGH, LOW
 
-__all__ = ["check_predict_with_retries", "check_predict_frame"]
+__all__ = ["check_predict_with_retries", "check_predict_frame", "check_retire"]
 
 PREDICT_PATH = "/v1/models/census:predict"
 BAD_REQUEST = "instances: instance 0: age: could not convert 'fifty' to float"
@@ -282,3 +286,81 @@ def check_predict_frame(predict_frame, url, frame):
     passed(f"{len(frame)} people in one columnar request: {high} predicted "
            f"{schema.HIGH}, mean probability {sum(logistic) / len(logistic):.3f}")
 
+
+
+def check_retire(retire):
+    """retire(endpoint, model, version_id): on a stand-in Vertex AI, version 2 of a model
+    serves 30% of an endpoint's traffic beside version 1 (`default`, 70%); retiring version
+    2 undeploys it, gives its share to the default version's deployed model, and deletes
+    version 2 from the registry; retiring version 1 (the default) raises ValueError and
+    changes nothing."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.aiplatform import initializer
+
+    from census import quiet
+    from census.course.vertex_recorder import VertexRecorder
+    from census.serving import vertex
+    saved = dict(vars(initializer.global_config))
+    try:
+        with (VertexRecorder() as stand_in, quiet.logs("google.cloud.aiplatform.models"),
+              quiet.logs("google.cloud.aiplatform.base")):
+            vertex.init("my-project", credentials=AnonymousCredentials(),
+                        api_endpoint=stand_in.endpoint, api_transport="rest")
+            model = vertex.upload("gs://my-bucket/census/1")
+            endpoint = vertex.deploy(model)
+            vertex.roll_out(model, "gs://my-bucket/census/2", endpoint, 30)
+            ids = {d.model_version_id: d.id for d in endpoint.list_models()}
+            share = ("the endpoint's split must still add up to 100 once version 2 is gone",
+                     "give version 2's share to the default version: "
+                     "endpoint.undeploy(id, traffic_split={…: 100})")
+            call(retire, endpoint, model, "2", what="retire(endpoint, model, '2')", hint=[
+                ("adds up to", share), ("needs to be 100", share),
+                ("is deployed on", ("a deployed version cannot be deleted",
+                                    "undeploy it from the endpoint first, then delete it"))])
+            held = stand_in.resources[endpoint.resource_name]
+            left = [d["modelVersionId"] for d in held["deployedModels"]]
+            expect("2" not in left, "version 2 is still deployed on the endpoint",
+                   "retiring a version starts on the endpoint",
+                   "endpoint.undeploy(deployed_model_id, traffic_split=…): the deployed "
+                   "model whose model_version_id is '2' (endpoint.list_models())")
+            expect(left == ["1"], f"the endpoint serves versions {left}, not just version 1",
+                   "only version 2 goes", "undeploy only the deployed model of version 2")
+            expect(held["trafficSplit"] == {ids["1"]: 100},
+                   f"the endpoint's traffic split is {held['trafficSplit']}",
+                   "version 2's share goes to the default version",
+                   f"traffic_split={{'{ids['1']}': 100}}: the default version's deployed "
+                   "model takes all of it")
+            versions = sorted(stand_in.versions[model.resource_name])
+            expect(versions == ["1"], f"the model still has versions {versions}",
+                   "an undeployed version still sits in the Model Registry",
+                   "model.versioning_registry.delete_version(version_id)")
+            before = len(stand_in.requests)
+            try:
+                retire(endpoint, model, "1")
+            except ValueError as error:
+                expect("traffic" not in str(error), "retiring the default version stopped "
+                       f"in the SDK ({error}), not in your function",
+                       "the default version cannot be retired: say so before any call",
+                       "raise ValueError when 'default' is among the version's aliases "
+                       "(model.versioning_registry.list_versions() gives each version's "
+                       "version_aliases)")
+            except Exception as error:  # noqa: BLE001 — the service refused it: say so
+                expect(False, f"retire(endpoint, model, '1') raised {type(error).__name__}: "
+                       f"{str(error)[:200]}", "version 1 holds the default alias: check "
+                       "that before asking the service", "raise ValueError when 'default' is "
+                       "among the version's aliases (model.versioning_registry.list_versions()"
+                       " gives each version's version_aliases)")
+            else:
+                expect(False, "retire(endpoint, model, '1') returned: version 1 holds the "
+                       "default alias", "the default version cannot be deleted",
+                       "raise ValueError when 'default' is among the version's aliases")
+            changed = [f"{r['method']} {r['path'].rsplit('/', 1)[-1]}"
+                       for r in stand_in.requests[before:] if r["method"] != "GET"]
+            expect(not changed, f"retiring the default version sent {changed} before it "
+                   "refused", "refuse before changing anything",
+                   "look at the version's aliases first, and raise before any undeploy")
+            vertex.clean_up(model, endpoint)
+    finally:
+        vars(initializer.global_config).update(saved)
+    passed("version 2 retired: undeployed, its 30% given to version 1, deleted from the "
+           "registry; the default version refused")
