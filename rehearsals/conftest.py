@@ -1,5 +1,6 @@
 """Rehearsals: the course where learners run it — Colab's Python and packages, an ordinary
-user's account, other Pythons — each in a venv of its own, built once per run and reused.
+user's account, other Pythons, TensorFlow 2.15 (Vertex AI's prebuilt prediction image) — each
+in a venv of its own, built once per run and reused.
 
 `make rehearse` runs them (CI does, after `make test`). A venv is kept under
 build/rehearsals/venvs/<name>-<hash of what it holds>/ and rebuilt only when that changes.
@@ -139,3 +140,18 @@ def raw_dir():
 @pytest.fixture(scope="session")
 def repo_snapshot():
     return snapshot(BUILD / "repo")
+
+
+TF215_REQUIREMENTS = REPO / "rehearsals" / "tf215-requirements.txt"
+
+
+@pytest.fixture(scope="session")
+def tf215_venv():
+    """A Python 3.11 venv holding TensorFlow 2.15.1 (`tf215-requirements.txt`, exact pins):
+    the TensorFlow of Vertex AI's newest prebuilt prediction image and the last with
+    tf.estimator. Built once (1.3 GB), reused while the pins stay; skips without pyenv's 3.11.
+    Returns its folder (`bin/python`, `bin/saved_model_cli`)."""
+    python = pyenv_python("3.11")
+    if python is None:
+        pytest.skip("no Python 3.11 here (pyenv)")
+    return venv("tf215-py311", python, [["-r", TF215_REQUIREMENTS]])
