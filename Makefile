@@ -5,7 +5,8 @@
 # make lab-instructor — the same with nbgrader's Formgrader, Validate button and menus
 # make exercises — regenerate exercises/ from solutions/
 # make rehearse — the course where learners are: Colab, an ordinary user, other Pythons,
-#                 the course's image as Vertex AI runs it (with podman, if installed)
+#                 Vertex AI's prebuilt prediction image's TensorFlow (2.15), the course's
+#                 image as Vertex AI runs it (with podman, if installed)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -52,7 +53,8 @@ lab: setup
 lab-instructor: setup
 	$(BIN)/census course lab --instructor $(if $(LAB_FLAGS),-- $(LAB_FLAGS))
 
-# Colab (Python 3.13, Colab's packages), a non-root user, the pinned set on other Pythons, the
+# Colab (Python 3.13, Colab's packages), a non-root user, the pinned set on other Pythons,
+# TensorFlow 2.15 (Vertex AI's prebuilt prediction image) loading the course's exports, the
 # course's image built and run as Vertex AI runs it (podman, runc, mmdebstrap, uidmap; else skipped).
 rehearse: setup
 	$(BIN)/pytest rehearsals
