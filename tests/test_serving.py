@@ -655,11 +655,12 @@ def test_serve_process_and_client_table(serve_process, export_dir):
     with pytest.raises(predict.PredictError, match="HTTP 404: .*Latest\\(other\\)"):
         client.predict_url(url, INSTANCES, model="other")
     table = predict.format_table(local_outputs)
+    [serving] = httpx.get(f"{url}/v1/models/census").json()["model_version_status"]  # one kept
     for where, signature_name in [("/v1/endpoints/1/deployedModels/2:predict", None),
                                   ("/v1/endpoints/1/deployedModels/2:predict", "predict"),
                                   ("/v1/endpoints/1/deployedModels/2:rawPredict", None),
                                   ("/v1/models/census", "predict"),  # census serve's line
-                                  ("/v1/models/census/versions/1/", None)]:
+                                  (f"/v1/models/census/versions/{serving['version']}/", None)]:
         outputs = client.predict_url(url + where, INSTANCES, signature=signature_name)
         assert predict.format_table(outputs) == table, where
 
