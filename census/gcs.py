@@ -1,5 +1,6 @@
-"""Cloud Storage paths for the batch job (chapter 10): reading, listing and writing whole
-objects with google-cloud-storage.
+"""Cloud Storage paths for the batch job (chapter 10) and for `census serve`'s model (chapter
+9): reading, listing and writing whole objects, and copying a folder down, with
+google-cloud-storage.
 
 Why not TensorFlow's own `gs://` file system: it speaks to `https://www.googleapis.com`
 only (no emulator setting), so nothing written with it could be tested here, while
@@ -52,6 +53,35 @@ def download(uri, path):
     """Copy the object `uri` into the local file `path` (streamed: flat memory)."""
     bucket, name = split(uri)
     _bucket(bucket).blob(name).download_to_filename(str(path))
+
+
+def download_folder(folder, dest):
+    """Copy every object under the gs:// `folder` into the local folder `dest`, keeping the
+    names below it (gs://B/m/1/saved_model.pb → dest/1/saved_model.pb); returns the number of
+    files. Raises FileNotFoundError for a bucket that does not exist or a folder holding no
+    objects; google.api_core's errors (e.g. Forbidden) and google.auth's pass on."""
+    from pathlib import Path
+
+    from google.api_core import exceptions
+    bucket_name, prefix = split(folder)
+    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    bucket = _bucket(bucket_name)
+    try:
+        blobs = list(bucket.list_blobs(prefix=prefix))
+    except exceptions.NotFound:
+        raise FileNotFoundError(f"no bucket gs://{bucket_name} (for {folder})") from None
+    dest = Path(dest).resolve()
+    count = 0
+    for blob in blobs:
+        target = (dest / blob.name[len(prefix):]).resolve()
+        if blob.name.endswith("/") or dest not in target.parents:
+            continue  # a console's "folder" placeholder, or a name that climbs out ("..")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        blob.download_to_filename(str(target))
+        count += 1
+    if not count:
+        raise FileNotFoundError(f"no objects under {folder}")
+    return count
 
 
 def upload(path, uri):

