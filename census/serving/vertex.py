@@ -24,10 +24,13 @@ Vertex REST API (`aiplatform.init(api_endpoint="http://127.0.0.1:P", api_transpo
 credentials=AnonymousCredentials())`) and check the requests it sends.
 
 The artifacts must be in Cloud Storage (`gs://BUCKET/…/export/census/<timestamp>/`). The
-prebuilt TensorFlow image below is the newest the SDK lists (TF 2.15): a SavedModel written by
-TF 2.21 loads there only if it uses no newer ops; otherwise serve with a custom container that
-runs `census serve --host 0.0.0.0` (it honours AIP_HTTP_PORT / AIP_PREDICT_ROUTE /
-AIP_HEALTH_ROUTE, and copies the Model's artifacts from AIP_STORAGE_URI).
+prebuilt TensorFlow image below is the newest there is (TF 2.15; available until 2027-01-14 on
+cloud.google.com/vertex-ai/docs/predictions/pre-built-containers): the course's export,
+written by TF 2.21, loads and predicts in TF 2.15.1 (rehearsals/test_prebuilt_image.py); a
+model with newer ops would not. The lasting way is a custom container: the course's image
+running `census serve --host 0.0.0.0`, which honours AIP_HTTP_PORT / AIP_PREDICT_ROUTE /
+AIP_HEALTH_ROUTE and copies the Model's artifacts from AIP_STORAGE_URI (rehearsed in
+rehearsals/test_images.py).
 """
 import os
 
