@@ -322,7 +322,7 @@ class VertexRecorder:
     def _delete_model(self, base, version_id):
         """DeleteModel (all versions) or DeleteModelVersion: None, or why it is refused."""
         versions = self.versions[base]
-        doomed = [version_id] if version_id else list(versions)
+        doomed = list(versions)
         if version_id:
             version = self._version(f"{base}@{version_id}")
             if version is None:
