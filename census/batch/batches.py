@@ -127,7 +127,7 @@ class Predictor:
             return None
         layout = ()
         if self.kind == "json":
-            layout = self._json_layout(batch[0])
+            layout = self._layout_of(batch[0])
             if layout is None:
                 return None
         elif self.kind == "text":
@@ -139,7 +139,7 @@ class Predictor:
             return None  # a row the op refuses, a line of another layout, an overflow
         return text.numpy() if passed else None
 
-    def _json_layout(self, line):
+    def _layout_of(self, line):
         """`_json_layout` of JSON lines laid out as `line`, or None for a line that is not
         an object of the 13 inputs."""
         try:
