@@ -26,10 +26,12 @@ from census import schema, signature
 
 NUMBER_FIELDS = tuple(c for c in signature.CSV_FIELDS
                       if c in schema.NUMERIC_COLUMNS + schema.UNUSED_COLUMNS)
-# (low, high) of each number field: a census answer's (`schema.VALID_RANGES`); fnlwgt, a
-# sampling weight, at least 0. The vectorized filters use them; `check_number` has the last word.
-RANGES = {c: schema.VALID_RANGES.get(c, (0.0, math.inf)) for c in NUMBER_FIELDS}
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
+# (low, high) of each number field: a census answer's (`schema.VALID_RANGES`); fnlwgt, a
+# sampling weight, at least 0; none beyond what a float32 holds. The vectorized filters use
+# them; `check_number` has the last word.
+RANGES = {c: (low, min(high, FLOAT32_MAX)) for c, (low, high) in
+          ((c, schema.VALID_RANGES.get(c, (0.0, math.inf))) for c in NUMBER_FIELDS)}
 WHAT_FITS = {
     "JSON": "JSON objects with the 13 inputs (--json-instances)",
     "CSV": "CSV rows like the training files without the label (--text-instances, or one "

@@ -289,7 +289,6 @@ def _json_inputs(raw, pattern, numbers_at, strings_at, pieces):
     numbers = tf.strings.to_number(tf.strings.strip(tf.strings.substr(
         numbers, tf.ones_like(length), length - 2)), tf.float64)
     low, high = zip(*(instances.RANGES[c] for c in schema.NUMERIC_COLUMNS))
-    high = [min(h, instances.FLOAT32_MAX) for h in high]  # what a float32 holds
     passed &= tf.reduce_all((numbers >= low) & (numbers <= high))
     tensors = dict(zip(schema.NUMERIC_COLUMNS, tf.unstack(tf.cast(numbers, tf.float32),
                                                           len(low), axis=1)))
