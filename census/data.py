@@ -177,6 +177,21 @@ def split_validation(src, train_dst, validation_dst, share=VALIDATION_SHARE, see
     return len(lines) - len(held_out), len(held_out)
 
 
+def sample_rows(src, dst, rows, seed=0):
+    """Write `rows` rows of a canonical CSV file, drawn at random with `random.Random(seed)`
+    (the same rows on every machine) and kept in the file's order, to `dst`: a small training
+    set, for the chapters that show a model memorising it (4 and 5). Returns `dst` as text.
+    Raises ValueError if the file has fewer than `rows` rows."""
+    lines = Path(src).read_text().splitlines(keepends=True)
+    if not 0 < rows <= len(lines):
+        raise ValueError(f"{src} has {len(lines):,} rows: cannot draw {rows:,} of them")
+    chosen = sorted(random.Random(seed).sample(range(len(lines)), rows))
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    with sources.atomic_write(Path(dst), "w") as out:
+        out.writelines(lines[i] for i in chosen)
+    return str(dst)
+
+
 def clean(src, dst, line_numbers=None) -> SplitReport:
     """Rewrite one raw file (UCI or bucket variant) as a canonical CSV file; report what changed.
 

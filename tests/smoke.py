@@ -8,11 +8,13 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from census.course import chapters, environment
+from census.course.environment import CHECK_FIGURES
 from census.processes import free_port
 
 REPO = environment.root()
 SMOKE_ROOT = "jobs/test-smoke"  # job dirs of the smoke run (gitignored jobs/)
 FOLDER = REPO / "build" / "test-smoke"
+FIGURES = FOLDER / "figures.jsonl"  # every figure the run showed, checked (census.plots)
 
 
 def start(uci_dir, cache_dir):
@@ -38,7 +40,7 @@ def start(uci_dir, cache_dir):
              "no:cacheprovider", "-p", "tests.nbval_ipc", "-q", "--rootdir", str(FOLDER),
              "--junitxml", str(FOLDER / "results.xml"), str(FOLDER)],
             cwd=REPO, env={**os.environ, "CENSUS_DATA_DIR": str(uci_dir),
-                           "CENSUS_CACHE_DIR": str(cache_dir)},
+                           "CENSUS_CACHE_DIR": str(cache_dir), CHECK_FIGURES: str(FIGURES)},
             stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -187,7 +187,12 @@ def test_failing_and_hanging_trials_are_failed_and_the_study_goes_on(standin, tm
     pid = int((job / "3" / "pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    assert list(table.columns) == ["trial", "x", "n", "score", "state", "seconds", "reason"]
+    assert list(table.columns) == ["trial", "x", "n", "score", "proposed", "state", "seconds",
+                                   "reason"]
+    # TPE draws at random until startup_trials(4) = 2 trials have finished, then models them
+    proposed = dict(zip(table["trial"], table["proposed"]))
+    assert proposed[1] == proposed[2] == "random", proposed
+    assert all(re.fullmatch(r"random|TPE, [2-3] done", p) for p in proposed.values()), proposed
     assert all(0.1 <= x <= 1.0 for x in table["x"])
     saved = __import__("pandas").read_csv(job / "trials.csv")
     assert list(saved["trial"]) == list(table["trial"])
@@ -476,8 +481,10 @@ def test_trial_metric_plot_marks_the_baseline():
     fig = plots.trial_metric(results, ["first-layer-size", "num-layers"], baseline=0.7592,
                              baseline_label="always <=50K")
     assert len(fig.axes) == 3
-    # FAILED trials are left out
-    assert [len(ax.collections[0].get_offsets()) for ax in fig.axes[1:]] == [2, 2]
+    # FAILED trials are left out; each trial one colour, named in the figure's legend
+    assert [sum(line.get_marker() == "o" for line in ax.lines) for ax in fig.axes[1:]] == [2, 2]
     assert all(ax.lines[-1].get_ydata()[0] == 0.7592 for ax in fig.axes)
-    assert "always <=50K" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"always <=50K", "trial 1", "trial 2"} <= set(legend) and "trial 3" not in legend
+    assert plots.unreadable(fig) == []
 

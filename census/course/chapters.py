@@ -35,11 +35,12 @@ CHAPTERS = (
             "prefetch on a larger, sharded copy, measured against a Python feed."),
     Chapter("04_specs", "TrainSpec, EvalSpec, train_and_evaluate",
             "`strategy.scope()` and `model.fit` with four callbacks, then the same as one "
-            "`train_and_evaluate` call; validation curves, TensorBoard, the test split once, "
-            "LightGBM."),
+            "`train_and_evaluate` call; training and validation curves, a model memorising, "
+            "TensorBoard, the test split once, LightGBM."),
     Chapter("05_export", "Serving inputs and exporters",
             "A serving function written with `ExportArchive`; JSON, CSV and tf.Example "
-            "receivers; Final, Latest and Best exporters; the export tree."),
+            "receivers; Final, Latest and Best exporters (Best keeping an earlier, better "
+            "model); the export tree."),
     Chapter("06_saved_model_cli", "Inspecting and using the SavedModel",
             "`saved_model_cli show` / `run`, `census predict` on test.json, "
             "`tf.saved_model.load`."),

@@ -8,6 +8,7 @@ from pathlib import Path
 from census.course.chapters import NAMES, REPO_URL
 
 ROOT_VARIABLE = "CENSUS_COURSE_ROOT"  # where the course's files are, when it is not found
+CHECK_FIGURES = "CENSUS_CHECK_FIGURES"  # a file: `start` has every figure shown checked into it
 
 
 class CourseNotFound(FileNotFoundError):
@@ -58,6 +59,9 @@ def start():
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     check_versions()
+    if os.environ.get(CHECK_FIGURES):  # the course's own runs: every figure shown is checked
+        from census import plots
+        plots.check_shown_figures(os.environ[CHECK_FIGURES])
 
 
 def user_path(path, default):

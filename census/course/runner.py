@@ -12,9 +12,10 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from census.course.chapters import MODEL_CHAPTER, NAMES, RESULTS_FILE, parameters
-from census.course.environment import root
+from census.course.environment import CHECK_FIGURES, root
 from census.course.notebook import without_machine_paths
 
 
@@ -244,13 +245,34 @@ def output_text(output):
     return "\n".join(v for k, v in output.get("data", {}).items() if not k.startswith("image/"))
 
 
+def unreadable_figures(log_path):
+    """The problems `census.plots.check_shown_figures` logged to `log_path`: a list of
+    "figure title: problem" lines ([] if none, or if nothing was logged)."""
+    if not Path(log_path).is_file():
+        return []
+    lines = [json.loads(line) for line in Path(log_path).read_text().splitlines()]
+    return [f"{line['title'] or 'a figure'}: {problem}" for line in lines
+            for problem in line["problems"]]
+
+
 def write_outputs(job_root="jobs", build_dir="build/outputs", chapters=NAMES):
     """Full run of each chapter, in order; each executed notebook, scrubbed, replaces its source
-    as soon as it has run (a failing chapter stops the run and keeps its committed outputs)."""
+    as soon as it has run (a failing chapter stops the run and keeps its committed outputs,
+    and so does a figure with text that overlaps or runs off it: RuntimeError)."""
     import nbformat
     seconds = {}
     for name in chapters:
-        seconds.update(run(smoke=False, build_dir=build_dir, job_root=job_root, chapters=[name]))
+        figures = root() / build_dir / f"{name}.figures.jsonl"
+        figures.unlink(missing_ok=True)
+        os.environ[CHECK_FIGURES] = str(figures)
+        try:
+            seconds.update(run(smoke=False, build_dir=build_dir, job_root=job_root,
+                               chapters=[name]))
+        finally:
+            del os.environ[CHECK_FIGURES]
+        problems = unreadable_figures(figures)
+        if problems:
+            raise RuntimeError(f"{name}: figures a reader cannot read: " + "; ".join(problems))
         nb = nbformat.read(root() / build_dir / f"{name}.ipynb", as_version=4)
         nbformat.write(scrub(nb), root() / "notebooks" / f"{name}.ipynb")
     return seconds
