@@ -69,7 +69,7 @@ def test_solution_format(name):
     assert f"(../notebooks/{name}.ipynb)" in first
     assert nb.cells[sync.setup_cell_index(nb)].source == sync.setup_source(name)
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(parameters) == 1 and "SMOKE = False" in parameters[0].source
+    assert len(parameters) == 1 and "QUICK = False" in parameters[0].source
     assert "JOB_DIR = None" in parameters[0].source
     paths = nb.cells[nb.cells.index(parameters[0]) + 1]  # after papermill's injected values
     assert f'JOB_DIR = course.user_path(JOB_DIR, "jobs/exercises/{name}")' in paths.source

@@ -29,7 +29,7 @@ def tiny_notebook(path, *cells):
     """A notebook of a parameters cell then `cells`; returns its path."""
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {
         "name": "python3", "language": "python", "display_name": "Python 3"}})
-    nb.cells = [nbformat.v4.new_code_cell("SMOKE = False\nJOB_DIR = ''",
+    nb.cells = [nbformat.v4.new_code_cell("QUICK = False\nJOB_DIR = ''",
                                           metadata={"tags": ["parameters"]}),
                 *(nbformat.v4.new_code_cell(c) for c in cells)]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def test_papermill_runs_use_ipc_and_stderr_is_quiet(tmp_path):
     source = tiny_notebook(tmp_path / "in.ipynb", REPORT)
     out = tmp_path / "out.ipynb"
     done = python(f"from census.course import runner\n"
-                  f"runner.papermill_run({str(source)!r}, {str(out)!r}, {{'SMOKE': True}}, "
+                  f"runner.papermill_run({str(source)!r}, {str(out)!r}, {{'QUICK': True}}, "
                   f"{str(tmp_path)!r})\nprint(runner.kernel_folder())", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert TCP_WARNING not in done.stderr and "Traceback" not in done.stderr, done.stderr

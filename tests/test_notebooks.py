@@ -91,7 +91,7 @@ def test_chapter_conventions(name):
     assert setup.source == sync.setup_source(name), "run `census course sync`"
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1
-    assert "SMOKE = False" in parameters[0].source
+    assert "QUICK = False" in parameters[0].source
     assert "JOB_DIR = None" in parameters[0].source
     assert nb.cells.index(parameters[0]) > sync.setup_cell_index(nb)
     paths = nb.cells[nb.cells.index(parameters[0]) + 1]  # after papermill's injected values
@@ -297,7 +297,7 @@ def test_papermill_runs_a_chapter_from_another_folder(uci_dir, tmp_path):
     typed_in, kernel_in = tmp_path / "typed_in", tmp_path / "kernel_in"
     typed_in.mkdir(), kernel_in.mkdir()
     done = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / "01_data.ipynb"),
-                           str(out), "-p", "SMOKE", "True", "-p", "JOB_DIR", "jobs/x", "--cwd",
+                           str(out), "-p", "QUICK", "True", "-p", "JOB_DIR", "jobs/x", "--cwd",
                            str(kernel_in), "--no-progress-bar"],
                           cwd=typed_in, capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, CENSUS_DATA_DIR=str(uci_dir),

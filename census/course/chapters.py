@@ -117,8 +117,8 @@ def parameters(name, smoke=False, job_root=None):
     job dir(s) under it (absolute: a chapter takes a relative path from the folder its kernel
     starts in). Without one, the chapter's own defaults: jobs/<chapter> in the course's folder."""
     if job_root is None:
-        return {"SMOKE": smoke}
-    params = {"SMOKE": smoke, "JOB_DIR": f"{job_root}/{name}"}
+        return {"QUICK": smoke}
+    params = {"QUICK": smoke, "JOB_DIR": f"{job_root}/{name}"}
     if name in MODEL_CHAPTER_USERS:
         params["MODEL_DIR"] = f"{job_root}/{MODEL_CHAPTER}/export/census"
     return params

@@ -207,7 +207,7 @@ def grade_one(path, student, chapter, smoke=False, job_root="jobs/grading",
     stopped, start = None, time.perf_counter()
     try:
         papermill_run(executed, executed,
-                      {"SMOKE": smoke, "JOB_DIR": str(root() / job_root / student / chapter)},
+                      {"QUICK": smoke, "JOB_DIR": str(root() / job_root / student / chapter)},
                       exercises_dir(), allow_errors=True, execution_timeout=CELL_TIMEOUT)
     except papermill.PapermillExecutionError:
         pass  # with allow_errors, papermill still raises once every cell has run
