@@ -62,6 +62,26 @@ def import_tensorflow():
     return tf
 
 
+def shell(command, notes=False):
+    """Run `command` in the shell, as Jupyter's `!command` does, and print what it writes:
+    its stderr, then its stdout, then its exit status if not 0. TensorFlow's start-up notes
+    (`STARTUP_NOTES`) are left out of stderr; with `notes=True` they are shown, each once
+    (TensorFlow prints its block twice, as two of its libraries load). Returns None."""
+    import subprocess
+    done = subprocess.run(command, shell=True, capture_output=True, text=True)
+    seen, kept = set(), []
+    for line in done.stderr.splitlines(True):
+        if STARTUP_NOTES.search(line):
+            said = line.split("] ", 1)[-1]  # without the time stamp and process id
+            if not notes or said in seen:
+                continue
+            seen.add(said)
+        kept.append(line)
+    print("".join(kept) + done.stdout, end="")
+    if done.returncode:
+        print(f"(exit status {done.returncode})")
+
+
 @contextlib.contextmanager
 def logs(name="tensorflow", level=logging.ERROR):
     """The Python logger `name` at `level` or above only, inside the block."""

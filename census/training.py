@@ -140,7 +140,7 @@ def train_and_evaluate(model_fn, train_spec, eval_spec, job_dir, verbose=2, stra
     # Non-chief workers of a MultiWorkerMirrored cluster must take part in every collective
     # step, exports included, but write their copies somewhere private.
     out_dir = job_dir if chief else os.path.join(job_dir, "workers", str(index))
-    pss = isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
+    pss = isinstance(strategy, tf.distribute.ParameterServerStrategy)
     with strategy.scope():
         model = model_fn()
     if pss:

@@ -1,10 +1,12 @@
 """What the chapters and solutions say and show: no talk of the test harness, nothing private on
 display, no hidden stderr, and their sources at the end."""
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
 
+from census import quiet
 from census.course import chapters, environment
 
 REPO = environment.root()
@@ -83,3 +85,74 @@ def test_the_notebooks_folder_talks_to_learners():
     assert not found, found.group(0)
     for name in re.findall(r"`(census/[\w/.]+)`", text):
         assert (REPO / name).exists(), name
+
+
+# tensorflow.org's unversioned tf.keras pages and keras.io/api document Keras 3, not tf-keras.
+KERAS_3_PAGES = re.compile(r"https?://(www\.)?tensorflow\.org/api_docs/python/tf/keras/|"
+                           r"https?://keras\.io/api/")
+TF_KERAS_SOURCE = re.compile(r"\[`?([^\]`]+)`?\]\(https://github\.com/keras-team/tf-keras/blob/"
+                             r"([^/]+)/tf_keras/([^#)]+)#L(\d+)\)")
+
+
+def texts_for_learners():
+    for folder in ("notebooks", "solutions", "exercises"):
+        for name in chapters.NAMES:
+            yield f"{folder}/{name}", "\n".join(
+                c.source for c in cells(folder, name) if c.cell_type == "markdown")
+    yield "README.md", (REPO / "README.md").read_text()
+
+
+def test_no_keras_link_opens_a_keras_3_page():
+    for where, text in texts_for_learners():
+        found = KERAS_3_PAGES.search(text)
+        assert not found, f"{where}: {found.group(0)} documents Keras 3, the course runs tf-keras"
+
+
+def test_tf_keras_links_open_the_pinned_source_at_the_class():
+    """A tf-keras link names the installed version's tag, a file that exists there, and the
+    line where the linked class is defined (the installed files match the tag's line for line)."""
+    import tf_keras
+    package, found = Path(tf_keras.__file__).parent / "src", 0
+    for where, text in texts_for_learners():
+        for label, tag, path, line in TF_KERAS_SOURCE.findall(text):
+            found += 1
+            assert tag == f"v{tf_keras.__version__}", f"{where}: {tag} for {label}"
+            lines = (package / path).read_text().splitlines()
+            name = re.match(r"[\w.]+", label)[0].split(".")[-1]
+            assert lines[int(line) - 1].startswith(f"class {name}"), f"{where}: {label} {line}"
+    assert found >= 7
+
+
+@pytest.mark.parametrize("name", chapters.NAMES)
+def test_tensorflow_start_up_notes_show_once_at_most(name):
+    """A chapter may show TensorFlow's start-up block once, to explain it; never again."""
+    printed = "".join(o.get("text", "") for c in cells("notebooks", name) if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    notes = [line.split("] ", 1)[-1] for line in printed.splitlines()
+             if quiet.STARTUP_NOTES.search(line)]
+    assert len(notes) == len(set(notes)), f"{name} repeats start-up notes: {notes}"
+
+
+# Calls a chapter makes for its own plumbing, not for what it teaches: each must be introduced
+# where a learner first meets it, in the text before it or in a comment on its line.
+PLUMBING = ("course.rel", "course.tidy", "course.tree", "course.fresh_dir", "course.save_summary",
+            "course.user_path", "quiet.logs", "quiet.shell", "OptimizerStateNotes",
+            "disable_interactive_logging", "logs.show_by_role", "logs.events")
+
+
+@pytest.mark.parametrize("name", chapters.NAMES)
+def test_plumbing_is_introduced_where_it_first_appears(name):
+    said, unexplained = "", []
+    for cell in cells("notebooks", name):
+        if cell.cell_type == "markdown":
+            said += cell.source
+            continue
+        lines = cell.source.splitlines()
+        for call in PLUMBING:
+            at = next((i for i, x in enumerate(lines) if re.search(rf"\b{re.escape(call)}\b", x)),
+                      None)
+            if at is not None and call not in said:
+                if "#" not in lines[at] and not lines[max(at - 1, 0)].lstrip().startswith("#"):
+                    unexplained.append(f"`{call}` in: {lines[at].strip()}")
+                said += call  # introduced here (or reported once)
+    assert not unexplained, f"{name}: " + "; ".join(unexplained)

@@ -460,7 +460,7 @@ def test_final_score_right(minimize, census_files, tmp_path, capsys):
     assert out.startswith("✓ trial 2 has the best validation loss") and "16,281 rows" in out
     table = pd.read_csv(tmp_path / "s" / "trials.csv")  # as census tune writes it
     assert list(table.columns) == ["trial", "first-layer-size", "num-layers", "scale-factor",
-                                   "loss", "state", "seconds", "reason"]
+                                   "loss", "proposed", "state", "seconds", "reason"]
     assert list(table["state"]) == ["SUCCEEDED", "SUCCEEDED", "FAILED", "SUCCEEDED"]
 
 

@@ -1,6 +1,7 @@
 """The local cluster: tiers as data, and real clusters of the unchanged trainer in a private
 network namespace (PSS: chief + 2 workers + 1 ps; MultiWorkerMirrored: 2 workers)."""
 import contextlib
+import errno
 import json
 import os
 import re
@@ -60,6 +61,45 @@ def test_refuses_to_run_without_a_private_network(tmp_path, capsys, monkeypatch,
     assert "open on all its interfaces" in message
     if netns is None:
         assert not namespace.private_network_possible()
+    assert "started" not in capsys.readouterr().out  # no task was started
+    assert os.listdir(tmp_path / "logs" / "cluster") == []
+
+
+
+def _unshare_refused(*args, **kwargs):
+    raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), "unshare")
+
+
+@pytest.mark.parametrize("case", ["no capabilities", "unshare refused", "root refused"])
+def test_a_refused_namespace_says_why_and_what_to_do(tmp_path, capsys, monkeypatch, case):
+    """Ubuntu 24.04+ (AppArmor) gives an ordinary user's user namespace no capabilities, so
+    setting up the network fails with EPERM, or refuses `unshare` itself: one sentence names
+    the restriction and the ways out. A refusal to root (no `--user`) gets no sysctl advice."""
+    user = ("--user", "--preserve-credentials")
+    netns = {  # a real EPERM: a user namespace has no say over this machine's loopback
+        "no capabilities": (("unshare", "--user", "--map-root-user"), user),
+        "unshare refused": (("unshare", "--user", "--map-root-user", "--net"), user),
+        # a real EPERM: `unshare --net` without privileges
+        "root refused": (("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "unshare", "--net"), ("--net",))}[case]
+    if case == "unshare refused":
+        monkeypatch.setattr(namespace.subprocess, "Popen", _unshare_refused)
+    with pytest.raises(SystemExit) as exit:
+        args = cli.parser().parse_args(["cluster", "--", "--job-dir", str(tmp_path)])
+        cluster_cli.run(args, netns_commands=netns)
+    message = str(exit.value.code)
+    assert message.startswith("census cluster: cannot create a loopback-only network namespace")
+    assert "Operation not permitted" in message and "Traceback" not in message
+    assert "\n" not in message and "--allow-host-network" in message
+    advice = f"`sudo sysctl -w {namespace.RESTRICT_SYSCTL}=0`"
+    if case == "root refused":
+        assert advice not in message and "Ubuntu" not in message
+    else:
+        assert message.endswith(".") and not re.search(r"[.;]\s", message)  # one sentence
+        assert f"Ubuntu 24.04 and later restrict user namespaces by default, " \
+               f"{namespace.RESTRICT_SYSCTL}=1" in message
+        assert advice in message and "run as root" in message
+        assert "open on all this machine's network interfaces" in message
     assert "started" not in capsys.readouterr().out  # no task was started
     assert os.listdir(tmp_path / "logs" / "cluster") == []
 
@@ -350,3 +390,22 @@ def test_task_timeline_plot():
         ["chief-0", "worker-0", "evaluator-0", "launcher"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == \
         ["a log line", "started", "serving", "evaluator: checkpoint evaluated"]
+
+
+def test_a_clusters_lines_read_by_role_and_as_events(capsys):
+    from census.distribute import logs
+    stamped = [(0.1, "[cluster] started chief-0 (pid 1)"), (0.2, "[cluster] started ps-0 (pid 2)"),
+               (1.0, "[ps-0] I0000 00:00:1.0 1 cudart_stub.cc:31] Could not find cuda drivers"),
+               (2.0, "[ps-0] ps 0 (grpc://localhost:1) holds the variables, until stopped"),
+               (3.0, "[chief-0] Epoch 1/2"), (3.1, "[chief-0] waiting"),
+               (3.2, "[chief-0] waiting"), (4.0, "[chief-0] 5/5 - loss: 0.3 - val_loss: 0.28"),
+               (5.0, "[cluster] chief exit status 0; all tasks stopped")]
+    logs.show_by_role([line for _, line in stamped])
+    out = capsys.readouterr().out
+    assert "--- ps-0: 2 lines, 1 of them TensorFlow start-up notes" in out
+    assert "cudart" not in out and "    waiting   (×2)" in out
+    events = logs.events(stamped)
+    assert list(events["role"]) == ["chief-0", "ps-0", "ps-0", "ps-0", "chief-0", "chief-0",
+                                    "chief-0", "chief-0", "launcher"]
+    assert list(events["event"]) == ["started", "started", "", "serving", "interval starts", "",
+                                     "", "interval ends: chief evaluated", "all tasks stopped"]

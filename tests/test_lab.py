@@ -134,6 +134,21 @@ def test_nbgrader_is_for_instructors_only(lab):
         assert server.get(path)[0] == (200 if instructor else 404), path
 
 
+def test_no_jupyter_news_prompt_for_learners(lab):
+    """The learners' server defaults `fetchNews` to "false" (no "Would you like to get notified
+    about official Jupyter news?"), through the learner config only; the instructors' keeps
+    JupyterLab's own default, "none" (ask)."""
+    server, instructor = lab
+    plugin, name, value = cli.NEWS_SETTING
+    written = json.loads((cli.learner_config() / "labconfig" /
+                          "default_setting_overrides.json").read_text())
+    assert written[plugin] == {name: value}
+    status, body = server.get(f"/lab/api/settings/{plugin}")
+    assert status == 200, server.log()
+    default = json.loads(body)["schema"]["properties"][name]["default"]
+    assert default == ("none" if instructor else value)
+
+
 def test_lab_kernels_run_over_ipc(lab):
     server, _ = lab
     status, body = server.get("/api/kernels", data=b"{}")

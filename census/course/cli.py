@@ -15,6 +15,9 @@ NBGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
                               "nbgrader.server_extensions.assignment_list",
                               "nbgrader.server_extensions.course_list")
 NBGRADER_LAB_EXTENSION = "@jupyter/nbgrader"  # Formgrader, Validate, the nbgrader menus
+# JupyterLab 4 asks "Would you like to get notified about official Jupyter news?" while this
+# setting is "none" (its default); "false" is its "Never" (the Notifications settings).
+NEWS_SETTING = ("@jupyterlab/apputils-extension:notification", "fetchNews", "false")
 IN_COURSE = "in the course's folder; a path you give is taken from the current folder"
 
 
@@ -36,7 +39,9 @@ def lab_command(port=8888, extra=()):
 
 def learner_config():
     """build/lab/learner/: Jupyter config that turns nbgrader's server and JupyterLab
-    extensions off (rewritten each time). Returns its Path. Raises OSError if unwritable."""
+    extensions off and the Jupyter news prompt with them (`NEWS_SETTING`, a default in
+    labconfig/default_setting_overrides.json: a learner's own setting still wins); rewritten
+    each time. Returns its Path. Raises OSError if unwritable."""
     folder = root() / "build" / "lab" / "learner"
     (folder / "labconfig").mkdir(parents=True, exist_ok=True)
     server = {"ServerApp": {"jpserver_extensions": dict.fromkeys(NBGRADER_SERVER_EXTENSIONS,
@@ -44,6 +49,10 @@ def learner_config():
     (folder / "jupyter_server_config.json").write_text(json.dumps(server, indent=1) + "\n")
     page = {"disabledExtensions": {NBGRADER_LAB_EXTENSION: True}}
     (folder / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=1) + "\n")
+    plugin, name, value = NEWS_SETTING
+    defaults = {plugin: {name: value}}
+    (folder / "labconfig" / "default_setting_overrides.json").write_text(
+        json.dumps(defaults, indent=1) + "\n")
     return folder
 
 

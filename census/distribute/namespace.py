@@ -6,8 +6,12 @@ this machine can reach them. Root makes a plain one (`unshare --net`); an ordina
 one inside a user namespace of its own (`unshare --user --map-root-user --net`, which Linux
 allows without privileges), and each task joins both with `nsenter`. Where none can be made
 (macOS, Windows, a locked-down container) `Namespace` says so in one sentence;
-`CENSUS_NETNS=off` makes it act as there, to rehearse that case.
+`CENSUS_NETNS=off` makes it act as there, to rehearse that case. Ubuntu 24.04 and later
+restrict an ordinary user's user namespaces (AppArmor, sysctl
+kernel.apparmor_restrict_unprivileged_userns=1): `unshare` or the loopback ioctl then fails
+with EPERM, and the sentence names that restriction and the ways out.
 """
+import errno
 import os
 import subprocess
 import sys
@@ -44,6 +48,29 @@ def netns_commands():
             ("--user", "--net", "--preserve-credentials"))
 
 
+# What `unshare` or the holder prints when the kernel refuses: EPERM ("write failed
+# /proc/self/uid_map: Operation not permitted", the ioctl's PermissionError), or EACCES
+# ("unshare failed: Permission denied", AppArmor without its unprivileged_userns profile).
+_REFUSED = (os.strerror(errno.EPERM), os.strerror(errno.EACCES))
+RESTRICT_SYSCTL = "kernel.apparmor_restrict_unprivileged_userns"
+
+
+def _why(unshare, err):
+    """The one sentence NamespaceError says: `unshare` (argv) failed with `err` (its last
+    line of error output)."""
+    failed = f"cannot create a loopback-only network namespace with `{' '.join(unshare)}` ({err})"
+    if "--user" in unshare and any(refused in err for refused in _REFUSED):
+        return (f"{failed}: this system does not let an ordinary user set one up (Ubuntu 24.04 "
+                f"and later restrict user namespaces by default, {RESTRICT_SYSCTL}=1), so "
+                f"lift that until the next reboot with `sudo sysctl -w {RESTRICT_SYSCTL}=0`, run "
+                "as root, or pass --allow-host-network, which leaves the task ports open on "
+                "all this machine's network interfaces for as long as the cluster runs.")
+    return (f"{failed}; TF's gRPC servers listen on every network interface, so a local "
+            "cluster runs inside one. Pass --allow-host-network to run on this machine's "
+            "network instead: the task ports are then open on all its interfaces for as long "
+            "as the cluster runs.")
+
+
 class Namespace:
     """A loopback-only network namespace, held by one small process; `wrap(argv)` runs a
     command inside it. `commands`: (unshare argv, nsenter flags), default `netns_commands()`.
@@ -67,12 +94,7 @@ class Namespace:
             err = (stderr.strip().splitlines() or [f"exit status {self.proc.returncode}"])[-1]
             self.proc = None
         if err:
-            raise NamespaceError(
-                f"cannot create a loopback-only network namespace with `{' '.join(unshare)}` "
-                f"({err}); TF's gRPC servers listen on every network interface, so a local "
-                "cluster runs inside one. Pass --allow-host-network to run on this machine's "
-                "network instead: the task ports are then open on all its interfaces for "
-                "as long as the cluster runs.")
+            raise NamespaceError(_why(unshare, err))
 
     def wrap(self, argv):
         """`argv` to run inside the namespace (`nsenter … -- argv`)."""

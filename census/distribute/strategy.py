@@ -35,7 +35,7 @@ def strategy_from_tf_config():
     # Connecting to the cluster logs through Python's root logger, which then gets a handler
     # of its own; TensorFlow's logger has one already: without this, its messages print twice.
     tf.get_logger().propagate = False
-    return tf.distribute.experimental.ParameterServerStrategy(resolver)
+    return tf.distribute.ParameterServerStrategy(resolver)
 
 
 def shard_by_data(dataset):
