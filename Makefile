@@ -4,6 +4,7 @@
 # make lab    — JupyterLab on this folder, for learners (nbgrader's extensions off)
 # make lab-instructor — the same with nbgrader's Formgrader, Validate button and menus
 # make exercises — regenerate exercises/ from solutions/
+# make solution-outputs — run every solution in full, write its outputs back into solutions/
 # make rehearse — the course where learners are: Colab, an ordinary user, other Pythons,
 #                 Vertex AI's prebuilt prediction image's TensorFlow (2.15), the course's
 #                 image as Vertex AI runs it (with podman, if installed)
@@ -46,6 +47,12 @@ lint: setup
 # exercises/ from solutions/ (nbgrader's preprocessors); commit both.
 exercises: setup
 	$(BIN)/census exercises make
+
+# Re-run every solution in full and write the scrubbed outputs back into solutions/ (commit
+# them; exercises/ stays without outputs: `make exercises` clears them).
+.PHONY: solution-outputs
+solution-outputs: setup
+	$(BIN)/census exercises outputs
 
 lab: setup
 	$(BIN)/census course lab $(if $(LAB_FLAGS),-- $(LAB_FLAGS))

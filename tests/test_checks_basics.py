@@ -1,6 +1,7 @@
 """The checks of chapters 1–3 accept a right answer and reject wrong ones with hints that
 lead (the first) before they tell (the last)."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -249,15 +250,66 @@ def test_check_predict_people():
 def test_check_compare_cross_looks_at_the_models(census_files):
     pair, files = ("gender", "occupation"), (census_files.train, census_files.validation)
     wrong = [
-        (lambda p, t, e, s: {"without": model.build_model(), "with": model.build_model()},
+        (lambda p, t, s, seeds: {"without": [model.build_model()],
+                                 "with": [model.build_model()]},
          "extra_crosses=[('gender', 'occupation')]"),
-        (lambda p, t, e, s: {"without": model.build_model(),
-                             "with": model.build_model(extra_crosses=[p])},
+        (lambda p, t, s, seeds: {"without": [model.build_model()],
+                                 "with": [model.build_model(extra_crosses=[p])]},
          "steps_per_epoch=steps"),  # built, never trained
-        (lambda p, t, e, s: 0.9, "{'without': plain_model, 'with': crossed_model}"),
+        (lambda p, t, s, seeds: {"without": model.build_model(),
+                                 "with": model.build_model(extra_crosses=[p])},
+         "append the model to that variant's list"),  # one model each, not one per seed
+        (lambda p, t, s, seeds: 0.9, "{'without': [one plain model per seed]"),
     ]
     for answer, hint in wrong:
-        assert hint in told(fails(checks.check_compare_cross, answer, pair, *files, 10))
+        assert hint in told(fails(checks.check_compare_cross, answer, pair, *files, 10,
+                                  seeds=[0]))
+
+
+def cross_runs(seed_of=lambda seed: seed):
+    """A compare_cross answer; `seed_of(seed)` is the seed it sets before each model."""
+    def compare_cross(pair, train_file, steps, seeds):
+        trained = {"without": [], "with": []}
+        for seed in seeds:
+            for key, crosses in (("without", []), ("with", [pair])):
+                tf.keras.utils.set_random_seed(seed_of(seed))
+                m = model.build_model(extra_crosses=crosses)
+                m.fit(inputs.input_fn([train_file], batch_size=128), steps_per_epoch=steps,
+                      epochs=1, verbose=0)
+                trained[key].append(m)
+        return trained
+    return compare_cross
+
+
+@pytest.mark.slow  # 8 models trained, a few steps each
+def test_check_compare_cross_measures_the_seeds_spread(census_files, capsys):
+    """One seed for every run is one run repeated: no spread to compare with. With a seed per
+    run, the check reports each variant's mean, sd and range, and judges the difference."""
+    pair, files = ("gender", "occupation"), (census_files.train, census_files.validation)
+    error = fails(checks.check_compare_cross, cross_runs(lambda seed: 0), pair, *files, 5,
+                  seeds=[0, 1])
+    assert "answer exactly alike" in error.problem
+    assert leads_then_tells(error, "keras.utils.set_random_seed(seed)")
+    checks.check_compare_cross(cross_runs(), pair, *files, 5, seeds=[0, 1])
+    out = capsys.readouterr().out
+    assert out.startswith("✓ gender × occupation: validation AUC (exact) over 2 seed(s)"), out
+    assert re.search(r"without the cross +0\.\d{4} ± 0\.\d{4} \(sd\)   min–max 0\.\d{4}–0\.\d{4}",
+                     out), out
+    assert re.search(r"difference [+-]0\.\d{4}, standard error 0\.\d{4} .*: (more|within) "
+                     r"twice its standard error", out), out
+
+
+def test_seed_report_judges_the_difference_against_the_spread():
+    from census.course.checks.model import _seed_report
+    apart = {"without": np.array([0.900, 0.901, 0.902]), "with": np.array([0.910, 0.911, 0.912])}
+    assert "more than twice its standard error" in _seed_report(apart, ("a", "b"), 10, 3)
+    close = {"without": np.array([0.900, 0.905, 0.910]), "with": np.array([0.902, 0.907, 0.912])}
+    report = _seed_report(close, ("a", "b"), 10, 3)
+    assert "0.9050 ± 0.0050 (sd)   min–max 0.9000–0.9100" in report
+    assert "difference +0.0020, standard error 0.0041" in report
+    assert "within twice its standard error" in report
+    one = {"without": np.array([0.9]), "with": np.array([0.91])}
+    assert "one seed gives no measure of the noise" in _seed_report(one, ("a", "b"), 10, 1)
 
 
 # --- chapter 3 ------------------------------------------------------------------------------

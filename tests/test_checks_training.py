@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from census import export, inputs, schema, training
 from census.course import checks
-from conftest import REPO, fails, leads_then_tells
+from conftest import REPO, fails, leads_then_tells, told
 
 pytestmark = pytest.mark.slow  # the checks' real models, trained
 
@@ -226,26 +226,54 @@ def test_to_example_right(example_model, people, capsys):
     assert "P(>50K)" in capsys.readouterr().out
 
 
-def exporters(latest_keep=3, higher_is_better=False, final=export.FinalExporter):
-    return lambda: [final("census", "JSON"), export.FinalExporter("census_csv", "CSV"),
-                    export.LatestExporter("latest", "JSON", exports_to_keep=latest_keep),
-                    export.BestExporter("best", "JSON", metric="loss",
-                                          higher_is_better=higher_is_better)]
+def best_exporter(compare=None, name=lambda callback, epoch: str(
+        int(callback.model.optimizer.iterations.numpy())), instance=True):
+    """A best_exporter answer; `compare(value, best, higher_is_better)` says whether to export
+    (default: the right rule), `name` names the folder."""
+    import tf_keras as keras
+
+    def right(value, best, higher):
+        return best is None or (value > best if higher else value < best)
+
+    def make(export_dir, export_fn, monitor="val_loss", higher_is_better=False):
+        class BestExport(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.best = None
+
+            def on_epoch_end(self, epoch, logs=None):
+                if (compare or right)(logs[monitor], self.best, higher_is_better):
+                    self.best = logs[monitor]
+                    export_fn(self.model, f"{export_dir}/{name(self, epoch)}")
+        return BestExport() if instance else BestExport
+    return make
 
 
 @pytest.mark.parametrize("answer, fix", [
-    (exporters(higher_is_better=True), "higher_is_better=False"),
-    (exporters(latest_keep=5), "exports_to_keep=3"),
-    (exporters(final=export.LatestExporter), "FinalExporter exports once"),
+    (best_exporter(compare=lambda value, best, higher: True), "export only when"),
+    (best_exporter(compare=lambda value, best, higher: best is None or value > best),
+     "with < otherwise"),
 ])
-def test_make_exporters_mistakes(answer, fix):
-    error = fails(checks.check_make_exporters, answer)
+def test_best_exporter_mistakes(census_files, answer, fix):
+    """In a real fit whose validation loss climbs after step 100: a callback exporting at
+    every evaluation, or at each new highest loss, is told what it did and how to mend it."""
+    error = fails(checks.check_best_exporter, answer, census_files.train,
+                  census_files.validation)
     assert leads_then_tells(error, fix), error.hints
+    assert "beat every earlier one at [1, 2]" in error.problem  # steps 50 and 100
 
 
-def test_make_exporters_right(capsys):
-    checks.check_make_exporters(exporters())
-    assert capsys.readouterr().out.startswith("✓")
+def test_best_exporter_returning_its_class(census_files):
+    error = fails(checks.check_best_exporter, best_exporter(instance=False), census_files.train,
+                  census_files.validation)
+    assert "returned the class BestExport" in error.problem
+    assert told(error) == "return BestExport() (an instance)"
+
+
+def test_best_exporter_right(census_files, capsys):
+    checks.check_best_exporter(best_exporter(), census_files.train, census_files.validation)
+    out = capsys.readouterr().out
+    assert out.startswith("✓") and "exported at steps [50, 100] on val_loss" in out, out
 
 
 # --- chapter 6 ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from census.course import chapters, checks, environment, exercises, sync
+from census.course import chapters, checks, environment, exercises, runner, sync
 from test_notebooks import MACHINE_PATH
 
 pytestmark = pytest.mark.slow  # every solution and exercise notebook, graded
@@ -87,14 +87,44 @@ def test_solution_format(name):
         assert check.source.startswith("checks.check_")
     for cell in nb.cells:
         assert not MACHINE_PATH.search(cell.source)
-        assert cell.cell_type == "markdown" or not cell.outputs
     if n < len(chapters.NAMES):
         assert f"({chapters.NAMES[n]}.ipynb)" in nb.cells[-1].source, "point to the next exercises"
 
 
 @pytest.mark.parametrize("name", chapters.NAMES)
+def test_solution_carries_the_outputs_of_a_run(name):
+    """A learner sees what each passing check prints: solutions/ is committed as
+    `census exercises outputs` writes it (a full run, scrubbed as the chapters are), every
+    check cell ending in its ✓ line."""
+    path = SOLUTIONS / f"{name}.ipynb"
+    assert runner.unscrubbed(path) == [], "run `make solution-outputs` (or `census exercises " \
+        f"outputs --chapters {name}`)"
+    for cell in filter(exercises.is_check, read(SOLUTIONS, name).cells):
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert any(line.startswith("✓ ") for line in text.splitlines()), cell.source
+
+
+def test_outputs_never_reach_the_exercises():
+    """A solution's outputs, execution counts and output metadata are cleared in the exercise
+    made from it (nbconvert's ClearOutput): the same exercise as from the bare solution."""
+    name = chapters.NAMES[0]
+    nb = read(SOLUTIONS, name)
+    for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
+        cell.execution_count = count
+        cell.outputs = [nbformat.v4.new_output("stream", text=f"✓ cell {count}\n"),
+                        nbformat.v4.new_output("execute_result", {"text/plain": "1"},
+                                               execution_count=count)]
+        cell.metadata["scrolled"] = True
+    assert exercises.render(exercises.generate(nb, name)) == \
+        (EXERCISES / f"{name}.ipynb").read_text()
+
+
+@pytest.mark.parametrize("name", chapters.NAMES)
 def test_exercise_holds_stubs_not_answers(name):
     nb = read(EXERCISES, name)
+    for cell in nb.cells:
+        assert cell.cell_type == "markdown" or (cell.outputs == []
+                                                and cell.execution_count is None)
     assert chapters.badge(name, "exercises") in nb.cells[0].source
     text = "\n".join(c.source for c in nb.cells)
     assert "### BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
@@ -167,6 +197,38 @@ def test_exercise_fails_only_at_its_checks(graded, name):
     for exercise, (status, message) in result.checks.items():
         assert status == "not answered", (exercise, message)
         assert "still raises NotImplementedError" in message
+
+
+# --- solutions/ with their outputs ----------------------------------------------------------
+
+def test_solution_outputs_are_written_scrubbed_or_not_at_all(raw_dir, tmp_path, monkeypatch):
+    """`census exercises outputs` runs a solution as a learner would and writes it back with
+    its outputs, scrubbed, nbgrader's metadata kept, its exercise unchanged; a solution that
+    fails a check stops the command, named, and keeps its committed file."""
+    name, folder = chapters.NAMES[0], tmp_path / "solutions"
+    folder.mkdir()
+    shutil.copy(SOLUTIONS / f"{name}.ipynb", folder)
+    monkeypatch.setattr(exercises, "solutions", lambda: folder)
+    monkeypatch.setenv("CENSUS_DATA_DIR", str(raw_dir))
+    monkeypatch.setenv("CENSUS_CACHE_DIR", str(tmp_path / "cache"))
+    run = dict(smoke=True, job_root="jobs/test-solution-outputs",
+               build_dir="build/test-solution-outputs", echo=lambda line: None)
+    assert list(exercises.write_outputs([name], **run)) == [name]
+    written = read(folder, name)
+    assert runner.unscrubbed(folder / f"{name}.ipynb") == []
+    assert ([exercises.grading(c) for c in written.cells] ==
+            [exercises.grading(c) for c in read(SOLUTIONS, name).cells])
+    for cell in filter(exercises.is_check, written.cells):
+        assert cell.outputs[-1].text.startswith("✓ "), cell.outputs
+    assert (exercises.render(exercises.generate(written, name)) ==
+            (EXERCISES / f"{name}.ipynb").read_text())
+    nbformat.write(submission(name, [("ascending=False)\n", "ascending=True)\n")]),
+                   folder / f"{name}.ipynb")
+    before = (folder / f"{name}.ipynb").read_text()
+    with pytest.raises(RuntimeError, match=rf"^{name}: a cell failed \(CheckFailed: the "
+                       "values are not sorted, highest first Hint: "):
+        exercises.write_outputs([name], **run)
+    assert (folder / f"{name}.ipynb").read_text() == before
 
 
 # --- grading a class ------------------------------------------------------------------------

@@ -226,11 +226,12 @@ def test_contributing_commands_run_as_written(tmp_path):
 @pytest.mark.slow
 def test_pre_commit_runs_clean_on_every_file():
     """The hooks as a contributor's commit runs them, on every tracked file: ruff, and the
-    chapters' scrub check (pre-commit installs each hook's pinned tool from the package index
-    into its own cache, ~/.cache/pre-commit, once)."""
+    scrub check of the chapters and solutions (pre-commit installs each hook's pinned tool
+    from the package index into its own cache, ~/.cache/pre-commit, once)."""
     done = subprocess.run([str(Path(sys.executable).parent / "pre-commit"), "run",
                            "--all-files", "--color", "never"], cwd=REPO, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert re.search(r"^ruff check .*Passed$", done.stdout, re.M), done.stdout
-    assert re.search(r"^chapters committed scrubbed .*Passed$", done.stdout, re.M), done.stdout
+    assert re.search(r"^chapters and solutions committed scrubbed .*Passed$", done.stdout, re.M), \
+        done.stdout

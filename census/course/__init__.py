@@ -7,7 +7,8 @@
     notebook     what chapters print with: `rel`, `tidy`, `tree`, `fresh_dir`, `save_summary`
     runner       the chapters run with papermill (`make course`), their outputs scrubbed
     sync         badges and setup cells, written from the chapter list
-    exercises    exercises/ made from solutions/ with nbgrader's preprocessors; grading
+    exercises    exercises/ made from solutions/ with nbgrader's preprocessors; grading; the
+                 solutions run and written back with their outputs
     checks       the checks that the exercises call
     cli          `census course`, `census exercises`
 

@@ -1,5 +1,6 @@
 """`census course` (run the chapters, write their outputs, sync badges and setup cells, the
-course map, JupyterLab) and `census exercises` (make exercises/ from solutions/, check, grade).
+course map, JupyterLab) and `census exercises` (make exercises/ from solutions/, check, grade,
+write the solutions' outputs).
 """
 import json
 import os
@@ -114,6 +115,13 @@ def add_commands(subparsers):
                    f"{IN_COURSE}")
     g.add_argument("--job-root", help=f"the submissions' job dirs; default: jobs/grading "
                    f"{IN_COURSE}")
+    o = sub.add_parser("outputs", allow_abbrev=False,
+                       help="run solutions/ and write them back with their outputs")
+    o.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
+    o.add_argument("--smoke", action="store_true",
+                   help="the quick settings (default: full, the outputs learners read)")
+    o.add_argument("--job-root", help=f"the solutions' job dirs; default: jobs/exercises "
+                   f"{IN_COURSE}, as a learner's")
     exercises.set_defaults(run=run_exercises)
 
 
@@ -144,7 +152,8 @@ def run_course(args):
 
 
 def run_exercises(args):
-    """`census exercises ACTION`: make, check or grade; exit 1 with one sentence if it cannot."""
+    """`census exercises ACTION`: make, check, grade or write the solutions' outputs; exit 1
+    with one sentence if it cannot."""
     from census.course import exercises
     prog = f"census exercises {args.action}"
     try:
@@ -157,6 +166,11 @@ def run_exercises(args):
                 sys.exit(f"exercises/ is out of date for {', '.join(changed)}: "
                          "run `make exercises`")
             print("exercises/ matches solutions/")
+        elif args.action == "outputs":
+            seconds = exercises.write_outputs(args.chapters, args.smoke,
+                                              user_path(args.job_root, "jobs/exercises"))
+            print(f"solutions/: {len(seconds)} notebook(s) written with their outputs in "
+                  f"{sum(seconds.values()):.0f} s; run `make exercises` if a source changed")
         else:
             folders = [Path(f).resolve() for f in args.folders]
             out_dir = user_path(args.out_dir, "build/grading")
@@ -165,7 +179,7 @@ def run_exercises(args):
                                       out_dir, args.jobs)
             print(exercises.report(results))
             print(f"\ngrades: {out_dir}/grades.csv; executed notebooks: {out_dir}/")
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
         sys.exit(f"{prog}: {error}")
     except ImportError as error:  # nbgrader and papermill come with the `course` extra
         sys.exit(f"{prog}: needs {error.name}, which is not installed "

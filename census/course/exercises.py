@@ -3,6 +3,7 @@
     census exercises make                   write exercises/ from solutions/ (`make exercises`)
     census exercises check                  exit 1 if exercises/ is out of date
     census exercises grade FOLDER… [--smoke] [--jobs 2]   run every submission's checks
+    census exercises outputs [--chapters …] [--smoke]   run solutions/, write their outputs back
 
 The solutions are the one source. An exercise is an answer cell, whose answer sits between
 nbgrader's `### BEGIN SOLUTION` and `### END SOLUTION` markers, then a locked check cell that
@@ -117,6 +118,54 @@ def make(names=NAMES):
     for name, text in written.items():
         (exercises_dir() / f"{name}.ipynb").write_text(text)
     return list(written)
+
+
+# --- solutions/ with the outputs of a run --------------------------------------------------
+
+def write_outputs(names=NAMES, smoke=False, job_root="jobs/exercises",
+                  build_dir="build/solutions", echo=print):
+    """`census exercises outputs`: run each solution from top to bottom as a learner would
+    (papermill; the full settings unless `smoke`; JOB_DIR under `job_root`, by default the
+    notebook's own, so that the paths it prints are a learner's), then write it back into
+    solutions/ with its outputs, scrubbed as `make outputs` scrubs the chapters
+    (`runner.scrub`: no run metadata, no machine paths, execution counts 1, 2, …), so that a
+    learner sees what each passing check prints. The exercises stay output-free: `make`
+    clears them. A solution whose run fails (a cell, or a check not passing) or leaves what
+    `runner.unscrubbed` refuses keeps its committed file, and the command stops there:
+    RuntimeError naming the problem (the executed copy stays in `build_dir`). Returns
+    {name: seconds of its run}."""
+    import papermill
+
+    from census.course.runner import papermill_run, scrub, unscrubbed
+    seconds = {}
+    for name in names:
+        source, executed = solutions() / f"{name}.ipynb", root() / build_dir / f"{name}.ipynb"
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        echo(f"[outputs] {name} ({'smoke' if smoke else 'full'}) ...")
+        start = time.perf_counter()
+        try:
+            papermill_run(source, executed, {"QUICK": smoke,
+                                             "JOB_DIR": str(root() / job_root / name)},
+                          solutions(), execution_timeout=CELL_TIMEOUT)
+        except papermill.PapermillExecutionError as error:
+            why = " ".join(ANSI.sub("", f"{error.ename}: {error.evalue}").split())
+            raise RuntimeError(f"{name}: a cell failed ({why}); its run is in "
+                               f"{rel(executed)}") from None
+        seconds[name] = time.perf_counter() - start
+        scrubbed = scrub(read(executed))
+        result = outcome(scrubbed, read(source), "solutions", name, rel(executed))
+        wrong = [f"{e}: {m}" for e, (status, m) in result.checks.items() if status != "passed"]
+        if wrong or result.other_errors:
+            raise RuntimeError(f"{name}: " + "; ".join(wrong + [f"{w}: {m}" for w, m in
+                                                               result.other_errors]))
+        candidate = executed.with_suffix(".scrubbed.ipynb")
+        candidate.write_text(render(scrubbed))
+        if problems := unscrubbed(candidate):
+            raise RuntimeError(f"{name}: " + "; ".join(problems))
+        source.write_text(candidate.read_text())
+        echo(f"[outputs] {name}: {result.score}/{len(result.checks)} checks passed, "
+             f"written in {seconds[name]:.0f} s")
+    return seconds
 
 
 # --- grading --------------------------------------------------------------------------------

@@ -129,12 +129,14 @@ def summary(seconds, build_dir="build/course", job_root="jobs"):
 
 
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
+KEPT_CELL_METADATA = ("tags", "nbgrader")  # nbgrader's: the solutions' answer and check cells
 
 
 def scrub(nb):
     """Keep what a reader needs, drop what a run leaves behind: papermill's and nbclient's
     metadata and timings, the injected-parameters cell; execution counts renumbered 1, 2, …;
-    the course's folder left out of printed paths."""
+    the course's folder left out of printed paths. A cell keeps its tags and, in the
+    solutions, nbgrader's metadata."""
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_NOTEBOOK_METADATA}
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
                                  "name": "python3"}
@@ -142,7 +144,8 @@ def scrub(nb):
     cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     count = 0
     for cell in cells:
-        cell.metadata = {"tags": cell.metadata["tags"]} if cell.metadata.get("tags") else {}
+        cell.metadata = {k: v for k, v in cell.metadata.items()
+                         if k in KEPT_CELL_METADATA and v}
         if cell.cell_type == "code":
             count += 1
             cell.execution_count = count
@@ -196,8 +199,9 @@ def unscrubbed(path):
     counts = []
     for number, cell in enumerate(nb.cells, 1):
         where = f"cell {number} ({cell.source[:40]!r})"
-        if set(cell.metadata) - {"tags"}:
-            problems.append(f"{where}: metadata {sorted(set(cell.metadata) - {'tags'})}")
+        if set(cell.metadata) - set(KEPT_CELL_METADATA):
+            problems.append(f"{where}: metadata "
+                            f"{sorted(set(cell.metadata) - set(KEPT_CELL_METADATA))}")
         if "injected-parameters" in cell.metadata.get("tags", []):
             problems.append(f"{where}: papermill's injected parameters")
         if MACHINE_PATH.search(cell.source):
@@ -231,7 +235,8 @@ def check(paths):
     to stderr; returns the exit status (1 if any)."""
     problems = [f"{path}: {problem}" for path in paths for problem in unscrubbed(path)]
     if problems:
-        print("\n".join(problems + ["Regenerate them with `make outputs` (a full run)."]),
+        print("\n".join(problems + ["Regenerate them with `make outputs` (chapters) or "
+                                    "`make solution-outputs` (solutions): full runs."]),
               file=sys.stderr)
     return 1 if problems else 0
 

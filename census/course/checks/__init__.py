@@ -21,10 +21,10 @@ from census.course.checks.cluster import (
 from census.course.checks.core import CheckFailed, NotAnswered, reset_hints
 from census.course.checks.data import check_income_rate_by, check_read_raw, check_split_validation
 from census.course.checks.export import (
+                                       check_best_exporter,
                                        check_csv_features,
                                        check_input_exprs,
                                        check_least_sure,
-                                       check_make_exporters,
                                        check_probability_over_50k,
                                        check_to_example,
 )
@@ -49,7 +49,7 @@ __all__ = [
     # chapter 4: specs and training
     "check_train_spec", "check_eval_spec", "check_train_with_keras",
     # chapters 5 and 6: exports, and using them
-    "check_csv_features", "check_to_example", "check_make_exporters",
+    "check_csv_features", "check_to_example", "check_best_exporter",
     "check_probability_over_50k", "check_input_exprs", "check_least_sure",
     # chapter 7: clusters
     "check_tf_config", "check_replica_role", "check_worker_pool_specs",

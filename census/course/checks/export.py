@@ -1,4 +1,5 @@
-"""Checks for chapters 5 and 6: serving inputs, exporters, and using an exported SavedModel."""
+"""Checks for chapters 5 and 6: serving inputs, a callback that exports the best model, and
+using an exported SavedModel."""
 import functools
 import math
 import os
@@ -8,7 +9,7 @@ from census import quiet
 from census.course.checks.core import CheckFailed, call, expect, passed
 from census.schema import HIGH, LOW
 
-__all__ = ["check_csv_features", "check_to_example", "check_make_exporters",
+__all__ = ["check_csv_features", "check_to_example", "check_best_exporter",
            "check_probability_over_50k", "check_input_exprs", "check_least_sure"]
 
 
@@ -152,76 +153,185 @@ def check_to_example(to_example, example_export, model, person):
     passed(f"the EXAMPLE export reads your Example: P({HIGH}) = {p:.4f}, as the model says")
 
 
-def check_make_exporters(make_exporters):
-    """make_exporters(): 'census' (final, JSON), 'census_csv' (final, CSV), 'latest' (after
-    each evaluation, 3 kept), 'best' (each evaluation with the lowest loss so far).
-    Checked by replaying six evaluations with a stand-in for the export itself."""
-    from census import export
-    exporters = call(make_exporters, what="make_exporters()")
-    expect(isinstance(exporters, (list, tuple)), f"make_exporters returned "
-           f"{type(exporters).__name__}, not a list", "an EvalSpec takes several exporters",
-           "return a list of exporters")
-    expect(all(isinstance(e, export.Exporter) for e in exporters),
-           "not every item is an exporter", "chapter 5 shows three kinds of exporter",
-           "use export.FinalExporter, LatestExporter and BestExporter")
-    names = [e.name for e in exporters]
-    wanted = ["census", "census_csv", "latest", "best"]
-    missing = [n for n in wanted if n not in names]
-    expect(not missing, f"no exporter named {missing[0]!r}" if missing else "",
-           "an exporter's name is its folder under export/",
-           f"name them {', '.join(map(repr, wanted))}: the name is an exporter's first "
-           "argument")
-    expect(len(names) == len(wanted), f"{len(names)} exporters ({names}), not 4",
-           "each exporter writes a folder of its own", "one exporter per name, no more")
-    losses = [0.42, 0.38, 0.40, 0.35, 0.37, 0.36]  # a new lowest at evaluations 1, 2 and 4
-    aucs = [0.80, 0.83, 0.84, 0.82, 0.85, 0.86]
-    accuracies = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85]
-    formats, counts = {}, {}
+WATCHED = (("val_loss", False), ("val_auc", True))  # (monitor, higher_is_better) the check tries
 
-    def fake_export(exporter, model, job_dir):  # an empty folder where the SavedModel would be
-        counts[exporter.name] = counts.get(exporter.name, 0) + 1
-        path = os.path.join(job_dir, "export", exporter.name, str(counts[exporter.name]))
-        os.makedirs(path)
-        formats.setdefault(exporter.name, set()).add(exporter.export_format)
-        return path
 
-    with tempfile.TemporaryDirectory(prefix="census-exporters-") as job_dir:
-        for e in exporters:
-            e.export = functools.partial(fake_export, e)
-        for metrics in zip(losses, aucs, accuracies):
-            for e in exporters:
-                e.after_eval(None, job_dir, dict(zip(("loss", "auc", "accuracy"), metrics)))
-        for e in exporters:
-            e.at_end(None, job_dir, dict(zip(("loss", "auc", "accuracy"), metrics)))
-        kept = {n: len(export.list_versions(os.path.join(job_dir, "export", n))) for n in wanted}
-    for name, fmt in (("census", "JSON"), ("census_csv", "CSV")):
-        expect(kept[name] == 1, f"'{name}' exported {kept[name]} times in a run of 6 "
-               "evaluations, not once", "the final model is exported once, when training ends",
-               "FinalExporter exports once, when training ends")
-        expect(formats[name] == {fmt}, f"'{name}' exports {sorted(formats[name])}, not {fmt}",
-               "which clients does it serve?", f"export_format={fmt!r}")
-    expect(kept["latest"] == 3, f"'latest' kept {kept['latest']} versions after 6 "
-           "evaluations, not the newest 3", "LatestExporter deletes older versions: how many "
-           "does it keep?", "LatestExporter('latest', 'JSON', exports_to_keep=3)")
-    expect(formats["latest"] == {"JSON"}, f"'latest' exports {sorted(formats['latest'])}",
-           "which clients does it serve?", "export_format='JSON'")
-    best = exporters[names.index("best")]
-    expect(isinstance(best, export.BestExporter), f"'best' is a {type(best).__name__}",
-           "'best' exports only when an evaluation beats every earlier one",
-           "export.BestExporter('best', 'JSON', metric='loss', higher_is_better=False)")
-    expect(best.metric == "loss", f"'best' compares {best.metric!r}, not the loss",
-           "which of the evaluation's metrics decides what is best here?",
-           "metric='loss' (a key of the evaluation metrics)")
-    expect(kept["best"] != 1, "'best' exported only after the first evaluation: it waits for "
-           "a loss higher than 0.42", "is a lower loss better, or a higher one?",
-           "higher_is_better=False")
-    expect(kept["best"] == 3, f"'best' exported {kept['best']} times; the loss reached a new "
-           "low 3 times", "each new lowest loss is one export",
-           "BestExporter('best', 'JSON', metric='loss', higher_is_better=False)")
-    expect(formats["best"] == {"JSON"}, f"'best' exports {sorted(formats['best'])}",
-           "which clients does it serve?", "export_format='JSON'")
-    passed("over 6 evaluations: 1 JSON and 1 CSV final export, the newest 3 kept in latest/, "
-           "3 new lowest losses in best/")
+def _bests(values, higher_is_better):
+    """The 1-based evaluations at which `values` beat every earlier one (the first always)."""
+    out, best = [], None
+    for number, value in enumerate(values, 1):
+        if best is None or (value > best if higher_is_better else value < best):
+            out.append(number)
+            best = value
+    return out
+
+
+def _memorising_fit(callbacks, seen, train_file, validation_file, work, steps, every, rows):
+    """Chapter 4's memorising run (no dropout, `rows` training rows, seed 0), evaluated on the
+    validation split every `every` steps, with `callbacks` after a recorder that appends each
+    evaluation's logs to the list `seen` (so a callback's export knows which evaluation it
+    follows). Returns the trained model."""
+    import tf_keras as keras
+
+    from census import data, inputs, model
+
+    class Record(keras.callbacks.Callback):  # first: an export knows which evaluation it is
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append({k: float(v) for k, v in (logs or {}).items()})
+
+    small = data.sample_rows(train_file, os.path.join(work, "train.csv"), rows, seed=0)
+    keras.utils.set_random_seed(0)
+    with quiet.logs():
+        net = model.build_model(dropout=0.0)
+        call(net.fit, inputs.input_fn([small], batch_size=128), steps_per_epoch=every,
+             epochs=steps // every, verbose=0, callbacks=[Record(), *callbacks],
+             validation_data=inputs.input_fn([validation_file], num_epochs=1, shuffle=False,
+                                             batch_size=1000),
+             what="model.fit with your callback", hint=[
+                 ("KeyError", ("`logs` holds what this evaluation measured: print(sorted(logs)) "
+                               "in on_epoch_end to see its keys",
+                               "read logs[monitor], the name best_exporter was given")),
+                 ("NoneType", ("Keras gives the model to a callback (set_model) before training: "
+                               "reach it through the callback, not a variable of your own",
+                               "self.model is the model being trained")),
+             ])
+    return net
+
+
+def check_best_exporter(best_exporter, train_file, validation_file, steps=300, every=50,
+                        rows=1000):
+    """best_exporter(export_dir, export_fn, monitor, higher_is_better) → a tf-keras Callback
+    that, after each evaluation (`on_epoch_end`), calls export_fn(model, path) with a new
+    numbered folder under export_dir when logs[monitor] beats every earlier evaluation: 2017's
+    BestExporter as today's API writes it. Checked in one real `model.fit` whose later
+    evaluations get worse by design (chapter 4's model without dropout on `rows` rows of
+    `train_file`, evaluated on `validation_file` every `every` of `steps` steps), watched by
+    two of your callbacks, on val_loss (lower is better) and val_auc (higher). The check's
+    export_fn saves the weights (0.2 s, where an ExportArchive takes 2–3 s); the newest export
+    of each, loaded back into a fresh model, must score the best evaluation's value."""
+    import tf_keras as keras
+
+    from census import inputs, model
+    with tempfile.TemporaryDirectory(prefix="census-best-") as work:
+        exports = {monitor: [] for monitor, _ in WATCHED}  # (evaluation, path, model given)
+        seen, callbacks = [], []
+
+        def export_fn(monitor):
+            def save(given, path):
+                exports[monitor].append((len(seen), str(path), given))
+                if isinstance(given, keras.Model):
+                    given.save_weights(os.path.join(str(path), "weights"))
+            return save
+
+        for monitor, higher in WATCHED:
+            what = f"best_exporter(export_dir, export_fn, {monitor!r}, {higher})"
+            callback = call(best_exporter, os.path.join(work, monitor), export_fn(monitor),
+                            monitor, higher, what=what)
+            if isinstance(callback, type):
+                raise CheckFailed(f"{what} returned the class {callback.__name__}, not a "
+                                  "callback", "fit takes callback objects: make one from your "
+                                  "class", f"return {callback.__name__}() (an instance)")
+            expect(isinstance(callback, keras.callbacks.Callback),
+                   f"{what} returned a {type(callback).__name__}, not a tf-keras callback",
+                   "a callback is an object of a subclass of keras.callbacks.Callback (keras "
+                   "here is tf_keras), whose methods fit calls as it trains",
+                   "define class BestExport(keras.callbacks.Callback) with an on_epoch_end "
+                   "method inside best_exporter, and return BestExport()")
+            callbacks.append(callback)
+        net = _memorising_fit(callbacks, seen, train_file, validation_file, work, steps, every,
+                              rows)
+        table = {m: [round(s[m], 4) for s in seen] for m, _ in WATCHED}
+        for monitor, higher in WATCHED:
+            _check_exports(exports[monitor], seen, net, monitor, higher, work)
+        reloaded = {}
+        for monitor, _ in WATCHED:
+            with quiet.logs():
+                fresh = model.build_model(dropout=0.0)
+                fresh.load_weights(os.path.join(exports[monitor][-1][1], "weights")
+                                   ).expect_partial()  # (the optimizer's state: not needed)
+                reloaded[monitor] = fresh.evaluate(
+                    inputs.input_fn([validation_file], num_epochs=1, shuffle=False,
+                                    batch_size=1000), verbose=0, return_dict=True)
+    for monitor, higher in WATCHED:
+        best = (max if higher else min)(s[monitor] for s in seen)
+        got = reloaded[monitor][monitor[len("val_"):]]
+        expect(math.isclose(got, best, abs_tol=1e-4),
+               f"the newest export of the {monitor} callback scores {monitor} {got:.4f} when "
+               f"loaded back; the best evaluation scored {best:.4f}",
+               "export_fn saves the model it is given at the moment you call it",
+               "call export_fn(self.model, path) in on_epoch_end, right when the evaluation "
+               "beats the best so far")
+    steps_at = {m: [e * every for e, _, _ in exports[m]] for m, _ in WATCHED}
+    rows = [f"    {'step':<9}" + "".join(f"{(n + 1) * every:>8}" for n in range(len(seen)))]
+    rows += [f"    {m:<9}" + "".join(f"{v:>8.4f}" for v in table[m]) for m, _ in WATCHED]
+    passed(f"your callback exported at steps {steps_at['val_loss']} on val_loss and "
+           f"{steps_at['val_auc']} on val_auc, the new bests of {len(seen)} evaluations:\n"
+           + "\n".join(rows) + "\n  the newest export, loaded back, scores the best of the "
+           f"run: val_loss {reloaded['val_loss']['loss']:.4f}, val_auc "
+           f"{reloaded['val_auc']['auc']:.4f} (the last evaluation: "
+           f"{seen[-1]['val_loss']:.4f}, {seen[-1]['val_auc']:.4f})")
+
+
+def _check_exports(exports, seen, net, monitor, higher, work):
+    """What one callback of check_best_exporter exported: at each new best of `monitor`, and
+    only then, the trained model, each into a numbered folder of its own under its export_dir."""
+    values = [s[monitor] for s in seen]
+    shown = ", ".join(f"{v:.4f}" for v in values)
+    want, got = _bests(values, higher), [e for e, _, _ in exports]
+    what = f"the {monitor} callback"
+    expect(got, f"{what} never called export_fn in {len(seen)} evaluations ({monitor}: {shown})",
+           "fit calls a callback's on_epoch_end(epoch, logs) after each evaluation: that is "
+           "where to decide",
+           "in on_epoch_end: if logs[monitor] beats the best so far, call export_fn(self.model, "
+           "path)")
+    trained = [g for _, _, g in exports if g is not net]
+    expect(not trained, f"{what} gave export_fn a {type(trained[0]).__name__ if trained else ''}, "
+           "not the model being trained", "Keras hands the model being trained to each "
+           "callback before training starts", "pass self.model to export_fn")
+    if got != want:
+        training = monitor[len("val_"):]
+        every = list(range(1, len(seen) + 1))
+        if got == every:
+            problem, hints = "exported after every evaluation", (
+                "an export should follow only an evaluation that beats every earlier one: "
+                "remember the best value so far on the callback",
+                "keep self.best; export only when logs[monitor] beats it, then update it")
+        elif got == _bests(values, not higher):
+            problem, hints = "exported when it got worse", (
+                f"is a higher {monitor} better or worse? higher_is_better says",
+                "compare with > when higher_is_better, with < otherwise")
+        elif got == _bests([s[training] for s in seen], higher):
+            problem, hints = f"followed the training batches' {training}", (
+                f"logs hold two {training}s: the training batches' and the validation split's",
+                f"read logs[monitor] ({monitor!r}), not logs[{training!r}]")
+        elif got == want[1:]:
+            problem, hints = "did not export after the first evaluation", (
+                "the first evaluation has nothing to beat: it is the best so far",
+                "start with no best (None) and export when there is none yet, or start from "
+                "math.inf for a loss, -math.inf for a higher-is-better metric")
+        else:
+            problem, hints = "exported at the wrong evaluations", (
+                "an export follows each evaluation that beats every earlier one, and no other",
+                "keep the best value so far; in on_epoch_end, export and update it when "
+                "logs[monitor] beats it")
+        raise CheckFailed(f"{what} {problem}: at evaluations {got}, where {monitor} ({shown}) "
+                          f"beat every earlier one at {want}", *hints)
+    paths = [p for _, p, _ in exports]
+    root = os.path.join(work, monitor)
+    expect(all(os.path.dirname(os.path.normpath(p)) == root for p in paths),
+           f"{what} exported to {[os.path.relpath(p, work) for p in paths]}, not to folders "
+           "directly in export_dir",
+           "each export is a folder of its own inside export_dir",
+           "os.path.join(export_dir, name) with a new name each time")
+    names = [os.path.basename(os.path.normpath(p)) for p in paths]
+    expect(len(set(names)) == len(names), f"{what} exported twice into the same folder "
+           f"({names})", "each export keeps a folder of its own: the newest beside the older "
+           "ones", "name each folder after the training step: "
+           "int(self.model.optimizer.iterations.numpy()), or the epoch")
+    expect(all(n.isdigit() for n in names) and [int(n) for n in names] == sorted(map(int, names)),
+           f"{what} named its folders {names}", "TF Serving and export.list_versions take "
+           "whole-number folder names, the newest the highest",
+           "str(int(self.model.optimizer.iterations.numpy())): the training step")
 
 
 # --- chapter 6 ------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Checks for chapter 2's exercises: the deep half in plain tf-keras, calling the model, a new
-cross."""
+cross measured against the seed-to-seed noise."""
 import numpy as np
 
 from census import data, inputs, model, quiet
@@ -233,40 +233,88 @@ def check_predict_people(predict_people, people):
            f"{np.median(want):.2f})")
 
 
-def check_compare_cross(compare_cross, pair, train_file, validation_file, steps):
-    """compare_cross(pair, train_file, validation_file, steps) → {"without": m0, "with": m1}, both
-    trained `steps` steps; the check evaluates them on the validation split."""
+def check_compare_cross(compare_cross, pair, train_file, validation_file, steps, seeds=(0, 1, 2)):
+    """compare_cross(pair, train_file, steps, seeds) → {"without": [models], "with": [models]}:
+    for each seed, a plain model and one with the extra cross `pair`, each trained `steps`
+    steps from `keras.utils.set_random_seed(seed)`. The check scores every model on the
+    validation split (exact AUC, `census.metrics.roc_auc`) and prints each variant's mean,
+    standard deviation and range over the seeds, and whether the difference of the means
+    exceeds twice its standard error (what the seed-to-seed spread alone could make)."""
     import tf_keras as keras
-    a, b = pair
+
+    from census.metrics import roc_auc
+    a, b, seeds = *pair, list(seeds)
     with quiet.logs():
-        got = call(compare_cross, pair, train_file, validation_file, steps,
-                   what="compare_cross(pair, …)")
+        got = call(compare_cross, pair, train_file, steps, seeds,
+                   what="compare_cross(pair, train_file, steps, seeds)")
     expect(isinstance(got, dict) and set(got) == {"without", "with"},
            f"the answer is {type(got).__name__} {sorted(got) if isinstance(got, dict) else ''}",
-           "return both trained models, keyed by whether they have the cross",
-           "return {'without': plain_model, 'with': crossed_model}")
-    for key, m in got.items():
-        expect(isinstance(m, keras.Model), f"got[{key!r}] is a {type(m).__name__}",
-               "return the Keras models themselves, not their scores",
-               "model.build_model(…) builds one; return it after fit")
-    names = {key: {layer.name for layer in m.layers} for key, m in got.items()}
-    expect(f"wide_{a}_x_{b}" in names["with"], f"the 'with' model has no {a} × {b} cross",
-           "build_model takes extra crosses for the wide part: read its docstring "
-           "(help(model.build_model))",
-           f"model.build_model(extra_crosses=[({a!r}, {b!r})])")
-    expect(f"wide_{a}_x_{b}" not in names["without"], "the 'without' model has the cross too",
-           "the baseline is the model as chapter 2 builds it",
-           "build the baseline with model.build_model() and no extra_crosses")
-    for key, m in got.items():
-        done = int(m.optimizer.iterations.numpy())
-        expect(done == steps, f"the {key!r} model was trained {done} steps, not {steps}",
-               "a fair comparison trains both models the same number of steps: how does fit "
-               "count steps on an endless dataset?",
-               "fit(inputs.input_fn([train_file], batch_size=128), steps_per_epoch=steps, "
-               "epochs=1) for each model")
+           "return the trained models, keyed by whether they have the cross",
+           "return {'without': [one plain model per seed], 'with': [one crossed model per "
+           "seed]}")
+    for key, ms in got.items():
+        listed = isinstance(ms, (list, tuple))
+        expect(listed and len(ms) == len(seeds),
+               f"got[{key!r}] is {f'{len(ms)} model(s)' if listed else type(ms).__name__}, "
+               f"not a list of {len(seeds)} models (one per seed)",
+               "one run per seed for each variant: a single run says nothing of the noise",
+               "for seed in seeds: set the seed, build, train, and append the model to that "
+               "variant's list")
+        for m in ms:
+            expect(isinstance(m, keras.Model), f"got[{key!r}] holds a {type(m).__name__}",
+                   "return the Keras models themselves, not their scores",
+                   "model.build_model(…) builds one; append it after fit")
+    for key, ms in got.items():
+        crossed = [f"wide_{a}_x_{b}" in {layer.name for layer in m.layers} for m in ms]
+        if key == "with":
+            expect(all(crossed), f"a 'with' model has no {a} × {b} cross",
+                   "build_model takes extra crosses for the wide part: read its docstring "
+                   "(help(model.build_model))", f"model.build_model(extra_crosses=[({a!r}, "
+                   f"{b!r})])")
+        else:
+            expect(not any(crossed), "a 'without' model has the cross too",
+                   "the baseline is the model as chapter 2 builds it",
+                   "build the baseline with model.build_model() and no extra_crosses")
+    for key, ms in got.items():
+        for m in ms:
+            done = int(m.optimizer.iterations.numpy())
+            expect(done == steps, f"a {key!r} model was trained {done} steps, not {steps}",
+                   "a fair comparison trains every model the same number of steps: how does "
+                   "fit count steps on an endless dataset?",
+                   "fit(inputs.input_fn([train_file], batch_size=128), steps_per_epoch=steps, "
+                   "epochs=1) for each model")
     data = inputs.input_fn([validation_file], num_epochs=1, shuffle=False, batch_size=2000)
+    labels = np.concatenate([y.numpy().ravel() for _, y in data])
     with quiet.logs():
-        auc = {key: m.evaluate(data, verbose=0, return_dict=True)["auc"] for key, m in got.items()}
-    passed(f"{a} × {b}: AUC (keras, 200 thresholds) {auc['with']:.4f} with the cross, "
-           f"{auc['without']:.4f} without, on the validation split after {steps} steps each "
-           "(one run each: differences under ~0.003 are noise)")
+        scores = {key: [m.predict(data, verbose=0).ravel() for m in ms] for key, ms in got.items()}
+    for key, runs in scores.items():
+        same = [i for i in range(1, len(runs)) if np.allclose(runs[i], runs[0])]
+        expect(not same, f"the {key!r} models of seeds {seeds[0]} and "
+               f"{seeds[same[0]] if same else ''} answer exactly alike: one run, repeated",
+               "each seed should start a run of its own: other initial weights, another order "
+               "of the batches", "call keras.utils.set_random_seed(seed) with each seed of "
+               "`seeds` before building its model")
+    auc = {key: np.array([roc_auc(labels, s) for s in runs]) for key, runs in scores.items()}
+    passed(_seed_report(auc, pair, steps, len(seeds)))
+
+
+def _seed_report(auc, pair, steps, n):
+    """The lines check_compare_cross prints: each variant's AUCs over n seeds, and whether the
+    difference of the means stands out of the seed-to-seed noise. `auc`: {key: array (n,)}."""
+    lines = [f"{pair[0]} × {pair[1]}: validation AUC (exact) over {n} seed(s), {steps} steps each"]
+    for key, label in (("without", "without the cross"), ("with", "with the cross")):
+        v = auc[key]
+        spread = f" ± {v.std(ddof=1):.4f} (sd)" if n > 1 else ""
+        lines.append(f"    {label:<18} {v.mean():.4f}{spread}   min–max "
+                     f"{v.min():.4f}–{v.max():.4f}")
+    diff = auc["with"].mean() - auc["without"].mean()
+    if n < 2:
+        lines.append(f"  difference {diff:+.4f}: one seed gives no measure of the noise")
+        return "\n".join(lines)
+    se = float(np.sqrt((auc["with"].var(ddof=1) + auc["without"].var(ddof=1)) / n))
+    verdict = ("more than twice its standard error: larger than the seed-to-seed spread"
+               if abs(diff) > 2 * se else "within twice its standard error: the seed-to-seed "
+               "spread alone could make it (more seeds or steps would tell)")
+    lines.append(f"  difference {diff:+.4f}, standard error {se:.4f} (from the seeds' spread): "
+                 f"{verdict}")
+    return "\n".join(lines)
