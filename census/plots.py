@@ -46,20 +46,20 @@ CAP = 99_999  # capital_gain's largest value, far above the next (41,310): marke
 def distributions_by_label(frame, columns=("age", "hours_per_week", "capital_gain")):
     """One histogram per numeric column, the two labels overlaid, each as the share of its
     own label's people per bin (%), so that the smaller group shows as clearly as the larger.
-    Money columns: the non-zero values only, on a log axis; capital_gain's cap code (99,999)
-    is marked."""
+    Money columns: the non-zero values only, on a log axis; capital_gain's largest value
+    (99,999, far above the rest) is marked with its count and its share of HIGH."""
     fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), dpi=80)
     for ax, column in zip(axes, columns):
         log = column.startswith("capital")
         bins = [10 ** (i / 8) for i in range(8, 41)] if log else 30
+        capped = frame.loc[frame[column] == CAP, LABEL_COLUMN] if log else []
         for label, color in LABEL_COLORS.items():
             values = frame.loc[frame[LABEL_COLUMN] == label, column]
             if log:  # mostly zeros and a long tail: the non-zero values on a log scale
                 values = values[values > 0]
             heights, edges, _ = ax.hist(values, bins=bins, weights=[100 / len(values)] *
                                         len(values), alpha=0.6, color=color, label=label)
-            capped = frame.loc[frame[column] == CAP, LABEL_COLUMN]
-            if log and len(capped) and label == HIGH:
+            if len(capped) and label == HIGH:
                 spike = heights[max(i for i, edge in enumerate(edges[:-1]) if edge <= CAP)]
                 ax.annotate(f"{len(capped)} people at {CAP:,}, the largest\nvalue: "
                             f"{(capped == HIGH).mean():.0%} of them earn {HIGH}", (CAP, spike),
@@ -86,36 +86,30 @@ def layer_sizes(configs):
     return _done(fig)
 
 
-def training_curves(runs, metrics=("loss", "auc")):
+def training_curves(metrics, panels=("loss", "auc")):
     """Per evaluation, one panel per metric: on the training batches (dashed: the mean over
     the batches since the previous evaluation, dropout on) and on the validation split
-    (solid: the model at the end of the interval, dropout off). The lowest validation loss of
-    each run is circled.
+    (solid: the model at the end of the interval, dropout off); the lowest validation loss
+    circled.
 
-    `runs` is eval/metrics.csv as a DataFrame (Keras CSVLogger: epoch, loss, val_loss, …), or
-    {legend label: such a DataFrame} for several runs; `steps_per_eval` in a DataFrame's attrs
-    turns evaluation numbers into training steps. `metrics`: CSVLogger's column names.
+    `metrics` is eval/metrics.csv as a DataFrame (Keras CSVLogger: epoch, loss, val_loss, …);
+    `steps_per_eval` in its attrs, if set, turns evaluation numbers into training steps.
+    `panels`: CSVLogger's column names.
     """
-    runs = runs if isinstance(runs, dict) else {"": runs}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.4), dpi=80)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.4), dpi=80)
+    steps = (metrics["epoch"] + 1) * metrics.attrs.get("steps_per_eval", 1)
     titles = {"loss": "loss (binary cross-entropy)", "accuracy": "accuracy",
               "auc": "AUC (keras: 200 thresholds)"}
-    for color, (run, frame) in zip(("#4c72b0", "#dd8452", "#55a868"), runs.items()):
-        steps = (frame["epoch"] + 1) * frame.attrs.get("steps_per_eval", 1)
-        name = f"{run}: " if run else ""
-        for ax, metric in zip(axes, metrics):
-            ax.plot(steps, frame[metric], "--", color=color, alpha=0.8,
-                    label=f"{name}training batches")
-            ax.plot(steps, frame[f"val_{metric}"], "-", color=color,
-                    label=f"{name}validation split")
-        best = frame["val_loss"].idxmin()
-        axes[list(metrics).index("loss")].plot(steps[best], frame["val_loss"][best], "o",
-                                               mfc="none", color=color, markersize=9,
-                                               label=f"{name}lowest validation loss")
-    for ax, metric in zip(axes, metrics):
-        ax.set_title(titles.get(metric, metric))
-        ax.set_xlabel("training step" if all("steps_per_eval" in f.attrs for f in runs.values())
-                      else "evaluation")
+    for ax, name in zip(axes, panels):
+        ax.plot(steps, metrics[name], "--", color="#4c72b0", alpha=0.8,
+                label="training batches")
+        ax.plot(steps, metrics[f"val_{name}"], "-", color="#4c72b0", label="validation split")
+        ax.set_title(titles.get(name, name))
+        ax.set_xlabel("training step" if "steps_per_eval" in metrics.attrs else "evaluation")
+    best = metrics["val_loss"].idxmin()
+    axes[list(panels).index("loss")].plot(steps[best], metrics["val_loss"][best], "o",
+                                          mfc="none", color="#4c72b0", markersize=9,
+                                          label="lowest validation loss")
     axes[0].legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.1), ncol=3,
                    frameon=False)
     return _done(fig)
