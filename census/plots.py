@@ -253,7 +253,6 @@ def unreadable(fig):
     return problems
 
 
-
 def check_shown_figures(log_path):
     """From now on, check every figure as it is rendered for display (Jupyter's inline
     backend, `plt.show()`, a cell ending in a Figure) with `unreadable`, and append one JSON

@@ -63,6 +63,7 @@ def startup_trials(max_trials):
     has). Returns an int."""
     return min(10, max(2, max_trials // 2))
 
+
 class TrialFailed(Exception):
     """A trial ended without a metric; the message is its reason."""
 

@@ -262,11 +262,11 @@ def check_best_exporter(best_exporter, train_file, validation_file, steps=300, e
                "call export_fn(self.model, path) in on_epoch_end, right when the evaluation "
                "beats the best so far")
     steps_at = {m: [e * every for e, _, _ in exports[m]] for m, _ in WATCHED}
-    rows = [f"    {'step':<9}" + "".join(f"{(n + 1) * every:>8}" for n in range(len(seen)))]
-    rows += [f"    {m:<9}" + "".join(f"{v:>8.4f}" for v in table[m]) for m, _ in WATCHED]
+    lines = [f"    {'step':<9}" + "".join(f"{(n + 1) * every:>8}" for n in range(len(seen)))]
+    lines += [f"    {m:<9}" + "".join(f"{v:>8.4f}" for v in table[m]) for m, _ in WATCHED]
     passed(f"your callback exported at steps {steps_at['val_loss']} on val_loss and "
            f"{steps_at['val_auc']} on val_auc, the new bests of {len(seen)} evaluations:\n"
-           + "\n".join(rows) + "\n  the newest export, loaded back, scores the best of the "
+           + "\n".join(lines) + "\n  the newest export, loaded back, scores the best of the "
            f"run: val_loss {reloaded['val_loss']['loss']:.4f}, val_auc "
            f"{reloaded['val_auc']['auc']:.4f} (the last evaluation: "
            f"{seen[-1]['val_loss']:.4f}, {seen[-1]['val_auc']:.4f})")
