@@ -70,7 +70,9 @@ def parser():
     p_.add_argument("--compression", choices=("GZIP", "ZLIB"), help="how the file of "
                     "--tfrecord-instances is compressed (default: not compressed)")
     p_.add_argument("--format", choices=("table", "json"), default="table")
-    p_.add_argument("--signature", default="serving_default")
+    p_.add_argument("--signature", default="serving_default", help="the signature to call "
+                    "(default serving_default; predict for an export without it, as the 2017 "
+                    "census export)")
     batch = p_.add_argument_group("a batch job (chapter 10)", "With --output-dir, the "
                                   "instances stream through the export (files of any size, "
                                   "local or gs://) into a new folder of Vertex AI's batch "

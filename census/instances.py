@@ -182,7 +182,8 @@ def check_fields(n, instance):
         raise PredictError(f"unknown field {unknown[0]!r} (inputs are: "
                            f"{', '.join(schema.INPUT_COLUMNS)})", n)
     if missing:
-        raise PredictError(f"missing field {missing[0]!r}", n)
+        raise PredictError(f"missing field {missing[0]!r} (inputs are: "
+                           f"{', '.join(schema.INPUT_COLUMNS)})", n)
     plain = {}
     for c in schema.INPUT_COLUMNS:
         value = instance[c]

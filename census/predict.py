@@ -10,6 +10,7 @@ import json
 
 from census import instances, signature
 from census.instances import PredictError
+from census.signature import MissingSignature, choose
 
 READERS = {"json": instances.json_lines, "text": instances.text_lines,
            "tfrecord": instances.tfrecords}
@@ -47,21 +48,31 @@ def check_compression(kind, compression):
         raise PredictError("--compression is for TFRecord files (--tfrecord-instances)")
 
 
-def load_signature(model_dir, signature="serving_default", kind="json"):
+def load_signature(model_dir, signature=None, kind="json"):
     """The export's signature function and its format (JSON, CSV or EXAMPLE), once checked
-    that it takes instances of `kind` ("json", "text", "tfrecord"). Raises PredictError, in
-    one sentence, for a missing signature or instances of a kind the export does not take."""
-    import tensorflow as tf
-    model = tf.saved_model.load(resolve_model_dir(model_dir))
-    if signature not in model.signatures:
-        raise PredictError(f"the export has no signature {signature!r} (it has: "
-                           f"{', '.join(sorted(model.signatures))})")
-    function = model.signatures[signature]
-    function.loaded_model = model  # its variables live as long as the function is used
+    that it takes instances of `kind` ("json", "text", "tfrecord"). `signature`: a key, or
+    None / "serving_default" for the default (`census.signature.choose`: `predict` for an
+    export without `serving_default`, the 2017 census export). Raises PredictError, in one
+    sentence, for a missing signature (listing those there) or instances of a kind the
+    export does not take."""
+    function = signature_function(model_dir, signature)
     fmt = signature_format(function)
     if kind not in FITS[fmt]:
         raise PredictError(f"this export ({fmt} format) takes {instances.WHAT_FITS[fmt]}")
     return function, fmt
+
+
+def signature_function(model_dir, signature=None):
+    """The loaded signature function that answers `signature` (see `load_signature`) of the
+    export at `model_dir` (or its base directory: the newest). Raises PredictError."""
+    import tensorflow as tf
+    model = tf.saved_model.load(resolve_model_dir(str(model_dir)))
+    try:
+        function = model.signatures[choose(signature, model.signatures)]
+    except MissingSignature as e:
+        raise PredictError(str(e)) from None
+    function.loaded_model = model  # its variables live as long as the function is used
+    return function
 
 
 def signature_format(function):
@@ -69,10 +80,11 @@ def signature_format(function):
     return instances.input_format(function.structured_input_signature[1])
 
 
-def predict(model_dir, items, signature="serving_default", kind="json"):
+def predict(model_dir, items, signature=None, kind="json"):
     """Run the export's signature on `items` (what `read_instances(path, kind)` read);
-    returns numpy arrays keyed like the outputs. Raises PredictError, in one sentence, for
-    instances of a kind the export does not take, or a bad instance."""
+    returns numpy arrays keyed like the outputs (all of them: a 2017 export's seven too).
+    Raises PredictError, in one sentence, for a missing signature, instances of a kind the
+    export does not take, or a bad instance."""
     function, fmt = load_signature(model_dir, signature, kind)
     outputs = function(**instances.to_tensors(fmt, items))
     return {k: v.numpy() for k, v in outputs.items()}
@@ -82,20 +94,19 @@ def score(model_dir, files, batch_size=1000):
     """An export's `accuracy`, `auc` and `loss` (binary cross-entropy) on labelled CSV files
     (a list of paths of the training files' format), and their number of `rows`: how the
     course scores the test split, once, at the end, with the model it chose. `model_dir`:
-    a JSON export (or its base directory: the newest). Raises PredictError for another
+    a JSON export (or its base directory: the newest), scored through its default signature
+    (`predict` for a 2017 export). Raises PredictError for a missing signature or another
     export format, DataError for a file the trainer could not read either (naming its line:
     `census.data.check_training_files`, whose cleaning applies too). The AUC is exact
     (`census.metrics.roc_auc`), as LightGBM's is."""
     import tempfile
 
     import numpy as np
-    import tensorflow as tf
     import tf_keras as keras
 
     from census import data, inputs
     from census.metrics import roc_auc
-    function = tf.saved_model.load(resolve_model_dir(str(model_dir))).signatures[
-        "serving_default"]
+    function = signature_function(model_dir)
     if signature_format(function) != "JSON":
         raise PredictError("score takes a JSON export (13 named inputs)")
     metrics = {"accuracy": keras.metrics.BinaryAccuracy(threshold=0.0),
@@ -118,10 +129,15 @@ def score(model_dir, files, batch_size=1000):
 
 def columns(outputs):
     """{output key: numpy array (batch, n)} → {output key: one list of n plain Python values
-    per instance}, strings decoded (JSON-ready; TF Serving's columnar format). Raises KeyError
-    for a missing output (`signature.OUTPUT_KEYS`)."""
+    per instance}, strings decoded (JSON-ready; TF Serving's columnar format), in
+    `signature.output_order` (the course's five, then any other output of the export, as a
+    2017 export's `all_class_ids` and `all_classes`). Raises KeyError for a missing output
+    of `signature.OUTPUT_KEYS`."""
+    missing = [k for k in signature.OUTPUT_KEYS if k not in outputs]
+    if missing:
+        raise KeyError(missing[0])
     plain = {}
-    for k in signature.OUTPUT_KEYS:
+    for k in signature.output_order(outputs):
         values = outputs[k].tolist()
         if outputs[k].dtype.kind in "OS":  # strings: bytes, from TensorFlow
             values = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in values]
@@ -136,8 +152,9 @@ def rows(outputs):
 
 
 def format_table(outputs):
-    """The table `gcloud local predict` printed: one row per instance, one column per output."""
-    keys = signature.OUTPUT_KEYS
+    """The table `gcloud local predict` printed: one row per instance, one column per output
+    (`columns`' order)."""
+    keys = signature.output_order(outputs)
     table = [[k.upper() for k in keys]]
     for row in rows(outputs):
         table.append([json.dumps(row[k]) for k in keys])

@@ -115,8 +115,10 @@ class Predictor:
                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)]
         self.checked = tf.function(self._checked, input_signature=[string] + (
             layout if kind == "json" else [])).get_concrete_function() if native else None
-        if self.checked is not None:  # its first run builds the graph's kernels: now, once
-            self.checked(tf.constant([], tf.string), *_json_layout(schema.INPUT_COLUMNS)
+        if self.checked is not None:  # its first run builds the graph's kernels: now, once,
+            # on one instance (a 2017 Estimator export's graph refuses an empty batch: its
+            # SparseReshape cannot infer a size from zero rows)
+            self.checked(tf.constant([warmup_record(kind)]), *_json_layout(schema.INPUT_COLUMNS)
                          if kind == "json" else ())
 
     # --- the fast path ---------------------------------------------------------------------
@@ -189,7 +191,7 @@ class Predictor:
         import tensorflow as tf
         outputs = self.function(**tensors)
         parts = []
-        for key in signature.OUTPUT_KEYS:
+        for key in signature.output_order(outputs):  # a 2017 export's other outputs too
             values = outputs[key]
             if values.dtype == tf.string:  # the classes: the labels of the model's vocabulary
                 values = tf.strings.join(['"', _quoted(values), '"'])
@@ -257,6 +259,15 @@ _STRING = f'"{_PLAIN[:-1]}*"'
 
 
 @functools.lru_cache(maxsize=16)
+def warmup_record(kind):
+    """One valid instance as the fast path reads it for `kind`: a JSON line of the 13 inputs
+    in `schema.INPUT_COLUMNS` order, a CSV row (no line end) or a serialized Example."""
+    from census.serving.versions import warmup_instance
+    fmt = {"json": "JSON", "text": "CSV", "tfrecord": "EXAMPLE"}[kind]
+    instance = warmup_instance(fmt)
+    return json.dumps(instance) if kind == "json" else instance
+
+
 def _json_layout(keys):
     """How the fast path reads JSON lines of the 13 inputs in the order `keys` (a tuple of
     str): (a regular expression that such a line matches whole, where its numbers and where

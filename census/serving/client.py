@@ -16,9 +16,8 @@ import numpy as np
 
 from census.instances import PredictError
 from census.serving.protocol import DEFAULT_MODEL_NAME
-from census.signature import OUTPUT_KEYS
+from census.signature import DEFAULT_SIGNATURE, OUTPUT_KEYS, output_order
 
-DEFAULT_SIGNATURE = "serving_default"
 # The URLs `predict_url` takes, by the API they speak (verbs aside; a trailing slash is no
 # matter): TF Serving's model routes (g3doc/api_rest.md), and a Vertex AI endpoint's, public
 # (projects.locations.endpoints.predict) or as Vertex AI calls a custom container
@@ -112,8 +111,14 @@ def as_json(items, kind="json"):
 
 
 def to_columns(predictions):
-    """Row-format predictions (a list of dicts) → {output: numpy array}."""
-    return {k: np.array([row[k] for row in predictions]) for k in OUTPUT_KEYS}
+    """Row-format predictions (a list of dicts) → {output: numpy array}: the course's five
+    (`OUTPUT_KEYS`, a KeyError if one is missing), then whatever else the export gives (a
+    2017 export's `all_class_ids`, `all_classes`), in `signature.output_order`."""
+    missing = [k for k in OUTPUT_KEYS if k not in predictions[0]]
+    if missing:
+        raise KeyError(missing[0])
+    return {k: np.array([row[k] for row in predictions])
+            for k in output_order(predictions[0])}
 
 
 # --- a short load run ----------------------------------------------------------------------

@@ -52,6 +52,10 @@ DIFFERENCES = (
     "apart); a SavedModel directory given as the base path is served as version 1",
     "Vertex AI's routes are served too: {\"instances\", \"parameters\"} in, "
     "{\"predictions\", \"deployedModelId\"} out",
+    "an export without serving_default (the 2017 census export has only predict) answers "
+    "requests that name no signature from predict, as Cloud ML Engine did, where TF Serving "
+    "answers a 400 (Serving signature name: \"serving_default\" not found in signature def); "
+    "outputs beyond the course's five (its all_class_ids and all_classes) pass through",
 )
 
 
@@ -164,8 +168,11 @@ def classify_examples(context, examples, fmt):
 
 
 def render_classify(outputs):
-    """TF Serving's classify result: per example, [[label, score], ...] for every class."""
-    results = []
-    for probs in outputs["probabilities"].tolist():
-        results.append([[label, score] for label, score in zip(schema.LABELS, probs)])
-    return results
+    """TF Serving's classify result: per example, [[label, score], ...] for every class. The
+    labels are the export's own `all_classes` when it has them (a 2017 Estimator export: its
+    class ids as strings, "0" and "1"), else the course's `schema.LABELS`."""
+    labels = ([[v.decode() if isinstance(v, bytes) else v for v in row]
+               for row in outputs["all_classes"].tolist()] if "all_classes" in outputs
+              else [schema.LABELS] * len(outputs["probabilities"]))
+    return [[[label, score] for label, score in zip(names, probs)]
+            for names, probs in zip(labels, outputs["probabilities"].tolist())]

@@ -38,13 +38,17 @@ class Version:
     signature_defs: dict  # name -> SignatureDef as JSON (TF Serving's metadata format)
 
     def signature(self, name):
-        """(name, export format) of a servable signature, or a 400 naming those there are."""
+        """(key, export format) of the servable signature that answers `name` (None, "" or
+        "serving_default": the default, `predict` for an export without `serving_default`:
+        `census.signature.choose`), or a 400 naming those there are (TF Serving's words)."""
         if not isinstance(name, (str, type(None))):
             raise ServingError(400, "signature_name must be a string")
-        name = name or "serving_default"
-        if name not in self.signatures:
-            raise ServingError(400, f'Serving signature name: "{name}" not found in signature '
-                               f'def (this version has: {", ".join(sorted(self.signatures))})')
+        try:
+            name = signature.choose(name, self.signatures)
+        except signature.MissingSignature as e:
+            raise ServingError(400, f'Serving signature name: "{e.name}" not found in '
+                               f'signature def (this version has: {", ".join(e.available)})'
+                               ) from None
         try:
             return name, instances.input_format(self.signature_defs[name]["inputs"])
         except instances.PredictError as e:

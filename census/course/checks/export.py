@@ -19,6 +19,20 @@ def _signatures(export_dir):
     return tf.saved_model.load(str(export_dir)).signatures
 
 
+def _default_signature(export_dir):
+    """The export's default signature function: `serving_default`, or `predict` for an export
+    without it (the 2017 census export: `census.signature.choose`). CheckFailed, listing the
+    signatures there are, for an export with neither."""
+    from census import signature
+    signatures = _signatures(str(export_dir))
+    try:
+        return signatures[signature.choose(None, signatures)]
+    except signature.MissingSignature as error:
+        raise CheckFailed(f"{error}", "the checks call the export's default signature",
+                          "export with census.export (both serving_default and predict)"
+                          ) from None
+
+
 def _short(text, limit=160):
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit] + "…"
@@ -137,7 +151,7 @@ def check_to_example(to_example, example_export, model, person):
                    "one value per feature: the person's, encoded",
                    f"BytesList(value=[person[{c!r}].encode()])")
     extra = sorted(set(features) - set(schema.INPUT_COLUMNS))
-    serve = _signatures(example_export)["serving_default"]
+    serve = _default_signature(example_export)
     try:
         outputs = serve(examples=tf.constant([got]))
     except Exception as error:
@@ -368,7 +382,7 @@ def _call_model_code(fn, *args, what):
 def _predict(export_dir, people):
     """census.predict.predict, with the loaded export kept between checks."""
     from census import instances, predict
-    serve = _signatures(predict.resolve_model_dir(str(export_dir)))["serving_default"]
+    serve = _default_signature(predict.resolve_model_dir(str(export_dir)))
     return {k: v.numpy() for k, v in serve(**instances.to_tensors("JSON", people)).items()}
 
 
