@@ -20,7 +20,8 @@ What the chapters teach, one module each:
 
 Around them: `distribute` (TF_CONFIG, strategies, local clusters, Vertex AI jobs: chapter
 7), `tuning` (chapter 8), `serving` (chapter 9), `course` (the chapters' set-up and helpers,
-the exercises and their checks); and `cli` (the `census` command), `flags` (typed options:
+the exercises and their checks), `museum` (the appendix: the 2017 Estimator trainer itself,
+which runs only in TensorFlow 2.15); and `cli` (the `census` command), `flags` (typed options:
 a dataclass's fields as flags, checked one way), `processes` (child processes: free ports,
 stopping), `quiet` (library noise, not errors).
 """

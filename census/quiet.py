@@ -26,6 +26,7 @@ STARTUP_NOTES = re.compile("|".join([
     r"computation placer already registered", r"cuda_executor\.cc", r"cuda_diagnostics",
     r"kernel driver does not appear to be running", r"retrieving CUDA diagnostic information",
     r"hostname:", r"dso_loader\.cc", r"Attempting to register factory for plugin",
+    r"oneDNN supports DT_INT32 only on platforms with AVX-512",  # a note, when an op first runs
 ]))
 
 

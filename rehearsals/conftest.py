@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,16 +143,30 @@ def repo_snapshot():
     return snapshot(BUILD / "repo")
 
 
-TF215_REQUIREMENTS = REPO / "rehearsals" / "tf215-requirements.txt"
-
-
 @pytest.fixture(scope="session")
-def tf215_venv():
-    """A Python 3.11 venv holding TensorFlow 2.15.1 (`tf215-requirements.txt`, exact pins):
-    the TensorFlow of Vertex AI's newest prebuilt prediction image and the last with
-    tf.estimator. Built once (1.3 GB), reused while the pins stay; skips without pyenv's 3.11.
-    Returns its folder (`bin/python`, `bin/saved_model_cli`)."""
-    python = pyenv_python("3.11")
+def museum_venv():
+    """The 2017 code's venv, made as a learner makes it, by `make museum`
+    (`census.course.museum`: Python 3.11, TensorFlow 2.15.1 with tf.estimator, the course's
+    package without its dependencies, the census-2017 kernel), here under build/rehearsals/;
+    also the TensorFlow of Vertex AI's newest prebuilt prediction image. Built once (1.3 GB),
+    reused while its pins stay; skips without pyenv's 3.11. Returns its folder (`bin/python`,
+    `bin/saved_model_cli`, `share/jupyter`)."""
+    from census.course import museum
+    python = pyenv_python(museum.PYTHON)
     if python is None:
-        pytest.skip("no Python 3.11 here (pyenv)")
-    return venv("tf215-py311", python, [["-r", TF215_REQUIREMENTS]])
+        pytest.skip(f"no Python {museum.PYTHON} here (pyenv)")
+    folder = BUILD / "venvs" / "museum-py311"
+    start = time.monotonic()
+    made = run(["make", "--no-print-directory", "museum", f"MUSEUM_PYTHON={python}"], cwd=REPO,
+               env=dict(os.environ, **{museum.VENV_VARIABLE: str(folder)}))
+    REPORT.append(f"2017 venv (`make museum`, {museum.REQUIREMENTS}): "
+                  f"{'made' if '[museum]' in made.stdout else 'found'} in "
+                  f"{time.monotonic() - start:.0f} s, {size(folder)}")
+    return folder
+
+
+def size(folder):
+    """The disk space of the files under `folder`, as text (e.g. "1.4 GB")."""
+    total = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()
+                and not p.is_symlink())
+    return f"{total / 1e9:.1f} GB"

@@ -81,7 +81,9 @@ def as_nobody(command, cwd, env, timeout=1800, check=True):
 
 def test_readme_without_make_runs_as_an_ordinary_user(home):
     """The README's plain commands, as written: a venv of Debian's python3, the pins, the
-    package, then the data and every chapter in smoke mode — no root, no make."""
+    package, then the data and every chapter in smoke mode; the appendix, whose environment
+    these commands do not make, skipped in one line that says how to make it — no root,
+    no make."""
     block = readme_commands("Without make")
     assert "python3 -m venv .venv" in block and "census course run --smoke" in block
     done = as_nobody(["bash", "-euo", "pipefail", "-c", block], home["clone"], home["env"],
@@ -92,6 +94,7 @@ def test_readme_without_make_runs_as_an_ordinary_user(home):
         assert f"[course] {name} done" in done.stdout
         text = printed(home["clone"] / "build" / "course" / f"{name}.ipynb")
         assert not course_printed_path(text), (name, course_printed_path(text))
+    assert f"[course] {chapters.APPENDIX.name} skipped: " in done.stdout
     assert (home["clone"] / ".venv" / "bin" / "census").is_file()
     shown = as_nobody([".venv/bin/python", "-m", "pip", "show", DISTRIBUTION], home["clone"],
                       home["env"])

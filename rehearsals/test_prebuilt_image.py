@@ -3,7 +3,7 @@
 The newest prebuilt TensorFlow prediction image, `tf2-cpu.2-15`, runs TF Serving 2.15 on the
 export's `serving_default` signature; the course exports with TF 2.21 and tf-keras 2.21. A short
 training run of the course's own code (`census.task`, `census.export`, in this venv) writes the
-export in each format; TensorFlow 2.15.1 (`tf215_venv`, a venv of its own) then loads it and
+export in each format; TensorFlow 2.15.1 (`museum_venv`, a venv of its own) then loads it and
 predicts on the people of `test.json`, two ways: `tf.saved_model.load` and its signature, and
 TF 2.15's own `saved_model_cli run` (the SignatureDef in a session, as TF Serving runs it). Each
 must give what TF 2.21 gives: the same output keys, dtypes and shapes, the same classes, the
@@ -131,10 +131,10 @@ def assert_same(got, want, n):
 
 
 @pytest.mark.parametrize("fmt", ["JSON", "CSV", "EXAMPLE"])
-def test_tf215_loads_and_predicts(fmt, tf215_venv, course_exports, people):
+def test_tf215_loads_and_predicts(fmt, museum_venv, course_exports, people):
     """tf.saved_model.load in TF 2.15.1, `serving_default` on test.json's people."""
     start = time.monotonic()
-    got = tf215(tf215_venv, "load", course_exports[fmt],
+    got = tf215(museum_venv, "load", course_exports[fmt],
                 stdin=json.dumps(receiver_inputs(fmt, people)))
     delta = assert_same(got, with_tf221(course_exports[fmt], fmt, people), len(people))
     REPORT.append(f"prebuilt image: TF 2.15.1 tf.saved_model.load, {fmt} export: max |Δp| = "
@@ -142,13 +142,13 @@ def test_tf215_loads_and_predicts(fmt, tf215_venv, course_exports, people):
 
 
 @pytest.mark.parametrize("fmt", ["JSON", "CSV", "EXAMPLE"])
-def test_tf215_saved_model_cli_run(fmt, tf215_venv, course_exports, people, tmp_path):
+def test_tf215_saved_model_cli_run(fmt, museum_venv, course_exports, people, tmp_path):
     """TF 2.15.1's `saved_model_cli run --signature_def serving_default` on the same people."""
     start = time.monotonic()
-    run([tf215_venv / "bin" / "saved_model_cli", "run", "--dir", course_exports[fmt],
+    run([museum_venv / "bin" / "saved_model_cli", "run", "--dir", course_exports[fmt],
          "--tag_set", "serve", "--signature_def", "serving_default",
          *saved_model_cli_args(fmt, people), "--outdir", tmp_path], env=QUIET, timeout=300)
-    got = tf215(tf215_venv, "npy", tmp_path)
+    got = tf215(museum_venv, "npy", tmp_path)
     delta = assert_same(got, with_tf221(course_exports[fmt], fmt, people), len(people))
     REPORT.append(f"prebuilt image: TF 2.15.1 saved_model_cli run, {fmt} export: max |Δp| = "
                   f"{delta:.2e} ({time.monotonic() - start:.1f} s)")

@@ -1,9 +1,10 @@
-"""Run in another TensorFlow's venv (TF 2.15, `tf215_venv`), with none of the course's code:
+"""Run in another TensorFlow's venv (TF 2.15, `museum_venv`), with none of the course's code:
 what that TensorFlow makes of an export. Prints one JSON line on stdout (the last line):
 
-    python tf215_predict.py load DIR < inputs.json   tf.saved_model.load(DIR) and its
-        `serving_default` signature called on the inputs: {input name: [values]}, strings as
-        text or TF Serving's {"b64": …}, converted to the signature's dtype, shape (n,)
+    python tf215_predict.py load DIR [SIGNATURE] < inputs.json
+        tf.saved_model.load(DIR) and its signature (default `serving_default`) called on the
+        inputs: {input name: [values]}, strings as text or TF Serving's {"b64": …},
+        converted to the signature's dtype, shape (n,)
     python tf215_predict.py npy FOLDER               the .npy files `saved_model_cli run
         --outdir FOLDER` wrote, one per output key
 
@@ -33,10 +34,10 @@ def value(item):
     return base64.b64decode(item["b64"]) if isinstance(item, dict) else item
 
 
-def load(export_dir, inputs):
-    """{output key: array} of the export's `serving_default` on `inputs` ({name: list})."""
+def load(export_dir, inputs, signature="serving_default"):
+    """{output key: array} of the export's `signature` on `inputs` ({name: list})."""
     import tensorflow as tf
-    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    serve = tf.saved_model.load(export_dir).signatures[signature]
     specs = serve.structured_input_signature[1]
     feeds = {name: tf.constant([value(v) for v in values], dtype=specs[name].dtype)
              for name, values in inputs.items()}
@@ -50,7 +51,7 @@ def npy(folder):
 
 if __name__ == "__main__":
     import tensorflow as tf
-    mode, where = sys.argv[1:3]
-    outputs = load(where, json.load(sys.stdin)) if mode == "load" else npy(where)
+    mode, where, *signature = sys.argv[1:]
+    outputs = load(where, json.load(sys.stdin), *signature) if mode == "load" else npy(where)
     print(json.dumps({"tensorflow": tf.__version__,
                       "outputs": {k: described(v) for k, v in sorted(outputs.items())}}))

@@ -11,6 +11,7 @@ from census.course import chapters, environment
 
 REPO = environment.root()
 NOTEBOOKS = [(folder, name) for folder in ("notebooks", "solutions") for name in chapters.NAMES]
+NOTEBOOKS.append(("notebooks", chapters.APPENDIX.name))
 
 # Words of the harness, not of the course: the smoke switch, nbval, the test suite, the targets
 # that run it. (papermill stays: chapter 8 teaches a notebook as a tuning trial.)
@@ -59,7 +60,7 @@ def test_no_command_hides_its_stderr(folder, name):
             assert "2>/dev/null" not in cell.source and "2>&-" not in cell.source, cell.source
 
 
-@pytest.mark.parametrize("name", chapters.NAMES)
+@pytest.mark.parametrize("name", chapters.ALL_NAMES)
 def test_each_chapter_ends_with_its_references(name):
     markdown = [c.source for c in cells("notebooks", name) if c.cell_type == "markdown"]
     references = [s for s in markdown if "## References" in s]

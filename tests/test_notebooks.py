@@ -31,10 +31,11 @@ def read(name):
 # --- the committed notebooks ------------------------------------------------------------------
 
 def test_every_chapter_is_listed_once():
-    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(chapters.NAMES)
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(chapters.ALL_NAMES)
+    assert sorted(chapters.ALL_NAMES)[-1] == chapters.APPENDIX.name, "the appendix sorts last"
 
 
-@pytest.mark.parametrize("name", chapters.NAMES)
+@pytest.mark.parametrize("name", chapters.ALL_NAMES)
 def test_committed_notebook_is_clean(name):
     """Outputs policy: committed with outputs from a full run, scrubbed, small, in order
     (`census course check`, which pre-commit runs too)."""
@@ -98,13 +99,31 @@ def test_chapter_conventions(name):
     assert f'JOB_DIR = course.user_path(JOB_DIR, "jobs/{name}")' in paths.source
     last = nb.cells[-1]
     assert last.cell_type == "markdown"
-    following = chapters.NAMES.index(name) + 1
-    if following < len(chapters.NAMES):
-        assert f"({chapters.NAMES[following]}.ipynb)" in last.source, "point to the next chapter"
+    following = chapters.ALL_NAMES[chapters.ALL_NAMES.index(name) + 1]
+    assert f"({following}.ipynb)" in last.source, "point to the next chapter (or the appendix)"
     assert f"(../exercises/{name}.ipynb)" in last.source, "point to the chapter's exercises"
 
 
-@pytest.mark.parametrize("name", chapters.NAMES)
+def test_appendix_conventions():
+    """The appendix: no badge (Colab's Python cannot install TF 2.15) and says so; no
+    exercises; its own kernel; the parameters as every chapter has them."""
+    name = chapters.APPENDIX.name
+    nb = read(name)
+    first = nb.cells[0]
+    assert first.source.startswith("# Appendix ") and "Open In Colab" not in first.source
+    assert "Not on Colab" in first.source and "Python 3.13" in first.source
+    assert not (REPO / "exercises" / f"{name}.ipynb").exists()
+    assert nb.metadata["kernelspec"]["name"] == chapters.APPENDIX.kernel
+    assert any(c.cell_type == "markdown" and "Then and now" in c.source and "|---|" in c.source
+               for c in nb.cells), "a then-and-now table"
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1 and "QUICK = False" in parameters[0].source
+    paths = nb.cells[nb.cells.index(parameters[0]) + 1]
+    assert f'JOB_DIR = course.user_path(JOB_DIR, "jobs/{name}")' in paths.source
+    assert "exercises" not in nb.cells[-1].source
+
+
+@pytest.mark.parametrize("name", chapters.ALL_NAMES)
 def test_papermill_sees_the_parameters(name):
     """`papermill … -p NAME VALUE` works for every parameter the runner passes."""
     import papermill

@@ -11,6 +11,7 @@
                  solutions run and written back with their outputs
     checks       the checks that the exercises call
     cli          `census course`, `census exercises`
+    museum       the 2017 code's environment for the appendix (`make museum`), its kernel
 
 It ships in the installed package, though no trainer needs it: the notebooks import `start`
 and the helpers wherever they run (Colab's non-editable install, an nbgrader course folder),

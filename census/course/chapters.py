@@ -21,6 +21,7 @@ class Chapter:
     summary: str  # one line for the course map
     colab_extras: tuple = ()  # what its setup cell installs on Colab beside the package
     colab_ready: bool = True  # a badge, and a place in the Colab rehearsal
+    kernel: str = "python3"  # the Jupyter kernel it runs in
 
 
 CHAPTERS = (
@@ -71,16 +72,31 @@ CHAPTERS = (
 )
 
 
-NAMES = tuple(chapter.name for chapter in CHAPTERS)
+# After the chapters: the 2017 code itself, run in an environment of its own (TensorFlow 2.15,
+# Python 3.11: `census.course.museum`); no exercises, not on Colab (Python 3.13 there).
+APPENDIX = Chapter(
+    "appendix_2017_code", "Appendix: the 2017 code, run",
+    "The post's own Estimator trainer in TensorFlow 2.15 (`make museum`), trained on the same "
+    "splits; its `saved_model_cli` listing beside the post's and today's; test.json through "
+    "both exports; today's `census predict` and `census serve` on the 2017 export; each 2017 "
+    "line mapped to the chapter that teaches today's form.",
+    colab_ready=False, kernel="census-2017")
 
 
-BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
+NAMES = tuple(chapter.name for chapter in CHAPTERS)  # the chapters: exercises, Colab, smoke run
+
+
+ALL_NAMES = (*NAMES, APPENDIX.name)  # what `make course` and `make outputs` run
+
+
+BY_NAME = {chapter.name: chapter for chapter in (*CHAPTERS, APPENDIX)}
 
 
 MODEL_CHAPTER = "04_specs"  # later chapters reuse its export when it exists
 
 
-MODEL_CHAPTER_USERS = ("06_saved_model_cli", "10_batch_prediction")  # they take MODEL_DIR
+MODEL_CHAPTER_USERS = ("06_saved_model_cli", "10_batch_prediction",  # they take MODEL_DIR
+                       APPENDIX.name)
 
 
 RESULTS_FILE = "results.json"  # chapter 4 writes its metrics here, in its job dir
@@ -101,12 +117,14 @@ def badge(name, folder="notebooks"):
 
 
 def course_map():
-    """The README's table of chapters: number, chapter, one line, badge, exercises."""
+    """The README's table of chapters: number, chapter, one line, badge, exercises; the
+    appendix last, as "A"."""
     lines = ["| # | Chapter | What you do | Colab | Practice |", "|---|---|---|---|---|"]
-    for n, chapter in enumerate(CHAPTERS, 1):
+    for n, chapter in [*enumerate(CHAPTERS, 1), ("A", APPENDIX)]:
         name = chapter.name
-        practice = f"[exercises](exercises/{name}.ipynb), [solutions](solutions/{name}.ipynb)"
-        colab = badge(name) if chapter.colab_ready else "—"
+        practice = (f"[exercises](exercises/{name}.ipynb), [solutions](solutions/{name}.ipynb)"
+                    if name in NAMES else "—")
+        colab = badge(name) if chapter.colab_ready else "— (needs Python 3.11)"
         lines.append(f"| {n} | [{chapter.title}](notebooks/{name}.ipynb) | {chapter.summary} | "
                      f"{colab} | {practice} |")
     return "\n".join(lines)

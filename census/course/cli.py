@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from census import flags
-from census.course.chapters import NAMES
+from census.course.chapters import ALL_NAMES, NAMES
 from census.course.environment import root, user_path
 
 NBGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
@@ -60,8 +60,12 @@ def learner_config():
 def lab_environment(instructor=False, env=None):
     """The environment for `jupyter lab` (a copy of `env`, default os.environ): for learners,
     `learner_config()` first on JUPYTER_CONFIG_PATH, the highest-priority config (no file of
-    the user's is changed); for instructors, unchanged (nbgrader as installed)."""
+    the user's is changed); for instructors, unchanged (nbgrader as installed). Both find the
+    2017 code's kernel where `make museum` made it (`census.course.museum`)."""
+    from census.course import museum
     env = dict(os.environ if env is None else env)
+    if museum.is_ready():
+        env = museum.jupyter_path(env)
     if not instructor:
         paths = [str(learner_config()), env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
@@ -76,14 +80,18 @@ def add_commands(subparsers):
     r = sub.add_parser("run", allow_abbrev=False,
                        help="execute the chapters with papermill into a build folder")
     r.add_argument("--smoke", action="store_true", help="the quick settings of each chapter")
-    r.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
+    r.add_argument("--chapters", nargs="+", choices=ALL_NAMES, default=list(ALL_NAMES))
     r.add_argument("--build-dir", help=f"default: build/course {IN_COURSE}")
     r.add_argument("--job-root", help=f"the chapters' job dirs; default: jobs {IN_COURSE}")
     r.add_argument("--log-output", action="store_true", help="stream cell outputs")
     o = sub.add_parser("outputs", allow_abbrev=False,
                        help="full run, scrubbed outputs written into notebooks/")
     o.add_argument("--job-root", help=f"the chapters' job dirs; default: jobs {IN_COURSE}")
-    o.add_argument("--chapters", nargs="+", choices=NAMES, default=list(NAMES))
+    o.add_argument("--chapters", nargs="+", choices=ALL_NAMES, default=list(ALL_NAMES))
+    m = sub.add_parser("museum", allow_abbrev=False, help="make the 2017 code's environment "
+                       "(.venv-2017: Python 3.11, TensorFlow 2.15, its Jupyter kernel)")
+    m.add_argument("--python", help="the Python 3.11 to make it with (default: python3.11 on "
+                   "PATH, or pyenv's)")
     sub.add_parser("sync", help="rewrite the badge and setup cell of every chapter and solution")
     sub.add_parser("map", help="print the README's course map")
     c = sub.add_parser("check", help="exit 1 if a committed chapter is not as `make outputs` "
@@ -131,7 +139,7 @@ def run_course(args):
     from census.course import chapters, runner, sync
     if args.action == "check":  # before moving: the paths are the caller's
         sys.exit(runner.check(args.notebooks or [root() / "notebooks" / f"{name}.ipynb"
-                                                 for name in NAMES]))
+                                                 for name in ALL_NAMES]))
     job_root = user_path(getattr(args, "job_root", None), "jobs")  # before moving: the
     build_dir = user_path(getattr(args, "build_dir", None), "build/course")  # caller's paths
     os.chdir(root())
@@ -141,6 +149,12 @@ def run_course(args):
     elif args.action == "outputs":
         seconds = runner.write_outputs(job_root, chapters=args.chapters)
         print(runner.summary(seconds, "build/outputs", job_root))
+    elif args.action == "museum":
+        from census.course import museum
+        try:
+            print(f"{museum.setup(python=args.python).name}: ready (kernel {museum.KERNEL!r})")
+        except museum.MuseumError as error:
+            sys.exit(f"census course museum: {error}")
     elif args.action == "sync":  # then `make exercises` carries the solutions' changes over
         sync.sync()
         sync.sync(folder="solutions")

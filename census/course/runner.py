@@ -14,7 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
-from census.course.chapters import MODEL_CHAPTER, NAMES, RESULTS_FILE, parameters
+from census.course import museum
+from census.course.chapters import ALL_NAMES, BY_NAME, MODEL_CHAPTER, RESULTS_FILE, parameters
 from census.course.environment import CHECK_FIGURES, root
 from census.course.notebook import without_machine_paths
 
@@ -74,30 +75,52 @@ def kernel_manager_class(sync=False):
     return CourseKernelManager
 
 
-def papermill_run(input_path, output_path, parameters, cwd, **options):
-    """papermill.execute_notebook with the course's kernel ("python3", over IPC: see
+def papermill_run(input_path, output_path, parameters, cwd, kernel_name="python3", **options):
+    """papermill.execute_notebook with the course's kernel (over IPC: see
     `kernel_manager_class`), no progress bar; `options` go to papermill (allow_errors,
     execution_timeout, log_output …). Returns the executed notebook. Raises papermill's
     PapermillExecutionError for a failing cell."""
     import papermill
     return papermill.execute_notebook(
         str(input_path), str(output_path), parameters=parameters, cwd=str(cwd),
-        kernel_name="python3", progress_bar=False, kernel_manager_class=kernel_manager_class(),
+        kernel_name=kernel_name, progress_bar=False, kernel_manager_class=kernel_manager_class(),
         **options)
 
 
 def execute(name, output_path, params, log_output=False):
-    """Run one chapter with papermill (kernel started in notebooks/, as Jupyter would)."""
-    return papermill_run(root() / "notebooks" / f"{name}.ipynb", output_path, params,
-                         root() / "notebooks", log_output=log_output)
+    """Run one chapter with papermill (kernel started in notebooks/, as Jupyter would), in its
+    kernel: the appendix in the 2017 venv's (`census.course.museum`)."""
+    kernel = BY_NAME[name].kernel
+    saved = os.environ.get("JUPYTER_PATH")
+    if kernel != "python3":
+        os.environ["JUPYTER_PATH"] = museum.jupyter_path()["JUPYTER_PATH"]
+    try:
+        return papermill_run(root() / "notebooks" / f"{name}.ipynb", output_path, params,
+                             root() / "notebooks", kernel, log_output=log_output)
+    finally:
+        os.environ.pop("JUPYTER_PATH", None)
+        if saved is not None:
+            os.environ["JUPYTER_PATH"] = saved
 
 
-def run(smoke=False, build_dir="build/course", job_root="jobs", chapters=NAMES, log_output=False):
+def can_run(name):
+    """Whether chapter `name` can run here: the appendix needs the 2017 environment (`make
+    museum`); without it, prints that it is skipped and how to make it."""
+    if BY_NAME[name].kernel == "python3" or museum.is_ready():
+        return True
+    print(f"[course] {name} skipped: it runs in the 2017 code's environment, not made here "
+          f"(`make museum`, or `census course museum`: Python {museum.PYTHON}, 1.3 GB)",
+          flush=True)
+    return False
+
+
+def run(smoke=False, build_dir="build/course", job_root="jobs", chapters=ALL_NAMES,
+        log_output=False):
     """Execute chapters in order into build_dir; return {chapter: seconds}."""
     out = root() / build_dir
     out.mkdir(parents=True, exist_ok=True)
     seconds = {}
-    for name in chapters:
+    for name in filter(can_run, chapters):
         start = time.perf_counter()
         print(f"[course] {name} ({'smoke' if smoke else 'full'}) ...", flush=True)
         execute(name, out / f"{name}.ipynb", parameters(name, smoke, root() / job_root),
@@ -132,14 +155,22 @@ KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 KEPT_CELL_METADATA = ("tags", "nbgrader")  # nbgrader's: the solutions' answer and check cells
 
 
-def scrub(nb):
+def kernelspec(kernel="python3"):
+    """A notebook's kernelspec metadata for `kernel`: Jupyter's "python3", or the 2017 code's
+    (`census.course.museum`), which JupyterLab then opens the appendix in."""
+    if kernel == museum.KERNEL:
+        return {"display_name": museum.KERNEL_DISPLAY_NAME, "language": "python",
+                "name": kernel}
+    return {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def scrub(nb, kernel="python3"):
     """Keep what a reader needs, drop what a run leaves behind: papermill's and nbclient's
     metadata and timings, the injected-parameters cell; execution counts renumbered 1, 2, …;
-    the course's folder left out of printed paths. A cell keeps its tags and, in the
-    solutions, nbgrader's metadata."""
+    the course's folder left out of printed paths; the kernelspec of `kernel`. A cell keeps
+    its tags and, in the solutions, nbgrader's metadata."""
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_NOTEBOOK_METADATA}
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
-                                 "name": "python3"}
+    nb.metadata["kernelspec"] = kernelspec(kernel)
     nb.metadata["language_info"] = {"name": "python"}
     cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     count = 0
@@ -260,7 +291,7 @@ def unreadable_figures(log_path):
             for problem in line["problems"]]
 
 
-def write_outputs(job_root="jobs", build_dir="build/outputs", chapters=NAMES):
+def write_outputs(job_root="jobs", build_dir="build/outputs", chapters=ALL_NAMES):
     """Full run of each chapter, in order; each executed notebook, scrubbed, replaces its source
     as soon as it has run (a failing chapter stops the run and keeps its committed outputs,
     and so does a figure with text that overlaps or runs off it: RuntimeError)."""
@@ -279,7 +310,7 @@ def write_outputs(job_root="jobs", build_dir="build/outputs", chapters=NAMES):
         if problems:
             raise RuntimeError(f"{name}: figures a reader cannot read: " + "; ".join(problems))
         nb = nbformat.read(root() / build_dir / f"{name}.ipynb", as_version=4)
-        nbformat.write(scrub(nb), root() / "notebooks" / f"{name}.ipynb")
+        nbformat.write(scrub(nb, BY_NAME[name].kernel), root() / "notebooks" / f"{name}.ipynb")
     return seconds
 
 
